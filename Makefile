@@ -1,0 +1,53 @@
+# oms: PGXS build of the extension, plus the two commands that do everything:
+#   make demo   installs what is missing, builds, starts a throwaway cluster, loads a sample retailer
+#   make test   the same set-up, then every test (pg_regress, isolation, TAP)
+# The cluster and test orchestration lives in scripts/; this file only wires it together.
+
+EXTENSION   = oms
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" oms.control)
+MODULE_big  = oms
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The current install script is assembled from sql/parts; released scripts and upgrade scripts
+# (sql/oms--X.sql, sql/oms--A--B.sql) are committed and installed as they are.
+SQL_PARTS   = $(sort $(wildcard sql/parts/*.sql))
+DATA_built  = sql/oms--$(EXTVERSION).sql
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/oms--*.sql))
+
+PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wno-clobbered -Wno-cast-function-type
+
+EXTRA_CLEAN = results output_iso tmp_check log regression.diffs regression.out build
+
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+endif
+
+sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
+	@{ echo "-- oms $(EXTVERSION): generated from sql/parts by the Makefile; do not edit."; \
+	   echo "\\echo Use \"CREATE EXTENSION oms\" to load this file. \\quit"; \
+	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
+
+.PHONY: deps test demo demo-stop check-tap bench
+
+# Installs PostgreSQL 15, its server headers, pg_cron and the TAP modules when missing.
+deps:
+	@scripts/deps.sh
+
+# The whole test suite on a throwaway cluster; non-zero exit on any failure.
+test: deps
+	@$(MAKE) --no-print-directory install
+	@scripts/test.sh
+
+# A sample retailer on a throwaway cluster that stays up; `make demo-stop` stops it.
+demo: deps
+	@$(MAKE) --no-print-directory install
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/cluster.sh stop demo

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `make test`: every test of oms on a throwaway cluster (pg_regress, isolation), then the TAP tests
+# (which start clusters of their own). Prints a closing "N passed, N failed" line and exits non-zero
+# on any failure. Run a subset with TESTS="atp holds" / SPECS="iso_no_oversell" / TAP="t/001_x.pl".
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+port=${OMS_TEST_PORT:-54329}
+passed=0
+failed=0
+failures=()
+
+scripts/cluster.sh start test "$port" contrib_regression || exit 1
+trap 'scripts/cluster.sh stop test' EXIT
+host=/tmp/oms-test
+
+# Runs one pg_regress-style suite; counts its "... ok" and "... FAILED" lines.
+run_suite() {
+	local label=$1 prog=$2 kind=$3
+	shift 3
+	local out
+	out=$(pg_scratch "$label")
+	ln -s "$ROOT/expected" "$out/expected"
+	as_pg "$prog" --host="$host" --port="$port" --inputdir="$ROOT/test" --outputdir="$out" \
+		--load-extension=oms "$@" | tee "$out/log"
+	local ok bad
+	ok=$(grep -cE '\.\.\. ok' "$out/log")
+	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$out/log")
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$bad" -gt 0 ] || [ -s "$out/regression.diffs" ]; then
+		failures+=("$label")
+		echo "---- $label: differences (full file: $out/regression.diffs)"
+		head -n 300 "$out/regression.diffs"
+	else
+		rm -rf "$out"
+	fi
+}
+
+tests=${TESTS:-$(cd test/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)}
+specs=${SPECS:-$(cd test/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)}
+
+if [ -n "$tests" ]; then
+	echo "== pg_regress"
+	# shellcheck disable=SC2086
+	run_suite regress "$PGXSDIR/src/test/regress/pg_regress" regress $tests
+fi
+if [ -n "$specs" ]; then
+	echo "== isolation"
+	# shellcheck disable=SC2086
+	run_suite isolation "$PGXSDIR/src/test/isolation/pg_isolation_regress" isolation $specs
+fi
+
+scripts/cluster.sh stop test
+trap - EXIT
+
+tap=${TAP:-$(ls test/t/*.pl 2>/dev/null | sort)}
+if [ -n "$tap" ]; then
+	echo "== TAP"
+	tapdir=$(pg_scratch tap)
+	# shellcheck disable=SC2086
+	as_pg env TESTDIR="$tapdir" PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
+		OMS_ROOT="$ROOT" PGPORT=$((port + 100)) \
+		prove -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/perl" $tap 2>&1 | tee "$tapdir/log"
+	ok=$(grep -cE '\.\. ok' "$tapdir/log")
+	bad=$(grep -cE '\.\. (Dubious|Failed|not ok)' "$tapdir/log")
+	files=$(echo $tap | wc -w)
+	[ $((ok + bad)) -lt "$files" ] && bad=$((files - ok))
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$bad" -gt 0 ]; then
+		failures+=(tap)
+		for f in "$tapdir"/tmp_check/log/regress_log_*; do
+			[ -f "$f" ] && { echo "---- $f"; tail -n 80 "$f"; }
+		done
+	else
+		rm -rf "$tapdir"
+	fi
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#failures[@]} -eq 0 ]

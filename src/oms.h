@@ -1,0 +1,30 @@
+/*
+ * oms.h
+ *		What the C files of oms share: settings, the current tenant, and plan caching.
+ */
+#ifndef OMS_H
+#define OMS_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+
+/* Settings (GUCs), defined in oms.c */
+extern char *oms_tenant;			/* oms.tenant: the current tenant's code */
+extern char *oms_database;			/* oms.database: the background worker's database */
+extern int	oms_worker_naptime;		/* oms.worker_naptime: seconds between worker rounds */
+extern char *oms_reason;			/* oms.reason: why the current change happens (history) */
+extern char *oms_actor;				/* oms.actor: who makes it, when not the session user */
+
+/*
+ * The id of the current tenant (setting oms.tenant), looked up once per transaction.
+ * The caller must be connected to SPI. Unknown tenant: ERROR 22023.
+ */
+extern int32 oms_tenant_id(void);
+
+/* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
+extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
+
+/* worker.c: registers the background worker; called from _PG_init when preloaded. */
+extern void oms_worker_register(void);
+
+#endif							/* OMS_H */
