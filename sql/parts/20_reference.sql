@@ -74,7 +74,7 @@ INSERT INTO oms.currencies (code, minor_units, name, builtin) VALUES
 	('VND', 0, 'Vietnamese dong', true), ('ZAR', 2, 'South African rand', true);
 
 CREATE TABLE oms.channels (
-	tenant_id			int NOT NULL REFERENCES oms.tenants,
+	tenant_id			int NOT NULL DEFAULT oms.current_tenant_id() REFERENCES oms.tenants,
 	id					int GENERATED ALWAYS AS IDENTITY,
 	code				text NOT NULL CHECK (code <> '' AND length(code) <= 100),
 	kind				text NOT NULL CHECK (kind IN ('web', 'marketplace', 'pos', 'app', 'social', 'call_centre')),
@@ -88,7 +88,7 @@ CREATE TABLE oms.channels (
 COMMENT ON TABLE oms.channels IS 'Sales channels (web shop, marketplace, store POS, app, social, call centre) that place orders';
 
 CREATE TABLE oms.locations (
-	tenant_id		int NOT NULL REFERENCES oms.tenants,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id() REFERENCES oms.tenants,
 	id				int GENERATED ALWAYS AS IDENTITY,
 	code			text NOT NULL CHECK (code <> '' AND length(code) <= 100),
 	kind			text NOT NULL CHECK (kind IN ('warehouse', 'store', '3pl', 'vendor')),
@@ -111,7 +111,7 @@ CREATE TABLE oms.locations (
 COMMENT ON TABLE oms.locations IS 'Places that hold stock: warehouses, stores, 3PLs and drop-ship vendors; priority: lower numbers are preferred';
 
 CREATE TABLE oms.items (
-	tenant_id		int NOT NULL REFERENCES oms.tenants,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id() REFERENCES oms.tenants,
 	id				int GENERATED ALWAYS AS IDENTITY,
 	sku				text NOT NULL CHECK (sku <> '' AND length(sku) <= 100),
 	name			text NOT NULL,

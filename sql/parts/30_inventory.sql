@@ -1,7 +1,7 @@
 -- Inventory: stock per SKU and location, incoming supply, and the ledger of on_hand changes.
 
 CREATE TABLE oms.stock (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	item_id			int NOT NULL,
 	location_id		int NOT NULL,
 	on_hand			bigint NOT NULL DEFAULT 0 CHECK (on_hand >= 0),
@@ -19,7 +19,7 @@ COMMENT ON COLUMN oms.stock.reserved IS 'Sum of the live reservations of this SK
 COMMENT ON COLUMN oms.stock.safety_stock IS 'Units kept back from promises (ATP = on_hand - reserved - safety_stock)';
 
 CREATE TABLE oms.supply (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	id				bigint GENERATED ALWAYS AS IDENTITY,
 	item_id			int NOT NULL,
 	location_id		int NOT NULL,
@@ -36,7 +36,7 @@ CREATE INDEX supply_item_idx ON oms.supply (tenant_id, item_id, expected_date);
 COMMENT ON TABLE oms.supply IS 'Incoming stock (purchase orders, transfers) per SKU and location with its expected date';
 
 CREATE TABLE oms.stock_movements (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	id				bigint GENERATED ALWAYS AS IDENTITY,
 	item_id			int NOT NULL,
 	location_id		int NOT NULL,

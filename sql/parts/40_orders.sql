@@ -1,7 +1,7 @@
 -- Orders: header, lines, reservations (order allocations and cart holds) and the state history.
 
 CREATE TABLE oms.orders (
-	tenant_id			int NOT NULL,
+	tenant_id			int NOT NULL DEFAULT oms.current_tenant_id(),
 	id					bigint GENERATED ALWAYS AS IDENTITY,
 	channel_id			int NOT NULL,
 	external_id			text NOT NULL CHECK (external_id <> '' AND length(external_id) <= 200),
@@ -38,7 +38,7 @@ COMMENT ON COLUMN oms.orders.state IS 'Rollup of the lines'' states (oms.rollup)
 COMMENT ON COLUMN oms.orders.pickup_location_id IS 'Store of a click & collect order; NULL for orders shipped to ship_to';
 
 CREATE TABLE oms.order_lines (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	order_id		bigint NOT NULL,
 	line_no			int NOT NULL CHECK (line_no > 0),
 	item_id			int NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE oms.order_lines (
 COMMENT ON TABLE oms.order_lines IS 'Order lines: SKU, quantity, price, state, assigned location and quantity buckets (cancelled, shipped, delivered, returned)';
 
 CREATE TABLE oms.reservations (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	id				bigint GENERATED ALWAYS AS IDENTITY,
 	item_id			int NOT NULL,
 	location_id		int NOT NULL,
@@ -85,7 +85,7 @@ CREATE INDEX reservations_expiry_idx ON oms.reservations (expires_at) WHERE cart
 COMMENT ON TABLE oms.reservations IS 'Stock taken for an order line, or held for a cart until expires_at; every change moves stock.reserved in the same transaction';
 
 CREATE TABLE oms.order_history (
-	tenant_id		int NOT NULL,
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
 	id				bigint GENERATED ALWAYS AS IDENTITY,
 	order_id		bigint NOT NULL,
 	line_no			int,
