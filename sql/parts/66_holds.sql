@@ -9,6 +9,7 @@ CREATE FUNCTION oms.hold(cart text, sku text, qty int, location text DEFAULT NUL
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
 AS $$
+#variable_conflict use_column
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_item		int;
