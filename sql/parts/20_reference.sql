@@ -15,6 +15,12 @@ CREATE FUNCTION oms.current_tenant_id() RETURNS int
 	AS 'MODULE_PATHNAME', 'oms_current_tenant_id';
 COMMENT ON FUNCTION oms.current_tenant_id() IS 'Id of the tenant named by the setting oms.tenant; error 22023 when it does not exist';
 
+CREATE FUNCTION oms._actor() RETURNS text
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = oms, pg_catalog
+	RETURN coalesce(nullif(pg_catalog.current_setting('oms.actor', true), ''), session_user);
+COMMENT ON FUNCTION oms._actor() IS 'Internal: who makes a change: the setting oms.actor, else the session user';
+
 CREATE FUNCTION oms.create_tenant(code text, name text DEFAULT NULL) RETURNS int
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
