@@ -1,0 +1,47 @@
+-- Privileges and backups.
+--
+-- PostgreSQL lets PUBLIC execute every new function; oms takes that back, so that nobody can
+-- place or cancel orders, or read stock, unless granted. The only functions left to PUBLIC are the
+-- support functions of the state types (input, output, comparison, hashing): they reveal nothing,
+-- and any role that may read a state column needs them.
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA oms FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA oms FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA oms FROM PUBLIC;
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT DISTINCT p.oid::regprocedure
+		  FROM pg_catalog.pg_proc p
+		 WHERE p.pronamespace = 'oms'::regnamespace
+		   AND (p.oid IN (SELECT t.typinput FROM pg_catalog.pg_type t WHERE t.typnamespace = 'oms'::regnamespace
+						  UNION ALL SELECT t.typoutput FROM pg_catalog.pg_type t WHERE t.typnamespace = 'oms'::regnamespace
+						  UNION ALL SELECT t.typreceive FROM pg_catalog.pg_type t WHERE t.typnamespace = 'oms'::regnamespace
+						  UNION ALL SELECT t.typsend FROM pg_catalog.pg_type t WHERE t.typnamespace = 'oms'::regnamespace)
+				OR p.oid IN (SELECT o.oprcode FROM pg_catalog.pg_operator o WHERE o.oprnamespace = 'oms'::regnamespace)
+				OR p.oid IN (SELECT a.amproc FROM pg_catalog.pg_amproc a
+							   JOIN pg_catalog.pg_opfamily f ON f.oid = a.amprocfamily
+							  WHERE f.opfnamespace = 'oms'::regnamespace))
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+	END LOOP;
+END
+$$;
+
+-- pg_dump leaves out the rows of extension tables unless they are marked: without this, a backup
+-- of an oms database would have no orders. Rows the install script itself creates are filtered.
+SELECT pg_catalog.pg_extension_config_dump('oms.tenants', 'WHERE code <> ''default''');
+SELECT pg_catalog.pg_extension_config_dump('oms.currencies', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('oms.channels', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.locations', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.items', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.stock', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.supply', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.stock_movements', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.orders', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.reservations', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.order_history', '');
