@@ -1,0 +1,466 @@
+/*
+ * reservation.c
+ *		The reservation trigger, the only thing that moves stock.reserved, and the guard that
+ *		keeps it the only thing.
+ *
+ * Every insert, update or delete of a row of oms.reservations moves stock.reserved of the same
+ * (tenant, item, location) in the same transaction. Taking stock is ONE statement that checks
+ * and takes:
+ *
+ *		UPDATE oms.stock SET reserved = reserved + q
+ *		 WHERE (key) AND on_hand - reserved - safety_stock >= q
+ *
+ * so there is no window between the check and the write: a concurrent transaction that wants
+ * the same row waits for its lock and, under READ COMMITTED, re-evaluates the WHERE clause on the
+ * row version the first one committed. Two orders can never both take the last unit, however
+ * many application servers send them. (Under REPEATABLE READ or SERIALIZABLE the waiter gets a
+ * serialization failure instead and must retry, as usual.) The check honours safety stock: a
+ * reservation can take on_hand - reserved - safety_stock units at most, the same number that
+ * oms.atp() promises. No stock row means nothing is available.
+ *
+ * The counter cannot drift (the lesson of Odoo and Medusa, whose reserved counters did): the
+ * guard oms.stock_guard() refuses every change of stock.reserved that this trigger does not make
+ * (a backend-local "moving" key is set around our own UPDATE, and cleared again on error), every
+ * stock row inserted with reserved <> 0, and every delete or re-keying of a stock row that still
+ * has reserved units. What is left is the CHECK (0 <= reserved <= on_hand) as the last line of
+ * defence, and oms.check_stock_invariants() to prove it.
+ *
+ * The trigger reads the tenant from the row itself, never from oms.tenant, so that it touches only
+ * rows of the reservation's own tenant (node-local on Citus) and works in the background worker.
+ * Callers that reserve several rows in one transaction insert them in (item_id, location_id) order,
+ * so that concurrent orders lock stock rows in one order and never deadlock.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+#include "errcodes.h"
+#include "oms.h"
+
+/* The key of a stock row, and of the stock a reservation takes from. */
+typedef struct StockKey
+{
+	int32		tenant_id;
+	int32		item_id;
+	int32		location_id;
+} StockKey;
+
+/* Column numbers, found once per relation (by OID: a re-created table is looked at again). */
+typedef struct KeyColumns
+{
+	Oid			relid;
+	AttrNumber	tenant_id;
+	AttrNumber	item_id;
+	AttrNumber	location_id;
+	AttrNumber	amount;			/* reservations.qty or stock.reserved */
+} KeyColumns;
+
+static KeyColumns reservation_columns = {InvalidOid};
+static KeyColumns stock_columns = {InvalidOid};
+
+/*
+ * The stock row that the reservation trigger is updating right now, or NULL. The guard lets a
+ * change of reserved through only for this row; it is set around our own UPDATE and restored
+ * also when that UPDATE fails.
+ */
+static const StockKey *moving_key = NULL;
+
+static SPIPlanPtr take_plan = NULL;
+static SPIPlanPtr give_back_plan = NULL;
+
+/* $1 tenant, $2 item, $3 location, $4 quantity: the check and the take are one statement. */
+#define TAKE_SQL \
+	"UPDATE oms.stock SET reserved = reserved + $4, updated_at = pg_catalog.now()" \
+	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3" \
+	"   AND on_hand - reserved - safety_stock >= $4"
+
+#define GIVE_BACK_SQL \
+	"UPDATE oms.stock SET reserved = reserved - $4, updated_at = pg_catalog.now()" \
+	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3"
+
+/* For error messages only: SKU, location code and what is available now (0 without stock row). */
+#define DESCRIBE_SQL \
+	"SELECT (SELECT i.sku FROM oms.items i WHERE i.tenant_id = $1 AND i.id = $2)," \
+	"       (SELECT l.code FROM oms.locations l WHERE l.tenant_id = $1 AND l.id = $3)," \
+	"       coalesce((SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	"                   FROM oms.stock s" \
+	"                  WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3), 0)"
+
+static void
+find_columns(KeyColumns *cols, Relation rel, const char *amount_name, Oid amount_type)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *names[4] = {"tenant_id", "item_id", "location_id", amount_name};
+	Oid			types[4] = {INT4OID, INT4OID, INT4OID, amount_type};
+	AttrNumber	found[4];
+
+	for (int i = 0; i < 4; i++)
+	{
+		int			attnum = SPI_fnumber(desc, names[i]);
+
+		if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != types[i])
+			elog(ERROR, "oms: table \"%s\" has no column \"%s\" of type %s",
+				 RelationGetRelationName(rel), names[i], format_type_be(types[i]));
+		found[i] = (AttrNumber) attnum;
+	}
+	cols->tenant_id = found[0];
+	cols->item_id = found[1];
+	cols->location_id = found[2];
+	cols->amount = found[3];
+	cols->relid = RelationGetRelid(rel);
+}
+
+static Datum
+get_column(HeapTuple tuple, Relation rel, AttrNumber attnum)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, RelationGetDescr(rel), &isnull);
+
+	if (isnull)
+		elog(ERROR, "oms: column %d of \"%s\" is NULL", attnum, RelationGetRelationName(rel));
+	return value;
+}
+
+static void
+get_key(StockKey *key, HeapTuple tuple, Relation rel, const KeyColumns *cols)
+{
+	key->tenant_id = DatumGetInt32(get_column(tuple, rel, cols->tenant_id));
+	key->item_id = DatumGetInt32(get_column(tuple, rel, cols->item_id));
+	key->location_id = DatumGetInt32(get_column(tuple, rel, cols->location_id));
+}
+
+static int
+compare_keys(const StockKey *a, const StockKey *b)
+{
+	if (a->tenant_id != b->tenant_id)
+		return a->tenant_id < b->tenant_id ? -1 : 1;
+	if (a->item_id != b->item_id)
+		return a->item_id < b->item_id ? -1 : 1;
+	if (a->location_id != b->location_id)
+		return a->location_id < b->location_id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * SKU and location code of a stock key (the ids, when they do not exist), and the units
+ * available there now. Error paths only. Runs with a fresh snapshot (read_only = false), so that
+ * after losing a race it reports what the winner left. The caller is connected to SPI.
+ */
+static void
+describe_stock(const StockKey *key, char **sku, char **location, int64 *available)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[3];
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+
+		plan = oms_prepare(DESCRIBE_SQL, 3, argtypes);
+	}
+	args[0] = Int32GetDatum(key->tenant_id);
+	args[1] = Int32GetDatum(key->item_id);
+	args[2] = Int32GetDatum(key->location_id);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms: stock description failed");
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	*sku = SPI_getvalue(row, desc, 1);
+	if (*sku == NULL)
+		*sku = psprintf("(item id %d)", key->item_id);
+	*location = SPI_getvalue(row, desc, 2);
+	if (*location == NULL)
+		*location = psprintf("(location id %d)", key->location_id);
+	*available = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+}
+
+/*
+ * Runs one of the two stock updates, with the guard open for this stock row only. Returns the
+ * number of rows updated (0 or 1).
+ */
+static uint64
+move_reserved(SPIPlanPtr plan, const StockKey *key, int64 qty)
+{
+	const StockKey *volatile saved = moving_key;
+	volatile int rc = 0;
+	Datum		args[4];
+
+	args[0] = Int32GetDatum(key->tenant_id);
+	args[1] = Int32GetDatum(key->item_id);
+	args[2] = Int32GetDatum(key->location_id);
+	args[3] = Int64GetDatum(qty);
+
+	moving_key = key;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		moving_key = saved;
+	}
+	PG_END_TRY();
+
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "oms: stock update failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Takes qty units at key, or raises OM001. already: units the reservation held before (an
+ * increase), for the message.
+ */
+static void
+take(const StockKey *key, int32 qty, int32 already)
+{
+	char	   *sku;
+	char	   *location;
+	int64		available;
+
+	if (move_reserved(take_plan, key, qty) == 1)
+		return;
+
+	describe_stock(key, &sku, &location, &available);
+	ereport(ERROR,
+			(errcode(ERRCODE_OMS_INSUFFICIENT_STOCK),
+			 errmsg("insufficient stock for SKU \"%s\" at location \"%s\"", sku, location),
+			 already > 0 ?
+			 errdetail("Requested %d more than the %d already reserved, available %lld.",
+					   qty, already, (long long) available) :
+			 errdetail("Requested %d, available %lld.", qty, (long long) available),
+			 errhint("Available is on_hand - reserved - safety_stock; oms.atp_by_location('%s') shows it for every location.",
+					 sku)));
+}
+
+/*
+ * Gives qty units back at key. No stock row: nothing is reserved there to give back (the row
+ * cannot be deleted while it has reserved units; oms.check_stock_invariants() reports the
+ * reservations left without one).
+ */
+static void
+give_back(const StockKey *key, int32 qty)
+{
+	(void) move_reserved(give_back_plan, key, qty);
+}
+
+PG_FUNCTION_INFO_V1(oms_reservation_trigger);
+
+/*
+ * oms.reservation_trigger(): AFTER INSERT OR UPDATE OR DELETE ON oms.reservations FOR EACH ROW.
+ */
+Datum
+oms_reservation_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	Relation	rel;
+	StockKey	old_key;
+	StockKey	new_key;
+	int32		old_qty = 0;
+	int32		new_qty = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: reservation_trigger() must be called as a trigger");
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_AFTER(event) || !TRIGGER_FIRED_FOR_ROW(event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(event))
+		elog(ERROR, "oms: reservation_trigger() must fire AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW");
+
+	rel = trigdata->tg_relation;
+	if (reservation_columns.relid != RelationGetRelid(rel))
+		find_columns(&reservation_columns, rel, "qty", INT4OID);
+
+	if (TRIGGER_FIRED_BY_INSERT(event))
+	{
+		get_key(&new_key, trigdata->tg_trigtuple, rel, &reservation_columns);
+		new_qty = DatumGetInt32(get_column(trigdata->tg_trigtuple, rel, reservation_columns.amount));
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(event))
+	{
+		get_key(&old_key, trigdata->tg_trigtuple, rel, &reservation_columns);
+		old_qty = DatumGetInt32(get_column(trigdata->tg_trigtuple, rel, reservation_columns.amount));
+	}
+	else
+	{
+		get_key(&old_key, trigdata->tg_trigtuple, rel, &reservation_columns);
+		old_qty = DatumGetInt32(get_column(trigdata->tg_trigtuple, rel, reservation_columns.amount));
+		get_key(&new_key, trigdata->tg_newtuple, rel, &reservation_columns);
+		new_qty = DatumGetInt32(get_column(trigdata->tg_newtuple, rel, reservation_columns.amount));
+
+		/* Neither key nor quantity changed (a hold's expiry, say): stock is not touched. */
+		if (old_qty == new_qty && compare_keys(&old_key, &new_key) == 0)
+			return PointerGetDatum(NULL);
+	}
+
+	SPI_connect();
+	if (take_plan == NULL)
+	{
+		Oid			argtypes[4] = {INT4OID, INT4OID, INT4OID, INT8OID};
+
+		take_plan = oms_prepare(TAKE_SQL, 4, argtypes);
+		give_back_plan = oms_prepare(GIVE_BACK_SQL, 4, argtypes);
+	}
+
+	if (TRIGGER_FIRED_BY_INSERT(event))
+		take(&new_key, new_qty, 0);
+	else if (TRIGGER_FIRED_BY_DELETE(event))
+		give_back(&old_key, old_qty);
+	else if (compare_keys(&old_key, &new_key) == 0)
+	{
+		if (new_qty > old_qty)
+			take(&new_key, new_qty - old_qty, old_qty);
+		else
+			give_back(&old_key, old_qty - new_qty);
+	}
+	else if (compare_keys(&old_key, &new_key) < 0)
+	{
+		/* Moved: lock the two stock rows in key order, as every other path does. */
+		give_back(&old_key, old_qty);
+		take(&new_key, new_qty, 0);
+	}
+	else
+	{
+		take(&new_key, new_qty, 0);
+		give_back(&old_key, old_qty);
+	}
+
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/* What the guard refuses. */
+typedef enum GuardedChange
+{
+	GUARD_UPDATE,				/* reserved changed by someone else than the trigger */
+	GUARD_REKEY,				/* the key of a row with reserved units changed */
+	GUARD_INSERT,				/* a new row with reserved <> 0 */
+	GUARD_DELETE				/* a row with reserved units deleted */
+} GuardedChange;
+
+/* Raises OM003 for a change of the stock row at key; runs only on this error path. */
+static void
+refuse(GuardedChange change, const StockKey *key, int64 reserved_from, int64 reserved_to)
+{
+	char	   *sku;
+	char	   *location;
+	int64		available;
+
+	SPI_connect();
+	describe_stock(key, &sku, &location, &available);
+	switch (change)
+	{
+		case GUARD_UPDATE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot change reserved of SKU \"%s\" at location \"%s\" directly",
+							sku, location),
+					 errdetail("The update would change reserved from %lld to %lld.",
+							   (long long) reserved_from, (long long) reserved_to),
+					 errhint("Reserved stock moves only through oms.reservations: insert, update or delete a reservation.")));
+			break;
+		case GUARD_REKEY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot move stock of SKU \"%s\" at location \"%s\" to another tenant, SKU or location",
+							sku, location),
+					 errdetail("The row has %lld reserved units.", (long long) reserved_from),
+					 errhint("Reserved stock moves only through oms.reservations: move or delete the reservations first.")));
+			break;
+		case GUARD_INSERT:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot insert stock of SKU \"%s\" at location \"%s\" with reserved units",
+							sku, location),
+					 errdetail("The new row has reserved %lld; a stock row starts with reserved 0.",
+							   (long long) reserved_to),
+					 errhint("Reserved stock moves only through oms.reservations: insert the stock row, then the reservations.")));
+			break;
+		case GUARD_DELETE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot delete stock of SKU \"%s\" at location \"%s\" while units are reserved",
+							sku, location),
+					 errdetail("The row has %lld reserved units.", (long long) reserved_from),
+					 errhint("Reserved stock moves only through oms.reservations: delete the reservations first.")));
+			break;
+	}
+	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(oms_stock_guard);
+
+/*
+ * oms.stock_guard(): BEFORE INSERT OR UPDATE OR DELETE ON oms.stock FOR EACH ROW.
+ * Lets reserved change only through the reservation trigger. Cheap on the common paths: it
+ * compares column values and runs SQL only to word its error.
+ */
+Datum
+oms_stock_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	Relation	rel;
+	StockKey	old_key;
+	StockKey	new_key;
+	int64		old_reserved;
+	int64		new_reserved;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: stock_guard() must be called as a trigger");
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_BEFORE(event) || !TRIGGER_FIRED_FOR_ROW(event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(event))
+		elog(ERROR, "oms: stock_guard() must fire BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW");
+
+	rel = trigdata->tg_relation;
+	if (stock_columns.relid != RelationGetRelid(rel))
+		find_columns(&stock_columns, rel, "reserved", INT8OID);
+
+	if (TRIGGER_FIRED_BY_INSERT(event))
+	{
+		new_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
+		if (new_reserved != 0)
+		{
+			get_key(&new_key, trigdata->tg_trigtuple, rel, &stock_columns);
+			refuse(GUARD_INSERT, &new_key, 0, new_reserved);
+		}
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+
+	if (TRIGGER_FIRED_BY_DELETE(event))
+	{
+		old_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
+		if (old_reserved != 0)
+		{
+			get_key(&old_key, trigdata->tg_trigtuple, rel, &stock_columns);
+			refuse(GUARD_DELETE, &old_key, old_reserved, 0);
+		}
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+
+	/* UPDATE */
+	old_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
+	new_reserved = DatumGetInt64(get_column(trigdata->tg_newtuple, rel, stock_columns.amount));
+	if (old_reserved == new_reserved && old_reserved == 0)
+		return PointerGetDatum(trigdata->tg_newtuple);	/* nothing reserved, nothing to guard */
+
+	get_key(&old_key, trigdata->tg_trigtuple, rel, &stock_columns);
+	get_key(&new_key, trigdata->tg_newtuple, rel, &stock_columns);
+	if (old_reserved != 0 && compare_keys(&old_key, &new_key) != 0)
+		refuse(GUARD_REKEY, &old_key, old_reserved, new_reserved);
+	if (old_reserved != new_reserved &&
+		(moving_key == NULL || compare_keys(moving_key, &old_key) != 0 ||
+		 compare_keys(&old_key, &new_key) != 0))
+		refuse(GUARD_UPDATE, &old_key, old_reserved, new_reserved);
+
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
