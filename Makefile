@@ -30,7 +30,7 @@ endif
 
 sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	@{ echo "-- oms $(EXTVERSION): generated from sql/parts by the Makefile; do not edit."; \
-	   echo "\\echo Use \"CREATE EXTENSION oms\" to load this file. \\quit"; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
 
 .PHONY: deps test demo demo-stop check-tap bench

@@ -24,11 +24,17 @@ run_suite() {
 	ln -s "$ROOT/expected" "$out/expected"
 	as_pg "$prog" --host="$host" --port="$port" --inputdir="$ROOT/test" --outputdir="$out" \
 		--load-extension=oms "$@" | tee "$out/log"
+	local status=${PIPESTATUS[0]}
 	local ok bad
 	ok=$(grep -cE '\.\.\. ok' "$out/log")
 	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$out/log")
 	passed=$((passed + ok))
 	failed=$((failed + bad))
+	if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		# The suite did not run (e.g. the extension failed to install): count it as one failure.
+		bad=1
+		failed=$((failed + 1))
+	fi
 	if [ "$bad" -gt 0 ] || [ -s "$out/regression.diffs" ]; then
 		failures+=("$label")
 		echo "---- $label: differences (full file: $out/regression.diffs)"
@@ -44,7 +50,7 @@ specs=${SPECS:-$(cd test/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | so
 if [ -n "$tests" ]; then
 	echo "== pg_regress"
 	# shellcheck disable=SC2086
-	run_suite regress "$PGXSDIR/src/test/regress/pg_regress" regress $tests
+	run_suite regress "$PGXSDIR/src/test/regress/pg_regress" regress --dbname=contrib_regression $tests
 fi
 if [ -n "$specs" ]; then
 	echo "== isolation"

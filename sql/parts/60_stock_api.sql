@@ -70,9 +70,9 @@ DECLARE
 	v_reserved	bigint;
 BEGIN
 	PERFORM oms._check_reason(reason);
-	IF set_stock.on_hand IS NULL OR set_stock.on_hand < 0 THEN
+	IF set_stock.on_hand IS NULL OR set_stock.on_hand < 0 OR set_stock.on_hand > 1000000000000 THEN
 		RAISE EXCEPTION 'invalid on_hand % for SKU "%" at location "%"', coalesce(set_stock.on_hand::text, 'NULL'), sku, location
-			USING ERRCODE = '22023', HINT = 'on_hand is a whole number of units, 0 or more.';
+			USING ERRCODE = '22023', HINT = 'on_hand is a whole number of units from 0 to 10^12.';
 	END IF;
 
 	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id)
@@ -110,9 +110,9 @@ DECLARE
 	v_reserved	bigint;
 BEGIN
 	PERFORM oms._check_reason(reason);
-	IF delta IS NULL OR delta = 0 THEN
+	IF delta IS NULL OR delta = 0 OR abs(delta) > 1000000000000 THEN
 		RAISE EXCEPTION 'invalid delta % for SKU "%" at location "%"', coalesce(delta::text, 'NULL'), sku, location
-			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0: +5 for found units, -2 for damaged ones.';
+			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0 and at most 10^12 either way: +5 for found units, -2 for damaged ones.';
 	END IF;
 
 	-- One statement checks and changes, so concurrent adjustments and reservations cannot race.
@@ -131,7 +131,8 @@ BEGIN
 				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
 				RETURNING s.on_hand INTO v_new;
 		ELSE
-			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below what is reserved', sku, location
+			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below %', sku, location,
+					CASE WHEN coalesce(v_reserved, 0) > 0 THEN 'what is reserved' ELSE '0' END
 				USING ERRCODE = 'OM002',
 				      DETAIL = format('On hand %s, reserved %s, delta %s.', coalesce(v_old, 0), coalesce(v_reserved, 0), delta),
 				      HINT = 'On hand never goes below reserved or below 0; cancel or move the orders that hold this stock first.';

@@ -5,10 +5,11 @@
 
 CREATE FUNCTION oms.hold(cart text, sku text, qty int, location text DEFAULT NULL,
 						 ttl interval DEFAULT '15 minutes')
-	RETURNS TABLE (location text, qty int, expires_at timestamptz)
+	RETURNS TABLE (held_location text, held_qty int, expires_at timestamptz)
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
 AS $$
+#variable_conflict use_column
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_item		int;
@@ -71,7 +72,7 @@ BEGIN
 	RETURN QUERY SELECT l.code, hold.qty, v_expires FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_loc;
 END
 $$;
-COMMENT ON FUNCTION oms.hold(text, text, int, text, interval) IS 'Holds qty of a SKU for a cart until now() + ttl (replacing the cart''s earlier hold of that SKU); returns where and until when';
+COMMENT ON FUNCTION oms.hold(text, text, int, text, interval) IS 'Holds qty of a SKU for a cart until now() + ttl (replacing the cart''s earlier hold of that SKU); returns where, how many and until when';
 
 CREATE FUNCTION oms.release_hold(cart text, sku text DEFAULT NULL) RETURNS int
 	LANGUAGE plpgsql

@@ -341,7 +341,8 @@ BEGIN
 				      DETAIL = format('Requested %s, available %s %s; the item is not backorderable.', v_qtys[v_i],
 									  oms.atp(v_skus[v_i], CASE WHEN v_pickup IS NOT NULL THEN p ->> 'pickup' END)
 										+ coalesce(v_credit[v_i], 0),
-									  CASE WHEN v_pickup IS NOT NULL THEN 'there' ELSE 'at the best location, none covering the line in full' END),
+									  CASE WHEN v_pickup IS NOT NULL THEN 'there'
+										   ELSE 'across the network, and no single location has the whole quantity' END),
 				      HINT = 'Lower the quantity or remove the line; oms.atp_by_location() shows where the stock is.';
 		END IF;
 		SELECT array_agg(CASE WHEN v_locs[i] IS NULL THEN 'backordered' ELSE 'allocated' END::oms.line_state ORDER BY i),

@@ -1,5 +1,14 @@
 -- cancel_order: releases every reservation, cancels order and lines, audits; idempotent; refuses shipped orders.
 SELECT oms.create_tenant('t_cancel') > 0 AS created;
+-- Order ids depend on what ran before; errors that name one are shown with it masked.
+CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'order \d+', 'order N', 'g');
+END
+$$;
 SET oms.tenant = 't_cancel';
 INSERT INTO oms.channels (code, kind, name, default_currency) VALUES ('web', 'web', 'Web', 'EUR');
 INSERT INTO oms.locations (code, kind, name, priority) VALUES ('WH-1', 'warehouse', 'WH 1', 1), ('WH-2', 'warehouse', 'WH 2', 2);
@@ -30,15 +39,15 @@ SELECT oms.place_order('{"channel": "web", "external_id": "C-2", "ship_to": {"co
 	"lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 5}]}') AS order2 \gset
 UPDATE oms.order_lines SET state = 'released' WHERE tenant_id = oms.current_tenant_id() AND order_id = :order2;
 UPDATE oms.order_lines SET state = 'shipped', qty_shipped = 1 WHERE tenant_id = oms.current_tenant_id() AND order_id = :order2;
-SELECT oms.cancel_order(:order2, 'too late');
+SELECT pg_temp.try(format('SELECT oms.cancel_order(%s, %L)', :order2, 'too late'));
 SELECT state FROM oms.order_lines WHERE tenant_id = oms.current_tenant_id() AND order_id = :order2;
 
 -- Bad input.
 SELECT oms.cancel_order(999999999, 'unknown');
 SELECT oms.cancel_order(NULL, 'unknown');
-SELECT oms.cancel_order(:order2, '');
+SELECT pg_temp.try(format('SELECT oms.cancel_order(%s, %L)', :order2, ''));
 -- Another tenant cannot cancel this tenant's order.
 SELECT oms.create_tenant('t_cancel_other') > 0 AS created;
 SET oms.tenant = 't_cancel_other';
-SELECT oms.cancel_order(:order_id, 'not mine');
+SELECT pg_temp.try(format('SELECT oms.cancel_order(%s, %L)', :order_id, 'not mine'));
 RESET oms.tenant;

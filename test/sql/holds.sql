@@ -6,13 +6,13 @@ INSERT INTO oms.items (sku, name) VALUES ('SKU-1', 'One'), ('SKU-2', 'Two');
 SELECT oms.set_stock('SKU-1', 'WH-1', 3, 'init'), oms.set_stock('SKU-1', 'WH-2', 10, 'init'), oms.set_stock('SKU-2', 'WH-2', 1, 'init');
 
 -- The best location that can serve the hold in full.
-SELECT location, qty, expires_at > now() + interval '14 minutes' AS about_15_min FROM oms.hold('cart-a', 'SKU-1', 2);
+SELECT held_location, held_qty, expires_at > now() + interval '14 minutes' AS about_15_min FROM oms.hold('cart-a', 'SKU-1', 2);
 SELECT oms.atp('SKU-1', 'WH-1') AS wh1, oms.atp('SKU-1') AS network;
 -- Holding again replaces the hold (here: more than WH-1 can serve, so it moves to WH-2).
-SELECT location, qty FROM oms.hold('cart-a', 'SKU-1', 5);
+SELECT held_location, held_qty FROM oms.hold('cart-a', 'SKU-1', 5);
 SELECT oms.atp('SKU-1', 'WH-1') AS wh1, oms.atp('SKU-1', 'WH-2') AS wh2;
 -- A named location, a custom time to live.
-SELECT location, qty, expires_at < now() + interval '2 minutes' AS short FROM oms.hold('cart-b', 'SKU-1', 3, 'WH-1', '1 minute');
+SELECT held_location, held_qty, expires_at < now() + interval '2 minutes' AS short FROM oms.hold('cart-b', 'SKU-1', 3, 'WH-1', '1 minute');
 SELECT oms.atp('SKU-1', 'WH-1') AS wh1;
 -- Another cart cannot take what is held.
 SELECT * FROM oms.hold('cart-c', 'SKU-1', 1, 'WH-1');

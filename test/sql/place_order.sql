@@ -74,7 +74,7 @@ SELECT o.external_id, h.line_no, h.from_state, h.to_state
  ORDER BY h.id;
 
 -- 8. A cart's hold becomes the order's reservation: nothing is released and taken again.
-SELECT location, qty FROM oms.hold('cart-1', 'SKU-2', 2);
+SELECT held_location, held_qty FROM oms.hold('cart-1', 'SKU-2', 2);
 SELECT oms.atp('SKU-2') AS atp_sku2_held;
 SELECT oms.place_order('{"channel": "web", "external_id": "W-5", "cart": "cart-1", "ship_to": {"country": "IT"},
 	"lines": [{"sku": "SKU-2", "qty": 2, "unit_price": 35}]}') > 0 AS placed;
@@ -82,13 +82,13 @@ SELECT count(*) AS holds_left FROM oms.reservations WHERE tenant_id = oms.curren
 SELECT * FROM lines WHERE external_id = 'W-5';
 SELECT * FROM stock WHERE sku = 'SKU-2';
 -- 9. A cart's hold for a SKU the order does not take is released; a smaller line gives back the rest.
-SELECT location, qty FROM oms.hold('cart-2', 'SKU-1', 3, 'WH-B');
-SELECT location, qty FROM oms.hold('cart-2', 'SKU-ST', 1);
+SELECT held_location, held_qty FROM oms.hold('cart-2', 'SKU-1', 3, 'WH-B');
+SELECT held_location, held_qty FROM oms.hold('cart-2', 'SKU-NB', 1);
 SELECT oms.place_order('{"channel": "web", "external_id": "W-6", "cart": "cart-2", "ship_to": {"country": "IT"},
 	"lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 19.90}]}') > 0 AS placed;
 SELECT count(*) AS holds_left FROM oms.reservations WHERE tenant_id = oms.current_tenant_id() AND cart = 'cart-2';
 SELECT * FROM lines WHERE external_id = 'W-6';
-SELECT * FROM stock WHERE sku IN ('SKU-1', 'SKU-ST');
+SELECT * FROM stock WHERE sku IN ('SKU-1', 'SKU-NB');
 SELECT * FROM oms.check_stock_invariants();
 
 -- Another tenant sees none of this.

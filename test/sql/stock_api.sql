@@ -19,7 +19,7 @@ SELECT i.sku, m.kind, m.delta, m.on_hand_after, m.reason
  ORDER BY m.id;
 
 -- Reserved stock is protected: on hand never goes below it.
-SELECT location, qty FROM oms.hold('cart-s1', 'SKU-A', 8, 'WH-1');
+SELECT held_location, held_qty FROM oms.hold('cart-s1', 'SKU-A', 8, 'WH-1');
 SELECT oms.set_stock('SKU-A', 'WH-1', 7, 'recount');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -5, 'theft');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -4, 'damaged');
