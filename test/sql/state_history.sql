@@ -1,7 +1,7 @@
 -- The state trigger on orders and order_lines: a change of state must be a legal move, and every
 -- state an order or a line takes is recorded in oms.order_history with who and why. Plain INSERTs
 -- and UPDATEs on the tables only; no API function. Order ids are given (OVERRIDING SYSTEM VALUE)
--- so that the output does not depend on the tests before this one.
+-- so that the output does not depend on the tests before this one (identity values stay far below).
 SELECT oms.create_tenant('t_history') > 0 AS created;
 SET oms.tenant = 't_history';
 INSERT INTO oms.channels (code, kind, name, default_currency) VALUES ('web', 'web', 'Web shop', 'EUR');
@@ -19,6 +19,7 @@ EXCEPTION WHEN OTHERS THEN
 							hint = PG_EXCEPTION_HINT;
 END
 $$;
+-- Tables are shared by all tenants: every query below names this one.
 -- The history of this tenant, numbered from 1; the session user shows as such.
 CREATE VIEW pg_temp.history AS
 	SELECT row_number() OVER (ORDER BY h.id) AS n, h.order_id, h.line_no, h.from_state, h.to_state,
@@ -31,23 +32,24 @@ CREATE VIEW pg_temp.history AS
 INSERT INTO oms.orders (id, channel_id, external_id, currency, ship_to, updated_at)
 	OVERRIDING SYSTEM VALUE
 	SELECT 9000001, c.id, 'H-1', 'EUR', '{"country": "IT"}', '2024-01-01 00:00+00'
-	  FROM oms.channels c WHERE c.code = 'web';
+	  FROM oms.channels c WHERE c.tenant_id = oms.current_tenant_id() AND c.code = 'web';
 INSERT INTO oms.order_lines (order_id, line_no, item_id, qty, unit_price)
-	SELECT 9000001, row_number() OVER (ORDER BY i.sku), i.id, 1, 10 FROM oms.items i;
+	SELECT 9000001, row_number() OVER (ORDER BY i.sku), i.id, 1, 10
+	  FROM oms.items i WHERE i.tenant_id = oms.current_tenant_id();
 -- An order placed as place_order does it: lines inserted allocated or backordered, the order in
 -- their rollup.
 INSERT INTO oms.orders (id, channel_id, external_id, state, currency, ship_to)
 	OVERRIDING SYSTEM VALUE
 	SELECT 9000002, c.id, 'H-2', oms.rollup('{allocated,backordered}'::oms.line_state[]), 'EUR', '{"country": "IT"}'
-	  FROM oms.channels c WHERE c.code = 'web';
+	  FROM oms.channels c WHERE c.tenant_id = oms.current_tenant_id() AND c.code = 'web';
 INSERT INTO oms.order_lines (order_id, line_no, item_id, qty, unit_price, state)
 	SELECT 9000002, v.line_no, i.id, 1, 10, v.state::oms.line_state
 	  FROM (VALUES (1, 'SKU-A', 'allocated'), (2, 'SKU-B', 'backordered')) v(line_no, sku, state)
-	  JOIN oms.items i ON i.sku = v.sku;
+	  JOIN oms.items i ON i.tenant_id = oms.current_tenant_id() AND i.sku = v.sku;
 SELECT * FROM pg_temp.history;
 -- A second capture of H-1 that ON CONFLICT skips leaves no history.
 INSERT INTO oms.orders (channel_id, external_id, currency, ship_to)
-	SELECT c.id, 'H-1', 'EUR', '{"country": "IT"}' FROM oms.channels c WHERE c.code = 'web'
+	SELECT c.id, 'H-1', 'EUR', '{"country": "IT"}' FROM oms.channels c WHERE c.tenant_id = oms.current_tenant_id() AND c.code = 'web'
 	ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING;
 SELECT count(*) AS history_rows FROM pg_temp.history;
 
