@@ -139,14 +139,14 @@ CREATE OPERATOR CLASS oms.order_state_hash_ops
 		FUNCTION 2 oms.order_state_hash_extended(oms.order_state, bigint);
 COMMENT ON OPERATOR CLASS oms.order_state_hash_ops USING hash IS 'Hashes oms.order_state for hash joins, hash aggregation and hash indexes';
 
-CREATE FUNCTION oms.rank(oms.order_state) RETURNS int
+CREATE FUNCTION oms.state_rank(oms.order_state) RETURNS int
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
 	AS 'MODULE_PATHNAME', 'oms_order_state_rank';
-COMMENT ON FUNCTION oms.rank(oms.order_state) IS 'Position of the state in the lifecycle (1 = first); the comparison operators order by it';
-CREATE FUNCTION oms.code(oms.order_state) RETURNS int
+COMMENT ON FUNCTION oms.state_rank(oms.order_state) IS 'Position of the state in the lifecycle (1 = first); the comparison operators order by it';
+CREATE FUNCTION oms.state_code(oms.order_state) RETURNS int
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
 	AS 'MODULE_PATHNAME', 'oms_order_state_code';
-COMMENT ON FUNCTION oms.code(oms.order_state) IS 'Stable code number of the state, as stored on disk and sent in binary';
+COMMENT ON FUNCTION oms.state_code(oms.order_state) IS 'Stable code number of the state, as stored on disk and sent in binary';
 
 -- ----- oms.line_state
 CREATE TYPE oms.line_state;
@@ -276,14 +276,14 @@ CREATE OPERATOR CLASS oms.line_state_hash_ops
 		FUNCTION 2 oms.line_state_hash_extended(oms.line_state, bigint);
 COMMENT ON OPERATOR CLASS oms.line_state_hash_ops USING hash IS 'Hashes oms.line_state for hash joins, hash aggregation and hash indexes';
 
-CREATE FUNCTION oms.rank(oms.line_state) RETURNS int
+CREATE FUNCTION oms.state_rank(oms.line_state) RETURNS int
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
 	AS 'MODULE_PATHNAME', 'oms_line_state_rank';
-COMMENT ON FUNCTION oms.rank(oms.line_state) IS 'Position of the state in the lifecycle (1 = first); the comparison operators order by it';
-CREATE FUNCTION oms.code(oms.line_state) RETURNS int
+COMMENT ON FUNCTION oms.state_rank(oms.line_state) IS 'Position of the state in the lifecycle (1 = first); the comparison operators order by it';
+CREATE FUNCTION oms.state_code(oms.line_state) RETURNS int
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
 	AS 'MODULE_PATHNAME', 'oms_line_state_code';
-COMMENT ON FUNCTION oms.code(oms.line_state) IS 'Stable code number of the state, as stored on disk and sent in binary';
+COMMENT ON FUNCTION oms.state_code(oms.line_state) IS 'Stable code number of the state, as stored on disk and sent in binary';
 
 -- ----- transitions (src/transition.c): the legal moves of both types, one table each
 

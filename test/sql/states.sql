@@ -15,10 +15,10 @@ END
 $$;
 
 -- ===== text I/O: every name, its stable code and its rank
-SELECT s AS order_state, oms.code(s), oms.rank(s), s::text = n AS round_trip
+SELECT s AS order_state, oms.state_code(s) AS code, oms.state_rank(s) AS rank, s::text = n AS round_trip
   FROM unnest('{created,on_hold,confirmed,backordered,partially_allocated,allocated,released,partially_shipped,shipped,delivered,partially_returned,returned,cancelled,closed}'::text[]) n,
 	   LATERAL (SELECT n::oms.order_state AS s) x;
-SELECT s AS line_state, oms.code(s), oms.rank(s), s::text = n AS round_trip
+SELECT s AS line_state, oms.state_code(s) AS code, oms.state_rank(s) AS rank, s::text = n AS round_trip
   FROM unnest('{created,backordered,preordered,allocated,released,picked,packed,ready_for_pickup,partially_shipped,shipped,delivered,partially_returned,returned,rejected,cancelled}'::text[]) n,
 	   LATERAL (SELECT n::oms.line_state AS s) x;
 
@@ -126,10 +126,10 @@ SELECT 'line_state', count(*) FILTER (WHERE oms.is_legal(f, t)),
 -- the same state, such as a second partial shipment, is not a change and is left out).
 SELECT state_type, from_state, string_agg(to_state, ', ' ORDER BY to_rank) AS legal_targets
   FROM (SELECT DISTINCT m.state_type, m.from_state, m.to_state,
-			   CASE m.state_type WHEN 'order_state' THEN oms.rank(m.from_state::oms.order_state)
-				   ELSE oms.rank(m.from_state::oms.line_state) END AS from_rank,
-			   CASE m.state_type WHEN 'order_state' THEN oms.rank(m.to_state::oms.order_state)
-				   ELSE oms.rank(m.to_state::oms.line_state) END AS to_rank
+			   CASE m.state_type WHEN 'order_state' THEN oms.state_rank(m.from_state::oms.order_state)
+				   ELSE oms.state_rank(m.from_state::oms.line_state) END AS from_rank,
+			   CASE m.state_type WHEN 'order_state' THEN oms.state_rank(m.to_state::oms.order_state)
+				   ELSE oms.state_rank(m.to_state::oms.line_state) END AS to_rank
 		  FROM oms.legal_moves() m
 		 WHERE m.to_state <> m.from_state) t
  GROUP BY state_type, from_state, from_rank
