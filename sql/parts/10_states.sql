@@ -86,38 +86,38 @@ COMMENT ON FUNCTION oms.order_state_gt(oms.order_state, oms.order_state) IS 'Tru
 CREATE OPERATOR oms.< (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_lt,
 	COMMUTATOR = OPERATOR(oms.>), NEGATOR = OPERATOR(oms.>=),
-	RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+	RESTRICT = pg_catalog.scalarltsel, JOIN = pg_catalog.scalarltjoinsel
 );
 COMMENT ON OPERATOR oms.< (oms.order_state, oms.order_state) IS 'oms.order_state earlier than, in lifecycle order';
 CREATE OPERATOR oms.<= (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_le,
 	COMMUTATOR = OPERATOR(oms.>=), NEGATOR = OPERATOR(oms.>),
-	RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+	RESTRICT = pg_catalog.scalarlesel, JOIN = pg_catalog.scalarlejoinsel
 );
 COMMENT ON OPERATOR oms.<= (oms.order_state, oms.order_state) IS 'oms.order_state earlier than or same as, in lifecycle order';
 CREATE OPERATOR oms.= (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_eq,
 	COMMUTATOR = OPERATOR(oms.=), NEGATOR = OPERATOR(oms.<>),
 	HASHES, MERGES,
-	RESTRICT = eqsel, JOIN = eqjoinsel
+	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel
 );
 COMMENT ON OPERATOR oms.= (oms.order_state, oms.order_state) IS 'Same oms.order_state';
 CREATE OPERATOR oms.<> (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_ne,
 	COMMUTATOR = OPERATOR(oms.<>), NEGATOR = OPERATOR(oms.=),
-	RESTRICT = neqsel, JOIN = neqjoinsel
+	RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel
 );
 COMMENT ON OPERATOR oms.<> (oms.order_state, oms.order_state) IS 'Different oms.order_state values';
 CREATE OPERATOR oms.>= (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_ge,
 	COMMUTATOR = OPERATOR(oms.<=), NEGATOR = OPERATOR(oms.<),
-	RESTRICT = scalargesel, JOIN = scalargejoinsel
+	RESTRICT = pg_catalog.scalargesel, JOIN = pg_catalog.scalargejoinsel
 );
 COMMENT ON OPERATOR oms.>= (oms.order_state, oms.order_state) IS 'oms.order_state later than or same as, in lifecycle order';
 CREATE OPERATOR oms.> (
 	LEFTARG = oms.order_state, RIGHTARG = oms.order_state, FUNCTION = oms.order_state_gt,
 	COMMUTATOR = OPERATOR(oms.<), NEGATOR = OPERATOR(oms.<=),
-	RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+	RESTRICT = pg_catalog.scalargtsel, JOIN = pg_catalog.scalargtjoinsel
 );
 COMMENT ON OPERATOR oms.> (oms.order_state, oms.order_state) IS 'oms.order_state later than, in lifecycle order';
 
@@ -223,38 +223,38 @@ COMMENT ON FUNCTION oms.line_state_gt(oms.line_state, oms.line_state) IS 'True w
 CREATE OPERATOR oms.< (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_lt,
 	COMMUTATOR = OPERATOR(oms.>), NEGATOR = OPERATOR(oms.>=),
-	RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+	RESTRICT = pg_catalog.scalarltsel, JOIN = pg_catalog.scalarltjoinsel
 );
 COMMENT ON OPERATOR oms.< (oms.line_state, oms.line_state) IS 'oms.line_state earlier than, in lifecycle order';
 CREATE OPERATOR oms.<= (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_le,
 	COMMUTATOR = OPERATOR(oms.>=), NEGATOR = OPERATOR(oms.>),
-	RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+	RESTRICT = pg_catalog.scalarlesel, JOIN = pg_catalog.scalarlejoinsel
 );
 COMMENT ON OPERATOR oms.<= (oms.line_state, oms.line_state) IS 'oms.line_state earlier than or same as, in lifecycle order';
 CREATE OPERATOR oms.= (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_eq,
 	COMMUTATOR = OPERATOR(oms.=), NEGATOR = OPERATOR(oms.<>),
 	HASHES, MERGES,
-	RESTRICT = eqsel, JOIN = eqjoinsel
+	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel
 );
 COMMENT ON OPERATOR oms.= (oms.line_state, oms.line_state) IS 'Same oms.line_state';
 CREATE OPERATOR oms.<> (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_ne,
 	COMMUTATOR = OPERATOR(oms.<>), NEGATOR = OPERATOR(oms.=),
-	RESTRICT = neqsel, JOIN = neqjoinsel
+	RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel
 );
 COMMENT ON OPERATOR oms.<> (oms.line_state, oms.line_state) IS 'Different oms.line_state values';
 CREATE OPERATOR oms.>= (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_ge,
 	COMMUTATOR = OPERATOR(oms.<=), NEGATOR = OPERATOR(oms.<),
-	RESTRICT = scalargesel, JOIN = scalargejoinsel
+	RESTRICT = pg_catalog.scalargesel, JOIN = pg_catalog.scalargejoinsel
 );
 COMMENT ON OPERATOR oms.>= (oms.line_state, oms.line_state) IS 'oms.line_state later than or same as, in lifecycle order';
 CREATE OPERATOR oms.> (
 	LEFTARG = oms.line_state, RIGHTARG = oms.line_state, FUNCTION = oms.line_state_gt,
 	COMMUTATOR = OPERATOR(oms.<), NEGATOR = OPERATOR(oms.<=),
-	RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+	RESTRICT = pg_catalog.scalargtsel, JOIN = pg_catalog.scalargtjoinsel
 );
 COMMENT ON OPERATOR oms.> (oms.line_state, oms.line_state) IS 'oms.line_state later than, in lifecycle order';
 
