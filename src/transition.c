@@ -189,17 +189,22 @@ build_legal_targets(void)
 	legal_targets_ready = true;
 }
 
+/* A code outside the vocabulary (written by a later version of oms) has no legal moves here. */
 static inline uint32
 targets_of(StateKind kind, int32 from)
 {
 	if (!legal_targets_ready)
 		build_legal_targets();
+	if (from < 1 || from > state_vocabulary(kind)->max_code)
+		return 0;
 	return legal_targets[kind][from];
 }
 
 bool
 state_move_is_legal(StateKind kind, int32 from, int32 to)
 {
+	if (to < 1 || to > state_vocabulary(kind)->max_code)
+		return false;
 	return (targets_of(kind, from) & StateBit(to)) != 0;
 }
 
