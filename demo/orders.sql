@@ -126,8 +126,8 @@ SELECT f.channel,
 	   count(*) FILTER (WHERE o.sqlstate = 'OM001') AS "sold out",
 	   (SELECT count(*) FROM oms.order_lines l JOIN demo.outcomes x ON x.order_id = l.order_id
 		 WHERE x.channel = f.channel AND x.scenario = 'day') AS lines,
-	   (SELECT count(*) FROM oms.order_lines l JOIN demo.outcomes x ON x.order_id = l.order_id
-		 WHERE x.channel = f.channel AND x.scenario = 'day' AND l.state = 'backordered') AS backordered,
+	   (SELECT sum(l.qty) FROM oms.order_lines l JOIN demo.outcomes x ON x.order_id = l.order_id
+		 WHERE x.channel = f.channel AND x.scenario = 'day') AS units,
 	   string_agg(DISTINCT (f.payload ->> 'currency'), ', ') AS currencies
   FROM demo.feed f
   JOIN demo.outcomes o ON o.scenario = 'day' AND o.external_id = f.payload ->> 'external_id'
