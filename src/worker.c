@@ -26,6 +26,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 #include "oms.h"
 
@@ -119,7 +120,21 @@ expire_holds_batch(bool *extension_missing)
 	return done;
 }
 
-/* One round: expire holds batch by batch, each batch its own transaction. */
+/* Context of the errors of a round: the log says which process failed, doing what. */
+static void
+round_error_context(void *arg)
+{
+	errcontext("oms background worker in database \"%s\": %s; the round is retried in %d s",
+			   oms_database, (const char *) arg, oms_worker_naptime);
+}
+
+/*
+ * One round: expire holds batch by batch, each batch its own transaction.
+ *
+ * statement_timeout (from postgresql.conf, or ALTER DATABASE/ROLE ... SET) bounds each batch as it
+ * would a client's statement: PostgreSQL arms it only for client queries, so the worker does it
+ * itself. A batch stuck behind a lock then fails, is logged, and is retried after the nap.
+ */
 static void
 worker_round(void)
 {
@@ -127,19 +142,28 @@ worker_round(void)
 	bool		missing = false;
 	uint64		total = 0;
 	uint64		n;
+	ErrorContextCallback round_context;
 
+	round_context.callback = round_error_context;
+	round_context.arg = (void *) "expiring cart holds";
+	round_context.previous = error_context_stack;
+	error_context_stack = &round_context;
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		if (StatementTimeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "oms worker: expiring cart holds");
 		n = expire_holds_batch(&missing);
 		PopActiveSnapshot();
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		CommitTransactionCommand();
 		total += n;
 	} while (n == EXPIRE_BATCH);
+	error_context_stack = round_context.previous;
 
 	if (missing && !said_missing)
 		ereport(LOG,
@@ -212,6 +236,9 @@ oms_worker_main(Datum main_arg)
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(round_context);
+			/* as PostgresMain does after an error: no timeout or cancel left over */
+			disable_all_timeouts(false);
+			QueryCancelPending = false;
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
