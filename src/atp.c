@@ -102,7 +102,7 @@ atp_report_unknown(text *sku, text *location)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
+				 errmsg("unknown SKU \"%s\"", oms_clip_text(sku)),
 				 errhint("Items of tenant \"%s\" are listed in oms.items; SKUs are case sensitive.",
 						 oms_tenant)));
 
@@ -114,7 +114,7 @@ atp_report_unknown(text *sku, text *location)
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown location \"%s\"", text_to_cstring(location)),
+					 errmsg("unknown location \"%s\"", oms_clip_text(location)),
 					 errhint("Locations of tenant \"%s\" are listed in oms.locations; pass NULL for the whole network.",
 							 oms_tenant)));
 	}
