@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The long runs of the reliability tests, each on a throwaway cluster of its own:
 #   reliability.sh stress CLIENTS SECONDS   test/stress/stress.pl: N clients for T seconds, then the invariants
+#   reliability.sh fuzz SECONDS             test/fuzz/fuzz.pl for T seconds; fails on a crash in the server log too
 # (`make test` runs short versions of them as TAP tests in test/t.)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-what=${1:?usage: reliability.sh stress CLIENTS SECONDS}
+what=${1:?usage: reliability.sh stress CLIENTS SECONDS | fuzz SECONDS}
 port=${OMS_RELIABILITY_PORT:-54331}
 db=oms_$what
 host=/tmp/oms-$what
@@ -24,6 +25,18 @@ stress)
 	work=$(pg_scratch stress)
 	as_pg perl test/stress/stress.pl --psql "$PGBIN/psql" --host "$host" --port "$port" --dbname "$db" \
 		--user postgres --clients "$clients" --seconds "$seconds" --workdir "$work"
+	;;
+fuzz)
+	seconds=${2:-300}
+	work=$(pg_scratch fuzz)
+	status=0
+	as_pg perl test/fuzz/fuzz.pl --psql "$PGBIN/psql" --host "$host" --port "$port" --dbname "$db" \
+		--user postgres --seconds "$seconds" --workdir "$work" || status=$?
+	if grep -E 'terminated by signal|was terminated by exception' "$host/server.log"; then
+		echo "FAILED: a server process crashed (see above)"
+		status=1
+	fi
+	exit $status
 	;;
 *)
 	echo "reliability.sh: unknown run \"$what\"" >&2
