@@ -33,7 +33,7 @@ sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
 
-.PHONY: deps test demo demo-stop check-tap bench stress fuzz
+.PHONY: deps test demo demo-stop check-tap bench stress fuzz sqlsmith
 
 # Installs PostgreSQL 15, its server headers, pg_cron and the TAP modules when missing.
 deps:
@@ -55,9 +55,12 @@ demo-stop:
 # Reliability runs, longer than those of `make test` (scripts/reliability.sh):
 #   make stress CLIENTS=16 SECONDS=300   the invariant stress test (test/stress/stress.pl)
 #   make fuzz FUZZ_SECONDS=3600          the fuzzer (test/fuzz/fuzz.pl)
+#   make sqlsmith SQLSMITH_QUERIES=100000 SQLSMITH_SEED=7   random queries (Debian package sqlsmith)
 CLIENTS ?= 8
 SECONDS ?= 60
 FUZZ_SECONDS ?= 300
+SQLSMITH_QUERIES ?= 20000
+SQLSMITH_SEED ?= 1
 stress: deps
 	@$(MAKE) --no-print-directory -s install
 	@scripts/reliability.sh stress $(CLIENTS) $(SECONDS)
@@ -65,3 +68,7 @@ stress: deps
 fuzz: deps
 	@$(MAKE) --no-print-directory -s install
 	@scripts/reliability.sh fuzz $(FUZZ_SECONDS)
+
+sqlsmith: deps
+	@$(MAKE) --no-print-directory -s install
+	@scripts/reliability.sh sqlsmith $(SQLSMITH_QUERIES) $(SQLSMITH_SEED)
