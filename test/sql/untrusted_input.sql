@@ -3,7 +3,8 @@
 -- names the value, clipped to 100 characters however long the value; nothing is written. Also the
 -- regression tests of what the fuzzer (test/fuzz) found: qty 1.0 (was 22P02), a latitude of
 -- 1e-400 (was 22003: double precision underflow), a delta of -2^63 (was 22003: abs() overflow),
--- and error messages that repeated a value of any length.
+-- and error messages that repeated a value of any length; and what sqlsmith found: a stock row
+-- written with a NULL key or reserved got an internal error from the stock guard (now 23502).
 SELECT oms.create_tenant('t_hostile') > 0 AS created;
 SET oms.tenant = 't_hostile';
 INSERT INTO oms.channels (code, kind, name, default_currency) VALUES ('web', 'web', 'Web', 'EUR');
@@ -82,7 +83,9 @@ INSERT INTO cases (what, sql) VALUES
 	('oms.tenant with unicode', $$SELECT set_config('oms.tenant', 'brand-☃', true)$$),
 	('SKU é decomposed (e + U+0301)', $$SELECT oms.atp(U&'cafe\0301')$$),
 	('SKU with a zero-width space', $$SELECT oms.atp(U&'SKU-\200B1')$$),
-	('state with a right-to-left override', $$SELECT U&'allo\202Ecated'::oms.line_state$$);
+	('state with a right-to-left override', $$SELECT U&'allo\202Ecated'::oms.line_state$$),
+	('stock row updated to a NULL reserved', $$UPDATE oms.stock SET reserved = NULL WHERE tenant_id = oms.current_tenant_id()$$),
+	('stock row inserted with a NULL location', $$INSERT INTO oms.stock (item_id, location_id) SELECT id, NULL FROM oms.items WHERE tenant_id = oms.current_tenant_id() AND sku = 'SKU-1'$$);
 SELECT n, what, t.* FROM cases, pg_temp.try(sql) t ORDER BY n;
 
 -- None of that wrote anything.
