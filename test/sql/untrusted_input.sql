@@ -57,7 +57,7 @@ INSERT INTO cases (what, sql) VALUES
 	('lat 1e400', $$SELECT oms.place_order('{"channel": "web", "external_id": "P-4", "ship_to": {"country": "IT", "lat": 1e400, "lon": 0}, "lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 1}]}')$$),
 	('adjust_stock delta -2^63', $$SELECT oms.adjust_stock('SKU-1', 'WH', -9223372036854775808, 'x')$$),
 	('adjust_stock delta 2^63 - 1', $$SELECT oms.adjust_stock('SKU-1', 'WH', 9223372036854775807, 'x')$$),
-	('adjust_stock delta 10^12 + 1', $$SELECT oms.adjust_stock('SKU-1', 'WH', 100000000001, 'x')$$),
+	('adjust_stock delta 10^12 + 1', $$SELECT oms.adjust_stock('SKU-1', 'WH', 1000000000001, 'x')$$),
 	('set_stock on_hand 2^63 - 1', $$SELECT oms.set_stock('SKU-1', 'WH', 9223372036854775807, 'x')$$),
 	('set_stock on_hand -2^63', $$SELECT oms.set_stock('SKU-1', 'WH', -9223372036854775808, 'x')$$),
 	('hold qty 2^31 - 1', $$SELECT oms.hold('c1', 'SKU-1', 2147483647)$$),
