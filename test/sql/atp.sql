@@ -121,6 +121,41 @@ SET oms.tenant = 't_atp_nobody';
 SELECT pg_temp.error_of($$SELECT oms.atp('MUG')$$) AS unknown_tenant;
 RESET oms.tenant;
 
+-- oms.atp() reads through indexes, but asks for the privileges its SQL would need: EXECUTE, and
+-- SELECT on oms.tenants, oms.items, oms.locations and oms.stock.
+SET oms.tenant = 't_atp';
+CREATE ROLE regress_oms_atp_reader;
+GRANT USAGE ON SCHEMA oms TO regress_oms_atp_reader;
+GRANT EXECUTE ON FUNCTION oms.atp(text, text) TO regress_oms_atp_reader;
+SET ROLE regress_oms_atp_reader;
+SELECT pg_temp.error_of($$SELECT oms.atp('MUG')$$) AS without_select;
+RESET ROLE;
+GRANT SELECT ON oms.tenants, oms.items, oms.locations TO regress_oms_atp_reader;
+SET ROLE regress_oms_atp_reader;
+SELECT pg_temp.error_of($$SELECT oms.atp('MUG')$$) AS without_select_on_stock;
+RESET ROLE;
+GRANT SELECT ON oms.stock TO regress_oms_atp_reader;
+SET ROLE regress_oms_atp_reader;
+SELECT oms.atp('MUG') AS with_select;
+RESET ROLE;
+REVOKE SELECT ON oms.stock FROM regress_oms_atp_reader;
+SET ROLE regress_oms_atp_reader;
+SELECT pg_temp.error_of($$SELECT oms.atp('MUG')$$) AS after_revoke;
+RESET ROLE;
+REVOKE ALL ON oms.tenants, oms.items, oms.locations FROM regress_oms_atp_reader;
+REVOKE ALL ON FUNCTION oms.atp(text, text) FROM regress_oms_atp_reader;
+REVOKE ALL ON SCHEMA oms FROM regress_oms_atp_reader;
+DROP ROLE regress_oms_atp_reader;
+
+-- Index reads would not apply row level security policies: with RLS enabled on one of its
+-- tables, oms.atp() refuses rather than ignore them (and works again after the rollback).
+BEGIN;
+ALTER TABLE oms.stock ENABLE ROW LEVEL SECURITY;
+SELECT oms.atp('MUG');
+ROLLBACK;
+SELECT oms.atp('MUG') AS after_rollback;
+RESET oms.tenant;
+
 -- Function properties: cheap reads, safe in parallel plans.
 SELECT p.proname, p.provolatile, p.proparallel, p.proisstrict
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
