@@ -44,8 +44,8 @@ run_suite() {
 	fi
 }
 
-tests=${TESTS:-$(cd test/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)}
-specs=${SPECS:-$(cd test/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)}
+tests=${TESTS-$(cd test/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)}
+specs=${SPECS-$(cd test/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)}
 
 if [ -n "$tests" ]; then
 	echo "== pg_regress"
@@ -61,7 +61,7 @@ fi
 scripts/cluster.sh stop test
 trap - EXIT
 
-tap=${TAP:-$(ls test/t/*.pl 2>/dev/null | sort)}
+tap=${TAP-$(ls test/t/*.pl 2>/dev/null | sort)}
 if [ -n "$tap" ]; then
 	echo "== TAP"
 	tapdir=$(pg_scratch tap)

@@ -62,12 +62,16 @@ _PG_init(void)
 							   0,
 							   check_tenant, NULL, NULL);
 
+	/*
+	 * PostgreSQL refuses to create a PGC_POSTMASTER setting after startup; a backend that loads
+	 * oms on first use (not preloaded) has no worker anyway, so there the setting is only shown.
+	 */
 	DefineCustomStringVariable("oms.database",
 							   "Database in which the oms background worker runs.",
 							   NULL,
 							   &oms_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 

@@ -56,6 +56,7 @@
 #include "access/hash.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/sortsupport.h"
 
@@ -180,25 +181,39 @@ state_send(int32 code)
 
 /* ----- comparison in lifecycle order ----- */
 
-static inline int
-state_cmp(const int16 *rank, int32 a, int32 b)
+/*
+ * Input and recv accept only codes of the vocabulary, but a value on disk may have been written
+ * by a later version of oms with more states: refuse it rather than read past a table.
+ */
+static pg_noinline void
+state_code_out_of_range(int32 code)
 {
-	int16		ra = rank[a];
-	int16		rb = rank[b];
+	elog(ERROR, "oms: state code %d is not known to this version of oms", code);
+}
 
+static inline int
+state_cmp(const int16 *rank, int32 max_code, int32 a, int32 b)
+{
+	int16		ra;
+	int16		rb;
+
+	if (unlikely((uint32) a > (uint32) max_code || (uint32) b > (uint32) max_code))
+		state_code_out_of_range((uint32) a > (uint32) max_code ? a : b);
+	ra = rank[a];
+	rb = rank[b];
 	return (ra > rb) - (ra < rb);
 }
 
 static int
 order_state_fastcmp(Datum a, Datum b, SortSupport ssup)
 {
-	return state_cmp(order_state_rank, DatumGetStateCode(a), DatumGetStateCode(b));
+	return state_cmp(order_state_rank, ORDER_STATE_MAX, DatumGetStateCode(a), DatumGetStateCode(b));
 }
 
 static int
 line_state_fastcmp(Datum a, Datum b, SortSupport ssup)
 {
-	return state_cmp(line_state_rank, DatumGetStateCode(a), DatumGetStateCode(b));
+	return state_cmp(line_state_rank, LINE_STATE_MAX, DatumGetStateCode(a), DatumGetStateCode(b));
 }
 
 /*
@@ -206,7 +221,7 @@ line_state_fastcmp(Datum a, Datum b, SortSupport ssup)
  * only in their vocabulary. A code outside the vocabulary cannot reach the comparison functions
  * (input and recv reject it), so they index the rank table directly.
  */
-#define STATE_TYPE_FUNCTIONS(prefix, KIND, RANK) \
+#define STATE_TYPE_FUNCTIONS(prefix, KIND, RANK, MAXCODE) \
 PG_FUNCTION_INFO_V1(oms_##prefix##_in); \
 Datum oms_##prefix##_in(PG_FUNCTION_ARGS) \
 { \
@@ -230,19 +245,19 @@ Datum oms_##prefix##_send(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(oms_##prefix##_cmp); \
 Datum oms_##prefix##_cmp(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_INT32(state_cmp(RANK, DatumGetStateCode(PG_GETARG_DATUM(0)), \
+	PG_RETURN_INT32(state_cmp(RANK, MAXCODE, DatumGetStateCode(PG_GETARG_DATUM(0)), \
 							  DatumGetStateCode(PG_GETARG_DATUM(1)))); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_lt); \
 Datum oms_##prefix##_lt(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BOOL(state_cmp(RANK, DatumGetStateCode(PG_GETARG_DATUM(0)), \
+	PG_RETURN_BOOL(state_cmp(RANK, MAXCODE, DatumGetStateCode(PG_GETARG_DATUM(0)), \
 							 DatumGetStateCode(PG_GETARG_DATUM(1))) < 0); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_le); \
 Datum oms_##prefix##_le(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BOOL(state_cmp(RANK, DatumGetStateCode(PG_GETARG_DATUM(0)), \
+	PG_RETURN_BOOL(state_cmp(RANK, MAXCODE, DatumGetStateCode(PG_GETARG_DATUM(0)), \
 							 DatumGetStateCode(PG_GETARG_DATUM(1))) <= 0); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_eq); \
@@ -258,13 +273,13 @@ Datum oms_##prefix##_ne(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(oms_##prefix##_ge); \
 Datum oms_##prefix##_ge(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BOOL(state_cmp(RANK, DatumGetStateCode(PG_GETARG_DATUM(0)), \
+	PG_RETURN_BOOL(state_cmp(RANK, MAXCODE, DatumGetStateCode(PG_GETARG_DATUM(0)), \
 							 DatumGetStateCode(PG_GETARG_DATUM(1))) >= 0); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_gt); \
 Datum oms_##prefix##_gt(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BOOL(state_cmp(RANK, DatumGetStateCode(PG_GETARG_DATUM(0)), \
+	PG_RETURN_BOOL(state_cmp(RANK, MAXCODE, DatumGetStateCode(PG_GETARG_DATUM(0)), \
 							 DatumGetStateCode(PG_GETARG_DATUM(1))) > 0); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_hash); \
@@ -288,7 +303,10 @@ Datum oms_##prefix##_sortsupport(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(oms_##prefix##_rank); \
 Datum oms_##prefix##_rank(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_INT32(RANK[DatumGetStateCode(PG_GETARG_DATUM(0))]); \
+	int32		code_ = DatumGetStateCode(PG_GETARG_DATUM(0)); \
+	if (unlikely((uint32) code_ > (uint32) MAXCODE)) \
+		state_code_out_of_range(code_); \
+	PG_RETURN_INT32(RANK[code_]); \
 } \
 PG_FUNCTION_INFO_V1(oms_##prefix##_code); \
 Datum oms_##prefix##_code(PG_FUNCTION_ARGS) \
@@ -296,5 +314,120 @@ Datum oms_##prefix##_code(PG_FUNCTION_ARGS) \
 	PG_RETURN_INT32(DatumGetStateCode(PG_GETARG_DATUM(0))); \
 }
 
-STATE_TYPE_FUNCTIONS(order_state, STATE_KIND_ORDER, order_state_rank)
-STATE_TYPE_FUNCTIONS(line_state, STATE_KIND_LINE, line_state_rank)
+STATE_TYPE_FUNCTIONS(order_state, STATE_KIND_ORDER, order_state_rank, ORDER_STATE_MAX)
+STATE_TYPE_FUNCTIONS(line_state, STATE_KIND_LINE, line_state_rank, LINE_STATE_MAX)
+
+/* ----- rollup of line states into an order state ----- */
+
+#define LS(code)	StateBit(LS_##code)
+
+/*
+ * The rules, first match wins; cancelled lines are ignored unless every line is cancelled:
+ *
+ *	lines (ignoring cancelled ones)							order
+ *	-------------------------------------------------------	--------------------
+ *	none at all												created
+ *	all cancelled											cancelled
+ *	all returned											returned
+ *	any returned or partially_returned						partially_returned
+ *	all delivered											delivered
+ *	all shipped or delivered								shipped
+ *	any partially_shipped, shipped or delivered				partially_shipped
+ *	all released, picked, packed or ready_for_pickup		released
+ *	all allocated or further (as in the line above)			allocated
+ *	any allocated or further								partially_allocated
+ *	all backordered or preordered							backordered
+ *	all created												created
+ *	otherwise (created, rejected, backordered, preordered)	confirmed
+ *
+ * Only which states occur matters, not how many lines are in each: the argument is a bitmask.
+ */
+int32
+order_state_rollup(uint32 seen)
+{
+	const uint32 released = LS(RELEASED) | LS(PICKED) | LS(PACKED) | LS(READY_FOR_PICKUP);
+	const uint32 allocated = released | LS(ALLOCATED);
+	uint32		open = seen & ~LS(CANCELLED);
+
+	if (seen == 0)
+		return OS_CREATED;
+	if (open == 0)
+		return OS_CANCELLED;
+	if (open == LS(RETURNED))
+		return OS_RETURNED;
+	if (open & (LS(RETURNED) | LS(PARTIALLY_RETURNED)))
+		return OS_PARTIALLY_RETURNED;
+	if (open == LS(DELIVERED))
+		return OS_DELIVERED;
+	if ((open & ~(LS(SHIPPED) | LS(DELIVERED))) == 0)
+		return OS_SHIPPED;
+	if (open & (LS(PARTIALLY_SHIPPED) | LS(SHIPPED) | LS(DELIVERED)))
+		return OS_PARTIALLY_SHIPPED;
+	if ((open & ~released) == 0)
+		return OS_RELEASED;
+	if ((open & ~allocated) == 0)
+		return OS_ALLOCATED;
+	if (open & allocated)
+		return OS_PARTIALLY_ALLOCATED;
+	if ((open & ~(LS(BACKORDERED) | LS(PREORDERED))) == 0)
+		return OS_BACKORDERED;
+	if (open == LS(CREATED))
+		return OS_CREATED;
+	return OS_CONFIRMED;
+}
+
+/*
+ * The aggregate oms.rollup(oms.line_state): its state is the int4 bitmask of the line states
+ * seen (initially 0, NULLs skipped as the step is strict); partial states combine with int4or.
+ */
+PG_FUNCTION_INFO_V1(oms_rollup_step);
+
+Datum
+oms_rollup_step(PG_FUNCTION_ARGS)
+{
+	uint32		seen = (uint32) PG_GETARG_INT32(0);
+	int32		code = DatumGetStateCode(PG_GETARG_DATUM(1));
+
+	if (unlikely(code < 1 || code > LINE_STATE_MAX))
+		state_code_out_of_range(code);
+	PG_RETURN_INT32((int32) (seen | StateBit(code)));
+}
+
+PG_FUNCTION_INFO_V1(oms_rollup_final);
+
+Datum
+oms_rollup_final(PG_FUNCTION_ARGS)
+{
+	uint32		seen = PG_ARGISNULL(0) ? 0 : (uint32) PG_GETARG_INT32(0);
+
+	return StateCodeGetDatum(order_state_rollup(seen));
+}
+
+PG_FUNCTION_INFO_V1(oms_rollup_array);
+
+/* oms.rollup(oms.line_state[]): the same rules over an array; NULL elements are skipped. */
+Datum
+oms_rollup_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayIterator it;
+	Datum		value;
+	bool		isnull;
+	uint32		seen = 0;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("oms.rollup() takes a one-dimensional array of line states")));
+	it = array_create_iterator(arr, 0, NULL);
+	while (array_iterate(it, &value, &isnull))
+	{
+		if (isnull)
+			continue;
+		if (unlikely(DatumGetStateCode(value) < 1 || DatumGetStateCode(value) > LINE_STATE_MAX))
+			state_code_out_of_range(DatumGetStateCode(value));
+		seen |= StateBit(DatumGetStateCode(value));
+	}
+	array_free_iterator(it);
+	return StateCodeGetDatum(order_state_rollup(seen));
+}

@@ -98,6 +98,14 @@ extern int32 state_code(StateKind kind, const char *name);
 /* "created, on_hold, ..." in lifecycle order, palloc'd: for hints. */
 extern char *state_name_list(StateKind kind);
 
+/* transition.c: is there an event that moves a state of this kind from "from" to "to"? */
+extern bool state_move_is_legal(StateKind kind, int32 from, int32 to);
+
+/* order_state.c: the order state that a set of line states (a bitmask of codes) rolls up to. */
+extern int32 order_state_rollup(uint32 line_states_seen);
+
+#define StateBit(code)			((uint32) 1 << (code))
+
 #define DatumGetStateCode(d)	DatumGetInt32(d)
 #define StateCodeGetDatum(c)	Int32GetDatum(c)
 

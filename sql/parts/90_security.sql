@@ -2,8 +2,9 @@
 --
 -- PostgreSQL lets PUBLIC execute every new function; oms takes that back, so that nobody can
 -- place or cancel orders, or read stock, unless granted. The only functions left to PUBLIC are the
--- support functions of the state types (input, output, comparison, hashing): they reveal nothing,
--- and any role that may read a state column needs them.
+-- support functions of the state types (input, output, comparison, hashing) and the pure functions
+-- of the state machine (transition, is_legal, legal_moves, rollup): they read no table, and any role
+-- that may read a state column needs them. (PUBLIC still has no USAGE on schema oms.)
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA oms FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA oms FROM PUBLIC;
@@ -24,7 +25,9 @@ BEGIN
 				OR p.oid IN (SELECT o.oprcode FROM pg_catalog.pg_operator o WHERE o.oprnamespace = 'oms'::regnamespace)
 				OR p.oid IN (SELECT a.amproc FROM pg_catalog.pg_amproc a
 							   JOIN pg_catalog.pg_opfamily f ON f.oid = a.amprocfamily
-							  WHERE f.opfnamespace = 'oms'::regnamespace))
+							  WHERE f.opfnamespace = 'oms'::regnamespace)
+				-- the pure functions of the state machine: they read no table
+				OR p.proname IN ('transition', 'is_legal', 'legal_moves', 'rollup', 'state_rank', 'state_code'))
 	LOOP
 		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
 	END LOOP;

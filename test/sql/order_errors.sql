@@ -8,13 +8,13 @@ INSERT INTO oms.items (sku, name) VALUES ('SKU-1', 'One');
 INSERT INTO oms.items (sku, name, active) VALUES ('SKU-OLD', 'Discontinued', false);
 SELECT oms.set_stock('SKU-1', 'WH', 100, 'init');
 -- Every case: the SQLSTATE, the message and the hint.
-CREATE FUNCTION pg_temp.try_order(p jsonb, OUT sqlstate text, OUT message text, OUT hint text)
+CREATE FUNCTION pg_temp.try_order(p jsonb, OUT code text, OUT message text, OUT hint text)
 	LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM oms.place_order(p);
-	sqlstate := 'ok';
+	code := 'ok';
 EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS sqlstate = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+	GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
 END
 $$;
 CREATE TEMP TABLE cases (n serial, payload jsonb);
