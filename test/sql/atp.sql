@@ -161,3 +161,12 @@ SELECT p.proname, p.provolatile, p.proparallel, p.proisstrict
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'oms' AND p.proname IN ('atp', 'atp_by_location')
  ORDER BY p.proname;
+
+-- Leave no stock behind for the tests that follow (the tenants stay).
+SET oms.tenant = 't_atp';
+DELETE FROM oms.reservations WHERE tenant_id = oms.current_tenant_id();
+SELECT oms.atp('TSHIRT-M') AS network_without_holds;
+DELETE FROM oms.stock WHERE tenant_id IN (SELECT id FROM oms.tenants WHERE code IN ('t_atp', 't_atp_other'));
+DELETE FROM oms.items WHERE tenant_id IN (SELECT id FROM oms.tenants WHERE code IN ('t_atp', 't_atp_other'));
+DELETE FROM oms.locations WHERE tenant_id IN (SELECT id FROM oms.tenants WHERE code IN ('t_atp', 't_atp_other'));
+RESET oms.tenant;
