@@ -71,55 +71,36 @@
 
 #define ATP_BY_LOCATION_COLUMNS 8
 
-/*
- * Raises the error that explains why an ATP statement found nothing: unknown tenant (raised by
- * oms_tenant_id), unknown SKU, or unknown location (location may be NULL: not looked up).
- * Runs only on that error path. The caller is connected to SPI.
- */
 static void
-atp_report_unknown(text *sku, text *location)
+pg_attribute_noreturn()
+report_unknown_sku(text *sku)
 {
-	static SPIPlanPtr sku_plan = NULL;
-	static SPIPlanPtr location_plan = NULL;
-	Datum		args[2];
-	int32		tenant_id = oms_tenant_id();
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
+			 errhint("Items of tenant \"%s\" are listed in oms.items; SKUs are case sensitive.",
+					 oms_tenant)));
+}
 
-	if (sku_plan == NULL)
-	{
-		Oid			argtypes[2] = {INT4OID, TEXTOID};
+static void
+pg_attribute_noreturn()
+report_unknown_location(text *location)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown location \"%s\"", text_to_cstring(location)),
+			 errhint("Locations of tenant \"%s\" are listed in oms.locations; pass NULL for the whole network.",
+					 oms_tenant)));
+}
 
-		sku_plan = oms_prepare("SELECT 1 FROM oms.items WHERE tenant_id = $1 AND sku = $2",
-							   2, argtypes);
-		location_plan = oms_prepare("SELECT 1 FROM oms.locations WHERE tenant_id = $1 AND code = $2",
-									2, argtypes);
-	}
-
-	args[0] = Int32GetDatum(tenant_id);
-	args[1] = PointerGetDatum(sku);
-	if (SPI_execute_plan(sku_plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "oms: SKU lookup failed");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
-				 errhint("Items of tenant \"%s\" are listed in oms.items; SKUs are case sensitive.",
-						 oms_tenant)));
-
-	if (location != NULL)
-	{
-		args[1] = PointerGetDatum(location);
-		if (SPI_execute_plan(location_plan, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "oms: location lookup failed");
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown location \"%s\"", text_to_cstring(location)),
-					 errhint("Locations of tenant \"%s\" are listed in oms.locations; pass NULL for the whole network.",
-							 oms_tenant)));
-	}
-
-	/* Everything exists after all: the statement and this look-up disagree. */
-	elog(ERROR, "oms: ATP statement found no row for an existing SKU");
+/* The current tenant does not exist: oms_tenant_id() raises the project's error for that. */
+static void
+pg_attribute_noreturn()
+report_unknown_tenant(void)
+{
+	SPI_connect();
+	(void) oms_tenant_id();
+	elog(ERROR, "oms: tenant \"%s\" found by SQL but not by its index", oms_tenant);
 }
 
 /*
@@ -454,23 +435,14 @@ oms_atp(PG_FUNCTION_ARGS)
 	/* the current tenant */
 	lookup_begin(&lookup, atp_rels.tenants, atp_rels.tenants_by_code, 1, snapshot);
 	if (!lookup_first(&lookup, CStringGetTextDatum(oms_tenant), 0, 0))
-	{
-		/* oms_tenant_id() raises the project's "unknown tenant" error */
-		SPI_connect();
-		(void) oms_tenant_id();
-		elog(ERROR, "oms: tenant \"%s\" found by SQL but not by its index", oms_tenant);
-	}
+		report_unknown_tenant();
 	tenant_id = lookup_column(&lookup, atp_rels.tenants_id);
 	lookup_end(&lookup);
 
 	/* the item */
 	lookup_begin(&lookup, atp_rels.items, atp_rels.items_by_sku, 2, snapshot);
 	if (!lookup_first(&lookup, tenant_id, PointerGetDatum(sku), 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
-				 errhint("Items of tenant \"%s\" are listed in oms.items; SKUs are case sensitive.",
-						 oms_tenant)));
+		report_unknown_sku(sku);
 	item_id = lookup_column(&lookup, atp_rels.items_id);
 	lookup_end(&lookup);
 
@@ -481,11 +453,7 @@ oms_atp(PG_FUNCTION_ARGS)
 
 		lookup_begin(&lookup, atp_rels.locations, atp_rels.locations_by_code, 2, snapshot);
 		if (!lookup_first(&lookup, tenant_id, PointerGetDatum(location), 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown location \"%s\"", text_to_cstring(location)),
-					 errhint("Locations of tenant \"%s\" are listed in oms.locations; pass NULL for the whole network.",
-							 oms_tenant)));
+			report_unknown_location(location);
 		location_id = lookup_column(&lookup, atp_rels.locations_id);
 		active = DatumGetBool(lookup_column(&lookup, atp_rels.locations_active));
 		lookup_end(&lookup);
@@ -562,7 +530,11 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "oms: ATP by location statement failed");
 	if (SPI_processed == 0)
-		atp_report_unknown(sku, NULL);
+	{
+		/* no row at all: the tenant or the SKU is unknown */
+		(void) oms_tenant_id();
+		report_unknown_sku(sku);
+	}
 
 	tuptable = SPI_tuptable;
 	for (uint64 row = 0; row < SPI_processed; row++)
