@@ -46,7 +46,7 @@ test: deps
 
 # A sample retailer on a throwaway cluster that stays up; `make demo-stop` stops it.
 demo: deps
-	@$(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory -s install
 	@scripts/demo.sh
 
 demo-stop:

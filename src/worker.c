@@ -34,6 +34,9 @@ PGDLLEXPORT void oms_worker_main(Datum main_arg);
 /* Holds expired per transaction: small enough that no stock row stays locked for long. */
 #define EXPIRE_BATCH 500
 
+/* Seconds the postmaster waits before starting the worker again after it exited with an error. */
+#define OMS_WORKER_RESTART_SECONDS 10
+
 void
 oms_worker_register(void)
 {
@@ -42,7 +45,7 @@ oms_worker_register(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = OMS_WORKER_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "oms", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "oms_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "oms worker", BGW_MAXLEN);
@@ -84,7 +87,7 @@ expire_holds_batch(bool *extension_missing)
 	}
 	*extension_missing = false;
 
-	if (select_plan == NULL)
+	if (select_plan == NULL || delete_plan == NULL)
 	{
 		Oid			argtypes[2] = {INT4OID, INT8OID};
 
@@ -149,16 +152,39 @@ worker_round(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * Context for the errors of connecting: "database "x" does not exist" alone does not tell a DBA
+ * which process wanted it nor which setting to fix.
+ */
+static void
+connect_error_context(void *arg)
+{
+	errcontext("oms background worker connecting to the database named by oms.database (\"%s\"); "
+			   "it retries every %d seconds",
+			   oms_database, OMS_WORKER_RESTART_SECONDS);
+}
+
 void
 oms_worker_main(Datum main_arg)
 {
 	MemoryContext round_context;
+	ErrorContextCallback connect_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * A missing database is a FATAL error here: the process exits and the postmaster starts it
+	 * again after bgw_restart_time, so a wrong setting costs one log entry per interval, not a
+	 * hot loop.
+	 */
+	connect_context.callback = connect_error_context;
+	connect_context.arg = NULL;
+	connect_context.previous = error_context_stack;
+	error_context_stack = &connect_context;
 	BackgroundWorkerInitializeConnection(oms_database, NULL, 0);
+	error_context_stack = connect_context.previous;
 	ereport(LOG, (errmsg("oms worker started in database \"%s\"", oms_database)));
 
 	round_context = AllocSetContextCreate(TopMemoryContext, "oms worker round",
