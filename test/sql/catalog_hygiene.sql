@@ -16,14 +16,14 @@ SELECT t.typname AS undocumented_type
  WHERE t.typnamespace = 'oms'::regnamespace AND t.typtype = 'b' AND t.typname NOT LIKE '\_%'
    AND obj_description(t.oid, 'pg_type') IS NULL;
 
--- Functions without a pinned search_path (none but C functions that run no SQL: the state types'
+-- Functions without a pinned search_path (none but C functions that run no SQL: oms.atp and the state types'
 -- support functions, whose SET clause would cost every comparison a settings save and restore).
 SELECT p.oid::regprocedure AS unpinned_function, l.lanname
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace = 'oms'::regnamespace
    AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
    AND p.prokind <> 'a'
-   AND NOT (l.lanname = 'c' AND p.prosrc ~ '^oms_((order|line)_state_|rollup_)')
+   AND NOT (l.lanname = 'c' AND p.prosrc ~ '^oms_((order|line)_state_|rollup_|atp$)')
  ORDER BY 1;
 
 -- What PUBLIC may execute: only pure functions of the state types.
