@@ -15,8 +15,8 @@ use Time::HiRes qw(time sleep);
 
 my $root = $ENV{OMS_ROOT} // "$FindBin::Bin/../..";
 my $stress = "$root/test/stress/stress.pl";
-my $seconds = 24;
-my @crash_at = (6, 14);    # seconds into the run
+my $seconds = 16;
+my @crash_at = (5, 10);    # seconds into the run
 
 my $worker_sql =
   q{SELECT coalesce(max(pid)::text, '') FROM pg_stat_activity WHERE backend_type = 'oms worker'};
@@ -30,6 +30,7 @@ oms.database = 'postgres'
 oms.worker_naptime = 1
 max_connections = 50
 lc_messages = 'C'
+log_statement = 'none'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION oms');
