@@ -11,7 +11,8 @@
 # Parameters (environment):
 #   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs)
 #   CLIENTS="1 8 32"   client counts of place_order, its PL/pgSQL baseline and simple-update
-#   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity
+#   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity;
+#                      HISTORY=50000 delivered orders it already has
 #   BIG=1              the routing network (tenant bench_net, 1,000 locations) gets 1,000 SKUs:
 #                      1M SKU-locations for network ATP and routing (default 100 SKUs: 100k)
 #   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
@@ -35,6 +36,7 @@ BIG=${BIG:-0}
 SCALE=${SCALE:-10}
 FLASH_CLIENTS=${FLASH_CLIENTS:-32}
 FLASH_STOCK=${FLASH_STOCK:-2000}
+HISTORY=${HISTORY:-50000}
 READ_CLIENTS=${READ_CLIENTS:-8}
 WRITE_CLIENTS=${WRITE_CLIENTS:-8}
 ROUTE_CLIENTS=${ROUTE_CLIENTS:-1}
@@ -87,14 +89,67 @@ fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 2. Data: pgbench's own tables (the built-in baselines), the shop, the network, the helpers.
-echo "bench: loading (pgbench scale $SCALE; $SKUS SKUs x $LOCATIONS locations; network $NET_SKUS SKUs x $NET_LOCATIONS locations)"
+echo "bench: loading (pgbench scale $SCALE; $SKUS SKUs x $LOCATIONS locations, $HISTORY past orders; network $NET_SKUS SKUs x $NET_LOCATIONS locations)"
 "$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -i -q -s "$SCALE" "$db" >"$work/pgbench-init.log" 2>&1 ||
 	{ cat "$work/pgbench-init.log"; die "pgbench -i failed"; }
 psql_b -f test/bench/helpers.sql >/dev/null &&
 	psql_b -v skus="$SKUS" -v locations="$LOCATIONS" -v net_skus="$NET_SKUS" \
-		-v net_locations="$NET_LOCATIONS" -v flash_stock="$FLASH_STOCK" -f test/bench/load.sql >/dev/null &&
+		-v net_locations="$NET_LOCATIONS" -v flash_stock="$FLASH_STOCK" -v history="$HISTORY" -f test/bench/load.sql >/dev/null &&
 	psql_b -f test/bench/baseline.sql >/dev/null &&
 	psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' || die "loading failed"
+
+# ---- PROFILE=1: where the time of one place_order goes, instead of the runs. One client, so
+# that the figures are the cost of a call, not waiting: pg_stat_statements (track = all: the
+# statements inside the PL/pgSQL and SQL functions too), per-function self time
+# (track_functions), and, when perf is installed, the backend's CPU profile.
+if [ "${PROFILE:-0}" = 1 ]; then
+	printf '%s\n' "shared_preload_libraries = 'pg_cron,oms,pg_stat_statements'" \
+		"pg_stat_statements.track = all" "track_functions = all" |
+		as_pg tee -a "$host/data/postgresql.conf" >/dev/null
+	as_pg pg_ctl -D "$host/data" -l "$host/server.log" -w -m fast restart >/dev/null || die "restart failed"
+	psql_b -c 'CREATE EXTENSION pg_stat_statements' || die "no pg_stat_statements"
+	pgb=("$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared -c 1
+		-f test/bench/place_order.pgbench -D skus="$SKUS" -D zipf="$ZIPF")
+	"${pgb[@]}" -T 3 "$db" >/dev/null 2>&1
+	psql_b -c 'SELECT pg_stat_statements_reset(), pg_stat_reset()' >/dev/null
+	"${pgb[@]}" -T "$DURATION" "$db" >"$work/profile.out" 2>&1 &
+	pgbench_pid=$!
+	sleep 2
+	if command -v perf >/dev/null; then
+		backend=$(psql_b -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'")
+		perf record -F 999 -g -p "$backend" -o "$work/perf.data" -- sleep $((DURATION > 6 ? DURATION - 4 : 2)) \
+			>/dev/null 2>&1
+	fi
+	wait "$pgbench_pid"
+	echo
+	grep -E '^(tps|latency average)' "$work/profile.out"
+	echo
+	echo "Statements (nested ones included), microseconds per order:"
+	psql_b -P footer=off -c "
+		WITH n AS (SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT oms.place_order(%' AND toplevel)
+		SELECT round((s.total_exec_time * 1000 / n.calls)::numeric, 1) AS us_per_order,
+			   round(s.calls::numeric / n.calls, 1) AS per_order,
+			   left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) AS statement
+		  FROM pg_stat_statements s, n
+		 ORDER BY s.total_exec_time DESC LIMIT 25"
+	echo "Functions (self time: without the functions they call), microseconds per order:"
+	psql_b -P footer=off -c "
+		WITH n AS (SELECT calls FROM pg_stat_user_functions WHERE funcname = 'place_order')
+		SELECT f.schemaname || '.' || f.funcname AS function, round(f.calls::numeric / n.calls, 1) AS per_order,
+			   round((f.total_time * 1000 / n.calls)::numeric, 1) AS total_us,
+			   round((f.self_time * 1000 / n.calls)::numeric, 1) AS self_us
+		  FROM pg_stat_user_functions f, n
+		 WHERE f.funcname NOT LIKE 'pg_stat%'
+		 ORDER BY f.self_time DESC"
+	if [ -f "$work/perf.data" ]; then
+		echo "CPU profile of the backend (perf; inclusive share of samples, resolved symbols only):"
+		perf report -i "$work/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+			grep -E '^ +[0-9.]+%' | grep -v ' 0x0000' | grep -vE 'PostmasterMain|libc_start|\] main |_start ' |
+			head -n 45
+	fi
+	echo "(perf data and logs: $work)"
+	exit 0
+fi
 
 # ---- 3. The runs. Results by key (workload@clients): tps, p50, p99 (ms), the baseline's key.
 declare -A TPS P50 P99 VS LABEL
@@ -256,7 +311,7 @@ elapsed=$(($(date +%s) - started))
 echo
 echo "oms bench, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM, PostgreSQL $(psql_b -At -c 'SHOW server_version')"
 echo "fsync on, synchronous_commit on, shared_buffers $(psql_b -At -c 'SHOW shared_buffers'); runs of ${DURATION}s, pgbench -M prepared; load average before $load_before, after $load_after"
-echo "data: $SKUS SKUs x $LOCATIONS locations (Zipf s=$ZIPF), network $NET_SKUS SKUs x $NET_LOCATIONS locations, pgbench scale $SCALE; $((elapsed / 60)) min $((elapsed % 60)) s in all"
+echo "data: $SKUS SKUs x $LOCATIONS locations (Zipf s=$ZIPF), $HISTORY past orders, network $NET_SKUS SKUs x $NET_LOCATIONS locations, pgbench scale $SCALE; $((elapsed / 60)) min $((elapsed % 60)) s in all"
 echo
 fmt='%-36s %7s %9s %8s %8s  %-16s %6s\n'
 printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio

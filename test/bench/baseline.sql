@@ -11,7 +11,8 @@
 --      order rolls back.
 -- Its own tables (schema bench, copies of the shape of oms's): no state types, no history, no
 -- reservation rows, no triggers, no foreign keys but lines -> order. Its stock is a copy of the
--- default tenant's, so it locks the rows oms.place_order would lock for the same SKUs.
+-- default tenant's, so it locks the rows oms.place_order would lock for the same SKUs, and its
+-- order tables start with a copy of the same history of delivered orders (not reserved).
 -- oms.place_order does all of this plus validation, routing, reservations, the state machine and
 -- the audit trail; the ratio between the two is the price of those.
 
@@ -51,6 +52,19 @@ SELECT s.item_id, s.location_id, s.on_hand
   FROM oms.stock s
  WHERE s.tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default')
  ORDER BY s.item_id, s.location_id;
+
+INSERT INTO bench.b_orders (channel, external_id, ship_to, total, placed_at)
+SELECT 'web', o.external_id, o.ship_to, o.total, o.placed_at
+  FROM oms.orders o
+ WHERE o.tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND o.external_id LIKE 'hist-%'
+ ORDER BY o.id;
+INSERT INTO bench.b_order_lines (order_id, line_no, item_id, location_id, qty, unit_price)
+SELECT b.id, l.line_no, l.item_id, l.location_id, l.qty, l.unit_price
+  FROM oms.orders o
+  JOIN oms.order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+  JOIN bench.b_orders b ON b.channel = 'web' AND b.external_id = o.external_id
+ WHERE o.tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND o.external_id LIKE 'hist-%'
+ ORDER BY b.id, l.line_no;
 
 -- p: {"channel", "external_id", "ship_to", "lines": [{"sku", "location", "qty", "unit_price"}]}
 CREATE FUNCTION bench.place_order_baseline(p jsonb) RETURNS bigint

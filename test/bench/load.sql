@@ -10,7 +10,8 @@
 --     preferred location that covers the line) therefore takes SKU-k at its home, and the
 --     PL/pgSQL baseline is told to reserve there too: both lock the same stock rows.
 --   FLASH-1: 100,000,000 units at L1 only (the flash-sale throughput run);
---   FLASH-2: <flash_stock> units at L1 only (the sell-out run: exactly that many are served).
+--   FLASH-2: <flash_stock> units at L1 only (the sell-out run: exactly that many are served);
+--   <history> delivered orders of 3 lines (placed over the last days, nothing reserved).
 -- Tenant "bench_net", a network for routing and network-wide ATP:
 --   locations N1..N<net_locations> spread over Europe (5% warehouses, the rest stores), items
 --   NSKU-1..NSKU-<net_skus>, every one at every location with 0-20 units.
@@ -48,6 +49,27 @@ SELECT i.id, l.id, CASE i.sku WHEN 'FLASH-1' THEN 100000000 ELSE :flash_stock EN
   FROM oms.items i, oms.locations l
  WHERE i.tenant_id = oms.current_tenant_id() AND i.sku IN ('FLASH-1', 'FLASH-2')
    AND l.tenant_id = oms.current_tenant_id() AND l.code = 'L1';
+
+-- A history of <history> delivered orders of 3 lines, as a shop has: without it the orders tables
+-- start empty, the plans cached in the first seconds of a run (the idempotency look-up, the
+-- foreign-key checks) are sequential scans of a table that then grows under them, and the first
+-- runs measure that instead of oms. The state trigger records their history rows as it would.
+INSERT INTO oms.orders (channel_id, external_id, state, customer_ref, ship_to, ship_country, ship_city,
+						ship_postal_code, currency, subtotal, total, placed_at)
+SELECT c.id, 'hist-' || n, 'delivered', 'C' || (n % 5000), '{"country": "IT", "city": "Milano", "postal_code": "20121"}',
+	   'IT', 'Milano', '20121', 'EUR', 59.70, 59.70, pg_catalog.now() - (n || ' minutes')::interval
+  FROM generate_series(1, :history) n, oms.channels c
+ WHERE c.tenant_id = oms.current_tenant_id() AND c.code = 'web';
+INSERT INTO oms.order_lines (order_id, line_no, item_id, qty, unit_price, state, location_id,
+							 qty_shipped, qty_delivered)
+SELECT o.id, ln, i.id, 1, 19.90, 'delivered', l.id, 1, 1
+  FROM oms.orders o
+ CROSS JOIN generate_series(1, 3) ln
+ CROSS JOIN LATERAL (SELECT 1 + (abs(hashint8(o.id * 3 + ln)) % :skus) AS k) pick
+  JOIN oms.items i ON i.tenant_id = o.tenant_id AND i.sku = 'SKU-' || pick.k
+  JOIN oms.locations l ON l.tenant_id = o.tenant_id AND l.code = 'L' || (pick.k % 4 + 1)
+ WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id LIKE 'hist-%'
+ ORDER BY o.id, ln;
 
 SELECT oms.create_tenant('bench_net', 'Routing network') > 0 AS net_tenant;
 SET oms.tenant = 'bench_net';
