@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "utils/date.h"
 
 /* Settings (GUCs), defined in oms.c */
 extern char *oms_tenant;			/* oms.tenant: the current tenant's code */
@@ -23,6 +24,13 @@ extern int32 oms_tenant_id(void);
 
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
+
+/* planning.c: the settings of replenishment (oms.today, ...), defined from _PG_init. */
+extern char *oms_today_setting;		/* oms.today: the date planning treats as today ('' = now) */
+extern int	oms_forecast_history_days;	/* oms.forecast_history_days */
+extern void oms_planning_settings(void);
+extern DateADT oms_today(void);
+extern double oms_inverse_normal(double p);
 
 /* worker.c: registers the background worker; called from _PG_init when preloaded. */
 extern void oms_worker_register(void);
