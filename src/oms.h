@@ -31,6 +31,8 @@ extern int	oms_forecast_history_days;	/* oms.forecast_history_days */
 extern void oms_planning_settings(void);
 extern DateADT oms_today(void);
 extern double oms_inverse_normal(double p);
+extern double oms_safety_stock(double service_level, double demand_sd, double lead_time,
+							   double demand_mean, double lead_time_sd);
 
 /* worker.c: registers the background worker; called from _PG_init when preloaded. */
 extern void oms_worker_register(void);
