@@ -93,7 +93,7 @@ COMMENT ON FUNCTION oms._supplier_id(int, text) IS 'Internal: the id of a suppli
 
 -- One numeric field of a JSON object, checked: NULL when absent or null.
 CREATE FUNCTION oms._json_number(p_obj jsonb, p_what text, p_key text, p_min numeric, p_min_open boolean,
-								 p_max numeric, p_whole boolean, p_hint text) RETURNS numeric
+								 p_max numeric, p_whole boolean, p_hint text, p_path text DEFAULT '') RETURNS numeric
 	LANGUAGE plpgsql IMMUTABLE
 	SET search_path = oms, pg_catalog
 AS $$
@@ -108,7 +108,7 @@ BEGIN
 		n := v::numeric;
 	END IF;
 	IF n IS NULL OR (p_whole AND n <> trunc(n)) OR n < p_min OR (p_min_open AND n = p_min) OR n > p_max THEN
-		RAISE EXCEPTION '% field "%" must be %, got %', p_what, p_key,
+		RAISE EXCEPTION '% field "%" must be %, got %', p_what, p_path || p_key,
 				CASE WHEN p_whole THEN 'a whole number ' ELSE 'a number ' END
 				|| CASE WHEN p_min_open THEN 'greater than ' || p_min ELSE 'of at least ' || p_min END
 				|| CASE WHEN p_max < 1e15 THEN ' and at most ' || p_max ELSE '' END,
@@ -118,7 +118,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION oms._json_number(jsonb, text, text, numeric, boolean, numeric, boolean, text) IS 'Internal: a checked number from a JSON object (22023 naming the field and the value); NULL when absent or null';
+COMMENT ON FUNCTION oms._json_number(jsonb, text, text, numeric, boolean, numeric, boolean, text, text) IS 'Internal: a checked number from a JSON object (22023 naming the field, after the path prefix, and the value); NULL when absent or null';
 
 CREATE FUNCTION oms._json_boolean(p_obj jsonb, p_what text, p_key text) RETURNS boolean
 	LANGUAGE plpgsql IMMUTABLE

@@ -135,11 +135,12 @@ BEGIN
 			RAISE EXCEPTION 'unknown SKU "%" in % field "lines[%].sku"', v ->> 'sku', p_what, i
 				USING ERRCODE = '22023', HINT = 'Items are rows of oms.items of the current tenant (setting oms.tenant).';
 		END IF;
-		qty := oms._json_number(v, p_what, 'qty', 0, true, 1e12, true, v_hint);
+		qty := oms._json_number(v, p_what, 'qty', 0, true, 1e12, true, v_hint, format('lines[%s].', i));
 		IF qty IS NULL THEN
 			RAISE EXCEPTION '% field "lines[%].qty" is required', p_what, i USING ERRCODE = '22023', HINT = v_hint;
 		END IF;
-		unit_cost := oms._json_number(v, p_what, 'unit_cost', 0, false, 1e15, false, 'The purchase price of one unit, 0 or more.');
+		unit_cost := oms._json_number(v, p_what, 'unit_cost', 0, false, 1e15, false, 'The purchase price of one unit, 0 or more.',
+									  format('lines[%s].', i));
 		RETURN NEXT;
 		i := i + 1;
 	END LOOP;
