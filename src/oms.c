@@ -103,6 +103,8 @@ _PG_init(void)
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
+	oms_planning_settings();
+
 	MarkGUCPrefixReserved("oms");
 
 	if (!process_shared_preload_libraries_in_progress)
