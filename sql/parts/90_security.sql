@@ -48,3 +48,6 @@ SELECT pg_catalog.pg_extension_config_dump('oms.orders', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.order_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.reservations', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.order_history', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.events', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.event_consumers', '');
