@@ -51,3 +51,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.order_history', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.events', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.event_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.payments', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.payment_operations', '');
