@@ -5,6 +5,8 @@
  * One worker per cluster, connected to the database named by oms.database. Each round (every
  * oms.worker_naptime seconds) it:
  *	- expires cart holds whose time is up, so that their stock returns to ATP;
+ *	- raises the events nobody's call raises: orders late on their promised date (delayed) and
+ *	  click & collect orders left at the store (pickup_uncollected);
  *	- purges events older than oms.event_retention that every consumer has acknowledged;
  *	- with oms.notify_events = worker, sends NOTIFY oms_events for the tenants with new events.
  * Every unit of work (a batch) is one short transaction; an error is logged and the round is tried
@@ -43,6 +45,9 @@ PGDLLEXPORT void oms_worker_main(Datum main_arg);
 
 /* Events purged per transaction. */
 #define PURGE_BATCH 1000
+
+/* Orders reported late or uncollected per transaction (of each kind). */
+#define OVERDUE_BATCH 100
 
 /* One unit of work, run inside a transaction with SPI connected; returns how many rows it did. */
 typedef uint64 (*WorkerStep) (void);
@@ -146,6 +151,30 @@ purge_events_batch(void)
 }
 
 /*
+ * Writes one batch of the events about what did not happen in time (oms.raise_overdue_events);
+ * returns how many orders it reported.
+ */
+static uint64
+overdue_batch(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = Int32GetDatum(OVERDUE_BATCH);
+	bool		isnull;
+	Datum		n;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+
+		plan = oms_prepare("SELECT oms.raise_overdue_events($1)", 1, argtypes);
+	}
+	if (SPI_execute_plan(plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms worker: raising overdue events failed");
+	n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : (uint64) DatumGetInt32(n);
+}
+
+/*
  * With oms.notify_events = worker: NOTIFY oms_events, '<tenant>' for every tenant with events
  * after the last id announced, up to the newest event that is final (see src/events.c), so that
  * an event that commits late is still announced. The notifications go out when the step's
@@ -211,6 +240,7 @@ worker_round(void)
 	static bool said_missing = false;
 	uint64		expired = 0;
 	uint64		purged = 0;
+	uint64		overdue = 0;
 	uint64		n;
 	bool		present;
 
@@ -234,6 +264,12 @@ worker_round(void)
 
 	do
 	{
+		present = run_step("oms worker: raising overdue events", overdue_batch, &n);
+		overdue += n;
+	} while (present && n >= OVERDUE_BATCH);
+
+	do
+	{
 		present = run_step("oms worker: purging acknowledged events", purge_events_batch, &n);
 		purged += n;
 	} while (present && n == PURGE_BATCH);
@@ -247,6 +283,8 @@ worker_round(void)
 		elog(DEBUG1, "oms worker: expired " UINT64_FORMAT " cart holds", expired);
 	if (purged > 0)
 		elog(DEBUG1, "oms worker: purged " UINT64_FORMAT " events", purged);
+	if (overdue > 0)
+		elog(DEBUG1, "oms worker: reported " UINT64_FORMAT " late or uncollected orders", overdue);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -2,6 +2,11 @@
 -- order lock every one of them takes first, money amounts checked against the order's currency,
 -- the rollup that puts an order back in the state its lines add up to, and event writing.
 --
+-- The reason the state trigger records in order_history is the transaction-local setting
+-- oms.reason: each function sets it with set_config(..., true) before it moves states, and clears
+-- it before it returns, so that a later statement of the caller's transaction is not attributed
+-- to it.
+--
 -- Lock order, the same in every function: the order's row first (SELECT ... FOR UPDATE), then
 -- stock rows in (item, location) order through reservations and movements. Two calls on one order
 -- therefore run one after the other, and their events come out in commit order.
@@ -70,3 +75,84 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._event(int, bigint, text, jsonb) IS 'Internal: writes an event of an order, its payload the order header (reference, channel, customer) and the given fields';
+
+-- Puts an order in the state its lines add up to (oms.rollup), or on_hold while a hold is open;
+-- cancelled and closed orders stay as they are. The state trigger checks the move and records it
+-- with the reason in oms.reason. Returns the order's state.
+CREATE FUNCTION oms._rollup(p_tenant int, p_order bigint) RETURNS oms.order_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_old	oms.order_state;
+	v_new	oms.order_state;
+BEGIN
+	SELECT o.state INTO v_old FROM oms.orders o WHERE o.tenant_id = p_tenant AND o.id = p_order;
+	IF v_old IN ('cancelled', 'closed') THEN
+		RETURN v_old;
+	END IF;
+	IF EXISTS (SELECT FROM oms.order_holds h
+				WHERE h.tenant_id = p_tenant AND h.order_id = p_order AND h.resolved_at IS NULL) THEN
+		v_new := 'on_hold';
+	ELSE
+		SELECT oms.rollup(l.state) INTO v_new FROM oms.order_lines l
+			WHERE l.tenant_id = p_tenant AND l.order_id = p_order;
+	END IF;
+	IF v_new <> v_old THEN
+		UPDATE oms.orders o SET state = v_new WHERE o.tenant_id = p_tenant AND o.id = p_order;
+	END IF;
+	RETURN v_new;
+END
+$$;
+COMMENT ON FUNCTION oms._rollup(int, bigint) IS 'Internal: moves an order to the rollup of its lines'' states, or on_hold while a hold is open (cancelled and closed stay); returns the state';
+
+
+-- Checks a list of line quantities, [{"line_no": 1, "qty": 2, ...}] (NULL passes: "all"): an
+-- array of objects with whole line_no and qty of at least 1, no key outside p_keys, each line
+-- once. p_what names the list in messages ("lines to pack").
+CREATE FUNCTION oms._check_line_list(p_lines jsonb, p_what text, p_keys text[]) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_bad	record;
+	v_dup	int;
+BEGIN
+	IF p_lines IS NULL THEN
+		RETURN;
+	END IF;
+	IF jsonb_typeof(p_lines) <> 'array' OR jsonb_array_length(p_lines) = 0 OR jsonb_array_length(p_lines) > 10000 THEN
+		RAISE EXCEPTION '% must be a non-empty array, got %', p_what, left(p_lines::text, 80)
+			USING ERRCODE = '22023', HINT = 'For example [{"line_no": 1, "qty": 2}].';
+	END IF;
+	SELECT x.i - 1 AS i, x.v,
+		   (SELECT k FROM jsonb_object_keys(CASE WHEN jsonb_typeof(x.v) = 'object' THEN x.v ELSE '{}' END) k
+			 WHERE k <> ALL (p_keys) ORDER BY k LIMIT 1) AS extra
+	  INTO v_bad
+	  FROM jsonb_array_elements(p_lines) WITH ORDINALITY x(v, i)
+	 WHERE CASE WHEN jsonb_typeof(x.v) <> 'object' THEN true
+				WHEN EXISTS (SELECT FROM jsonb_object_keys(x.v) k WHERE k <> ALL (p_keys)) THEN true
+				WHEN jsonb_typeof(x.v -> 'line_no') IS DISTINCT FROM 'number'
+				  OR jsonb_typeof(x.v -> 'qty') IS DISTINCT FROM 'number' THEN true
+				ELSE (x.v ->> 'line_no')::numeric NOT BETWEEN 1 AND 2147483647
+				  OR (x.v ->> 'qty')::numeric NOT BETWEEN 1 AND 2147483647
+				  OR (x.v ->> 'line_no')::numeric <> trunc((x.v ->> 'line_no')::numeric)
+				  OR (x.v ->> 'qty')::numeric <> trunc((x.v ->> 'qty')::numeric) END
+	 ORDER BY x.i LIMIT 1;
+	IF FOUND THEN
+		IF v_bad.extra IS NOT NULL THEN
+			RAISE EXCEPTION '% [%]: field "%" is not known', p_what, v_bad.i, v_bad.extra
+				USING ERRCODE = '22023', HINT = format('Known fields: %s.', array_to_string(p_keys, ', '));
+		END IF;
+		RAISE EXCEPTION '% [%] must have a whole line_no and qty of at least 1, got %', p_what, v_bad.i, left(v_bad.v::text, 80)
+			USING ERRCODE = '22023', HINT = 'For example {"line_no": 1, "qty": 2}.';
+	END IF;
+	SELECT (x.v ->> 'line_no')::int INTO v_dup FROM jsonb_array_elements(p_lines) x(v)
+	 GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1;
+	IF v_dup IS NOT NULL THEN
+		RAISE EXCEPTION 'line % appears more than once in the %', v_dup, p_what
+			USING ERRCODE = '22023', HINT = 'Give each line once, with its total quantity.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._check_line_list(jsonb, text, text[]) IS 'Internal: refuses (22023) a list of line quantities that is not [{"line_no": n, "qty": n, ...}] with whole values of at least 1, known keys and each line once';

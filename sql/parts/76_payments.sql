@@ -111,10 +111,12 @@ BEGIN
 	PERFORM oms._event(v_tenant, o.id, 'payment_authorized',
 		jsonb_build_object('amount', amount, 'currency', o.currency, 'reference', reference,
 						   'authorized_total', v_open + amount));
+	-- The authorisation may be what the order waited for, on a channel that releases by itself.
+	PERFORM oms._auto_release(v_tenant, o.id);
 	RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION oms.authorize_payment(bigint, numeric, text) IS 'Records an authorisation of amount (order currency) under the provider''s reference; returns the payment id; the same reference again returns the same id; more than the order total: OM008';
+COMMENT ON FUNCTION oms.authorize_payment(bigint, numeric, text) IS 'Records an authorisation of amount (order currency) under the provider''s reference; returns the payment id; the same reference again returns the same id; more than the order total: OM008; releases the order when its channel has auto_release and nothing else blocks';
 
 CREATE FUNCTION oms.capture_payment(order_id bigint, amount numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE plpgsql

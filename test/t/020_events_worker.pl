@@ -2,7 +2,9 @@
 # listeners (NOTIFY oms_events, payload the tenant) once per round with new events; with commit,
 # the writing transaction does, at its commit; the worker purges events older than
 # oms.event_retention once every consumer of their tenant has acknowledged them, and keeps the
-# others. Every wait is a poll that ends as soon as the awaited state is reached.
+# others; it reports orders late on their promised date (delayed) and pickups left at the store
+# (pickup_uncollected), each once. Every wait is a poll that ends as soon as the awaited state is
+# reached.
 use strict;
 use warnings;
 
@@ -26,8 +28,8 @@ $node->start;
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION oms;
-INSERT INTO oms.channels (code, kind, name, default_currency) VALUES ('web', 'web', 'Web', 'EUR');
-INSERT INTO oms.locations (code, kind, name) VALUES ('WH', 'warehouse', 'Warehouse');
+INSERT INTO oms.channels (code, kind, name, default_currency, requires_authorization) VALUES ('web', 'web', 'Web', 'EUR', false);
+INSERT INTO oms.locations (code, kind, name, can_pickup) VALUES ('WH', 'warehouse', 'Warehouse', true);
 INSERT INTO oms.items (sku, name) VALUES ('SKU-1', 'One');
 SELECT oms.set_stock('SKU-1', 'WH', 100, 'init');
 });
@@ -116,6 +118,39 @@ SELECT count(*) FROM oms.next_events('erp', 1);
 SELECT oms.ack_events('erp', (SELECT max(id) FROM oms.events));});
 ok($node->poll_query_until('postgres', 'SELECT NOT EXISTS (SELECT FROM oms.events)'),
 	'2500 acknowledged events purged');
+
+#
+# 5. Overdue: a line past its promised date and not shipped is reported delayed, once; a pickup
+# past its collect_by date is reported uncollected, once.
+#
+$node->safe_psql('postgres', q{SELECT oms.drop_event_consumer('erp')});
+my $late = place('LATE-1');
+$node->safe_psql('postgres',
+	"UPDATE oms.order_lines SET promised_date = current_date - 2 WHERE order_id = $late");
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 1 FROM oms.events WHERE type = 'delayed' AND payload ->> 'order_ref' = 'LATE-1'}),
+	'the worker reported the late order');
+is( $node->safe_psql('postgres',
+		q{SELECT payload -> 'lines' -> 0 ->> 'promised_date' = (current_date - 2)::text FROM oms.events WHERE type = 'delayed'}),
+	't', 'with the promised date of the late line');
+my $pickup = $node->safe_psql('postgres',
+	q{SELECT oms.place_order('{"channel": "web", "external_id": "PICK-1", "pickup": "WH",
+	  "lines": [{"sku": "SKU-1", "qty": 2, "unit_price": 5}]}')});
+$node->safe_psql('postgres', "SELECT oms.release_order($pickup); SELECT oms.ready_for_pickup($pickup);
+	UPDATE oms.pickups SET ready_at = now() - interval '8 days', collect_by = now() - interval '1 day' WHERE order_id = $pickup");
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 1 FROM oms.events WHERE type = 'pickup_uncollected' AND payload ->> 'order_ref' = 'PICK-1'}),
+	'the worker reported the uncollected pickup');
+# Nothing is reported twice: a fixed wait over two more rounds of the worker (1 s naptime), since
+# what is checked is that nothing happens.
+$node->safe_psql('postgres', q{SELECT pg_sleep(2.5)});
+is( $node->safe_psql('postgres', q{SELECT count(*) FROM oms.events WHERE type IN ('delayed', 'pickup_uncollected')}),
+	'2', 'each reported once');
+# Cancelling the uncollected pickup returns its stock.
+$node->safe_psql('postgres', "SELECT oms.cancel_order($pickup, 'not collected')");
+is($node->safe_psql('postgres', q{SELECT on_hand || '/' || reserved FROM oms.stock}),
+	'100/3', 'cancelling the pickup gave its 2 units back (3 still reserved: W-1, W-2, LATE-1)');
+
 like(slurp_file($node->logfile), qr/^(?!.*ERROR)/s, 'no error in the server log');
 
 $listener->quit;
