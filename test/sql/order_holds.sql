@@ -2,8 +2,8 @@
 -- is resolved and then back to the state its lines add up to; fraud rules applied at placement
 -- put a matching order on hold fraud_review, the rules named in its history; channels that
 -- release automatically do so at placement, on authorisation or when the last hold goes.
-SELECT oms.create_tenant('t_holds') > 0 AS created;
-SET oms.tenant = 't_holds';
+SELECT oms.create_tenant('t_order_holds') > 0 AS created;
+SET oms.tenant = 't_order_holds';
 CREATE FUNCTION pg_temp.err(q text, OUT state text, OUT message text, OUT hint text)
 	LANGUAGE plpgsql AS $$
 BEGIN
@@ -62,30 +62,30 @@ INSERT INTO oms.fraud_rules (name, kind) VALUES ('billing-country', 'country_mis
 INSERT INTO oms.fraud_rules (name, kind, max_orders, within, channel_id)
 	SELECT 'velocity', 'customer_velocity', 2, '1 hour', id FROM oms.channels WHERE tenant_id = oms.current_tenant_id() AND code = 'web';
 -- A television to Italy billed in France: two rules match; one hold names both.
-SELECT oms.place_order('{"channel": "web", "external_id": "W-1", "customer": {"ref": "C7"},
+SELECT oms.place_order('{"channel": "web", "external_id": "OHW-1", "customer": {"ref": "C7"},
 	"attributes": {"billing_country": "FR"}, "ship_to": {"country": "IT"},
 	"lines": [{"sku": "TV", "qty": 1, "unit_price": 799}]}') AS w1 \gset
-SELECT * FROM orders WHERE ord = 'W-1';
+SELECT * FROM orders WHERE ord = 'OHW-1';
 SELECT reason, note, rule FROM oms.order_holds WHERE tenant_id = oms.current_tenant_id() AND order_id = :w1;
-SELECT * FROM history WHERE ord = 'W-1';
+SELECT * FROM history WHERE ord = 'OHW-1';
 -- Authorised, but still held: not released. Resolving the hold releases it (web: auto_release).
 SELECT oms.authorize_payment(:w1, 799, 'psp-w1') > 0 AS authorised;
-SELECT * FROM orders WHERE ord = 'W-1';
+SELECT * FROM orders WHERE ord = 'OHW-1';
 SELECT oms.resolve_hold(:w1, 'fraud_review');
-SELECT * FROM history WHERE ord = 'W-1';
-SELECT * FROM events WHERE ord = 'W-1';
+SELECT * FROM history WHERE ord = 'OHW-1';
+SELECT * FROM events WHERE ord = 'OHW-1';
 -- The third order of customer C7 within the hour is held by the velocity rule; a small order of
 -- a new customer is not held, and is released as soon as it is authorised.
-SELECT oms.place_order('{"channel": "web", "external_id": "W-2", "customer": {"ref": "C7"}, "ship_to": {"country": "IT"},
+SELECT oms.place_order('{"channel": "web", "external_id": "OHW-2", "customer": {"ref": "C7"}, "ship_to": {"country": "IT"},
 	"lines": [{"sku": "TEE", "qty": 1, "unit_price": 20}]}') AS w2 \gset
-SELECT oms.place_order('{"channel": "web", "external_id": "W-3", "customer": {"ref": "C7"}, "ship_to": {"country": "IT"},
+SELECT oms.place_order('{"channel": "web", "external_id": "OHW-3", "customer": {"ref": "C7"}, "ship_to": {"country": "IT"},
 	"lines": [{"sku": "TEE", "qty": 1, "unit_price": 20}]}') AS w3 \gset
-SELECT oms.place_order('{"channel": "web", "external_id": "W-4", "customer": {"ref": "C8"}, "ship_to": {"country": "IT"},
+SELECT oms.place_order('{"channel": "web", "external_id": "OHW-4", "customer": {"ref": "C8"}, "ship_to": {"country": "IT"},
 	"lines": [{"sku": "TEE", "qty": 1, "unit_price": 20}]}') AS w4 \gset
 SELECT oms.authorize_payment(:w4, 20, 'psp-w4') > 0 AS authorised;
-SELECT * FROM orders WHERE ord IN ('W-2', 'W-3', 'W-4');
+SELECT * FROM orders WHERE ord IN ('OHW-2', 'OHW-3', 'OHW-4');
 SELECT o.external_id, h.rule, h.note FROM oms.order_holds h JOIN oms.orders o ON o.tenant_id = h.tenant_id AND o.id = h.order_id
- WHERE h.tenant_id = oms.current_tenant_id() AND o.external_id IN ('W-2', 'W-3', 'W-4');
+ WHERE h.tenant_id = oms.current_tenant_id() AND o.external_id IN ('OHW-2', 'OHW-3', 'OHW-4');
 -- The velocity rule is for the web channel only; an inactive rule does nothing.
 UPDATE oms.fraud_rules SET active = false WHERE tenant_id = oms.current_tenant_id() AND name = 'big-order';
 SELECT oms.place_order('{"channel": "cc", "external_id": "H-2", "customer": {"ref": "C7"}, "ship_to": {"country": "IT"},
