@@ -27,9 +27,15 @@ DECLARE
 BEGIN
 	SELECT string_agg(h.reason, ', ' ORDER BY h.id) INTO holds FROM oms.order_holds h
 		WHERE h.tenant_id = p_tenant AND h.order_id = p_order AND h.resolved_at IS NULL;
-	SELECT c.requires_authorization, o.total INTO v_required, v_total
-		FROM oms.orders o JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
-		WHERE o.tenant_id = p_tenant AND o.id = p_order;
+	-- What is due: the total less the cancelled units (oms.cancel_line).
+	SELECT c.requires_authorization,
+		   o.total - coalesce((SELECT sum(round(l.qty_cancelled * l.unit_price, cur.minor_units)) FROM oms.order_lines l
+								WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id), 0)
+	  INTO v_required, v_total
+	  FROM oms.orders o
+	  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+	  JOIN oms.currencies cur ON cur.code = o.currency
+	 WHERE o.tenant_id = p_tenant AND o.id = p_order;
 	IF v_required THEN
 		SELECT coalesce(sum(p.authorized - p.voided), 0) INTO authorized FROM oms.payments p
 			WHERE p.tenant_id = p_tenant AND p.order_id = p_order;
@@ -39,7 +45,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION oms._release_blockers(int, bigint) IS 'Internal: the open holds of an order and, when its channel requires authorisation, how much of its total is not authorised';
+COMMENT ON FUNCTION oms._release_blockers(int, bigint) IS 'Internal: the open holds of an order and, when its channel requires authorisation, how much of what is due (total less cancelled units) is not authorised';
 
 -- Refuses (OM009) to go on with an order that has open holds; p_action names what was refused.
 CREATE FUNCTION oms._check_not_held(p_tenant int, p_order bigint, p_action text) RETURNS void
@@ -133,7 +139,8 @@ BEGIN
 	IF b.payment_missing IS NOT NULL THEN
 		RAISE EXCEPTION 'order % cannot be released: its payment is not authorised', o.id
 			USING ERRCODE = 'OM009',
-			      DETAIL = format('Total %s %s, authorised %s; %s missing.', o.total, o.currency, b.authorized, b.payment_missing),
+			      DETAIL = format('Due %s %s, authorised %s; %s missing.', b.authorized + b.payment_missing, o.currency,
+							   b.authorized, b.payment_missing),
 			      HINT = 'The channel requires authorisation before release: call oms.authorize_payment() first.';
 	END IF;
 	RETURN oms._release(v_tenant, o.id);
