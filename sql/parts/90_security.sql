@@ -60,3 +60,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.tracking_events', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.fraud_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.pickups', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.delay_notices', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.returns', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.return_lines', '');
