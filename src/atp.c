@@ -77,7 +77,7 @@ report_unknown_sku(text *sku)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
+			 errmsg("unknown SKU \"%s\"", oms_clip_text(sku)),
 			 errhint("Items of tenant \"%s\" are listed in oms.items; SKUs are case sensitive.",
 					 oms_tenant)));
 }
@@ -88,7 +88,7 @@ report_unknown_location(text *location)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown location \"%s\"", text_to_cstring(location)),
+			 errmsg("unknown location \"%s\"", oms_clip_text(location)),
 			 errhint("Locations of tenant \"%s\" are listed in oms.locations; pass NULL for the whole network.",
 					 oms_tenant)));
 }

@@ -134,6 +134,19 @@ get_key(StockKey *key, HeapTuple tuple, Relation rel, const KeyColumns *cols)
 	key->location_id = DatumGetInt32(get_column(tuple, rel, cols->location_id));
 }
 
+/*
+ * Is the key or the amount of a new row NULL? A BEFORE trigger runs ahead of the NOT NULL
+ * constraints; such a row is theirs to refuse (23502), not an internal error of ours.
+ */
+static bool
+has_null(HeapTuple tuple, Relation rel, const KeyColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return heap_attisnull(tuple, cols->tenant_id, desc) || heap_attisnull(tuple, cols->item_id, desc) ||
+		heap_attisnull(tuple, cols->location_id, desc) || heap_attisnull(tuple, cols->amount, desc);
+}
+
 static int
 compare_keys(const StockKey *a, const StockKey *b)
 {
@@ -427,6 +440,8 @@ oms_stock_guard(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_INSERT(event))
 	{
+		if (has_null(trigdata->tg_trigtuple, rel, &stock_columns))
+			return PointerGetDatum(trigdata->tg_trigtuple);
 		new_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
 		if (new_reserved != 0)
 		{
@@ -448,6 +463,8 @@ oms_stock_guard(PG_FUNCTION_ARGS)
 	}
 
 	/* UPDATE */
+	if (has_null(trigdata->tg_newtuple, rel, &stock_columns))
+		return PointerGetDatum(trigdata->tg_newtuple);
 	old_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
 	new_reserved = DatumGetInt64(get_column(trigdata->tg_newtuple, rel, stock_columns.amount));
 	if (old_reserved == new_reserved && old_reserved == 0)

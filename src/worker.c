@@ -32,6 +32,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 #include "oms.h"
 
@@ -210,30 +211,53 @@ announce_events(void)
 	return SPI_processed;
 }
 
+/* Context of the errors of a round: the log says which process failed, doing what. */
+static void
+round_error_context(void *arg)
+{
+	errcontext("oms background worker in database \"%s\": %s; the round is retried in %d s",
+			   oms_database, (const char *) arg, oms_worker_naptime);
+}
+
 /*
  * Runs one unit of work in its own short transaction. Returns false, doing nothing, while the
  * extension is not installed in the database.
+ *
+ * statement_timeout (from postgresql.conf, or ALTER DATABASE/ROLE ... SET) bounds each batch as it
+ * would a client's statement: PostgreSQL arms it only for client queries, so the worker does it
+ * itself. A batch stuck behind a lock then fails, is logged, and is retried after the nap.
  */
 static bool
 run_step(const char *activity, WorkerStep step, uint64 *done)
 {
 	bool		present;
+	ErrorContextCallback step_context;
+
+	step_context.callback = round_error_context;
+	step_context.arg = (void *) activity;
+	step_context.previous = error_context_stack;
+	error_context_stack = &step_context;
 
 	CHECK_FOR_INTERRUPTS();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
+	pgstat_report_activity(STATE_RUNNING, psprintf("oms worker: %s", activity));
 	SPI_connect();
 	present = extension_present();
 	*done = present ? step() : 0;
 	SPI_finish();
 	PopActiveSnapshot();
+	disable_timeout(STATEMENT_TIMEOUT, false);
 	CommitTransactionCommand();
+
+	error_context_stack = step_context.previous;
 	return present;
 }
 
-/* One round: each step batch by batch, each batch its own transaction. */
+/* One round: each step batch by batch, each batch its own transaction (run_step). */
 static void
 worker_round(void)
 {
@@ -246,7 +270,7 @@ worker_round(void)
 
 	do
 	{
-		present = run_step("oms worker: expiring cart holds", expire_holds_batch, &n);
+		present = run_step("expiring cart holds", expire_holds_batch, &n);
 		expired += n;
 	} while (present && n == EXPIRE_BATCH);
 
@@ -264,19 +288,19 @@ worker_round(void)
 
 	do
 	{
-		present = run_step("oms worker: raising overdue events", overdue_batch, &n);
+		present = run_step("raising overdue events", overdue_batch, &n);
 		overdue += n;
 	} while (present && n >= OVERDUE_BATCH);
 
 	do
 	{
-		present = run_step("oms worker: purging acknowledged events", purge_events_batch, &n);
+		present = run_step("purging acknowledged events", purge_events_batch, &n);
 		purged += n;
 	} while (present && n == PURGE_BATCH);
 
 	/* The position moves on only once the notifications are committed (sent). */
 	if (present && oms_notify_events == OMS_NOTIFY_WORKER &&
-		run_step("oms worker: announcing new events", announce_events, &n))
+		run_step("announcing new events", announce_events, &n))
 		announced_up_to = announce_pending;
 
 	if (expired > 0)
@@ -349,6 +373,9 @@ oms_worker_main(Datum main_arg)
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(round_context);
+			/* as PostgresMain does after an error: no timeout or cancel left over */
+			disable_all_timeouts(false);
+			QueryCancelPending = false;
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
