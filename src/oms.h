@@ -15,6 +15,16 @@ extern char *oms_database;			/* oms.database: the background worker's database *
 extern int	oms_worker_naptime;		/* oms.worker_naptime: seconds between worker rounds */
 extern char *oms_reason;			/* oms.reason: why the current change happens (history) */
 extern char *oms_actor;				/* oms.actor: who makes it, when not the session user */
+extern int	oms_notify_events;		/* oms.notify_events: who sends NOTIFY oms_events */
+extern int	oms_event_retention;	/* oms.event_retention: seconds acknowledged events are kept */
+
+/* Values of oms.notify_events. */
+typedef enum OmsNotifyMode
+{
+	OMS_NOTIFY_COMMIT,				/* the transaction that writes events, at its commit */
+	OMS_NOTIFY_WORKER,				/* the background worker, once per round with new events */
+	OMS_NOTIFY_OFF					/* nobody: consumers poll */
+} OmsNotifyMode;
 
 /*
  * The id of the current tenant (setting oms.tenant), looked up once per transaction.

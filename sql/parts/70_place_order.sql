@@ -426,7 +426,10 @@ BEGIN
 			END IF;
 		END;
 	END LOOP;
+
+	-- 6. What follows the capture of a new order (events): sql/parts/72_placed.sql.
+	PERFORM oms._order_placed(v_tenant, v_order_id);
 	RETURN v_order_id;
 END
 $$;
-COMMENT ON FUNCTION oms.place_order(jsonb) IS 'Places an order from any channel in one call: validates, deduplicates on (channel, external_id), chooses locations, reserves stock, records history; returns the order id';
+COMMENT ON FUNCTION oms.place_order(jsonb) IS 'Places an order from any channel in one call: validates, deduplicates on (channel, external_id), chooses locations, reserves stock, records history, writes its events; returns the order id';
