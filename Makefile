@@ -1,6 +1,7 @@
-# oms: PGXS build of the extension, plus the two commands that do everything:
+# oms: PGXS build of the extension, plus the commands that do everything:
 #   make demo   installs what is missing, builds, starts a throwaway cluster, loads a sample retailer
 #   make test   the same set-up, then every test (pg_regress, isolation, TAP)
+#   make bench  the same set-up, then throughput and latency against baselines (scripts/bench.sh)
 # The cluster and test orchestration lives in scripts/; this file only wires it together.
 
 EXTENSION   = oms
@@ -72,3 +73,8 @@ fuzz: deps
 sqlsmith: deps
 	@$(MAKE) --no-print-directory -s install
 	@scripts/reliability.sh sqlsmith $(SQLSMITH_QUERIES) $(SQLSMITH_SEED)
+
+# Throughput and latency of the API against baselines run in the same session, then the
+# invariants; non-zero exit if a run fails or an invariant breaks. Parameters: scripts/bench.sh.
+bench: deps all
+	@scripts/bench.sh

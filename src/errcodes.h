@@ -15,6 +15,17 @@
  *	OM001	insufficient_stock			a reservation or order asks for more than is available
  *	OM002	stock_below_reserved		set_stock/adjust_stock would take on_hand below reserved
  *	OM003	reserved_counter_guarded	stock.reserved changed other than through reservations
+ *	OM004	over_shipment				packing or shipping more of a line than is released and not
+ *										yet packed or shipped
+ *	OM005	over_return					returning more than was shipped and not yet returned, or
+ *										receiving more than the return authorised
+ *	OM006	over_capture				capturing more than is authorised and not yet captured
+ *	OM007	over_refund					refunding more than was captured and not yet refunded
+ *	OM008	over_authorization			authorising more than the order's total
+ *	OM009	release_blocked				releasing an order that holds or a missing authorisation block
+ *	OM010	return_window_closed		a return created after the channel's return window
+ *	OM020	over_receipt				a receipt of more than is still open on a purchase order or
+ *										transfer
  */
 #ifndef OMS_ERRCODES_H
 #define OMS_ERRCODES_H
@@ -24,5 +35,13 @@
 #define ERRCODE_OMS_INSUFFICIENT_STOCK		MAKE_SQLSTATE('O','M','0','0','1')
 #define ERRCODE_OMS_STOCK_BELOW_RESERVED	MAKE_SQLSTATE('O','M','0','0','2')
 #define ERRCODE_OMS_RESERVED_GUARDED		MAKE_SQLSTATE('O','M','0','0','3')
+#define ERRCODE_OMS_OVER_SHIPMENT			MAKE_SQLSTATE('O','M','0','0','4')
+#define ERRCODE_OMS_OVER_RETURN				MAKE_SQLSTATE('O','M','0','0','5')
+#define ERRCODE_OMS_OVER_CAPTURE			MAKE_SQLSTATE('O','M','0','0','6')
+#define ERRCODE_OMS_OVER_REFUND				MAKE_SQLSTATE('O','M','0','0','7')
+#define ERRCODE_OMS_OVER_AUTHORIZATION		MAKE_SQLSTATE('O','M','0','0','8')
+#define ERRCODE_OMS_RELEASE_BLOCKED			MAKE_SQLSTATE('O','M','0','0','9')
+#define ERRCODE_OMS_RETURN_WINDOW_CLOSED	MAKE_SQLSTATE('O','M','0','1','0')
+#define ERRCODE_OMS_OVER_RECEIPT			MAKE_SQLSTATE('O','M','0','2','0')
 
 #endif							/* OMS_ERRCODES_H */

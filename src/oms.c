@@ -28,6 +28,15 @@ char	   *oms_database = NULL;
 int			oms_worker_naptime = 10;
 char	   *oms_reason = NULL;
 char	   *oms_actor = NULL;
+int			oms_notify_events = OMS_NOTIFY_COMMIT;
+int			oms_event_retention = 7 * 24 * 3600;
+
+static const struct config_enum_entry notify_options[] = {
+	{"commit", OMS_NOTIFY_COMMIT, false},
+	{"worker", OMS_NOTIFY_WORKER, false},
+	{"off", OMS_NOTIFY_OFF, false},
+	{NULL, 0, false}
+};
 
 /* A tenant code is an identifier-like word: letters, digits, '_', '-', '.', at most 63 bytes. */
 static bool
@@ -102,6 +111,28 @@ _PG_init(void)
 							   PGC_USERSET,
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
+
+	oms_planning_settings();
+	DefineCustomEnumVariable("oms.notify_events",
+							 "Who sends NOTIFY oms_events when events are written: commit, worker or off.",
+							 "commit: the writing transaction, at its commit (PostgreSQL serialises the commits of "
+							 "notifying transactions); worker: the background worker, once per round; off: nobody.",
+							 &oms_notify_events,
+							 OMS_NOTIFY_COMMIT,
+							 notify_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("oms.event_retention",
+							"How long acknowledged events are kept before the background worker purges them.",
+							"An event is purged when it is older than this and every consumer of its tenant "
+							"has acknowledged it.",
+							&oms_event_retention,
+							7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("oms");
 

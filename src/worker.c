@@ -3,8 +3,13 @@
  *		The oms background worker: housekeeping that must happen even when no client asks.
  *
  * One worker per cluster, connected to the database named by oms.database. Each round (every
- * oms.worker_naptime seconds) it expires cart holds whose time is up, so that their stock returns
- * to ATP. Every unit of work is one short transaction; an error is logged and the round is tried
+ * oms.worker_naptime seconds) it:
+ *	- expires cart holds whose time is up, so that their stock returns to ATP;
+ *	- raises the events nobody's call raises: orders late on their promised date (delayed) and
+ *	  click & collect orders left at the store (pickup_uncollected);
+ *	- purges events older than oms.event_retention that every consumer has acknowledged;
+ *	- with oms.notify_events = worker, sends NOTIFY oms_events for the tenants with new events.
+ * Every unit of work (a batch) is one short transaction; an error is logged and the round is tried
  * again after the nap, never in a hot loop. SIGTERM stops it at once, SIGHUP reloads settings, and
  * the postmaster restarts it after a crash.
  */
@@ -12,6 +17,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -37,6 +43,15 @@ PGDLLEXPORT void oms_worker_main(Datum main_arg);
 
 /* Seconds the postmaster waits before starting the worker again after it exited with an error. */
 #define OMS_WORKER_RESTART_SECONDS 10
+
+/* Events purged per transaction. */
+#define PURGE_BATCH 1000
+
+/* Orders reported late or uncollected per transaction (of each kind). */
+#define OVERDUE_BATCH 100
+
+/* One unit of work, run inside a transaction with SPI connected; returns how many rows it did. */
+typedef uint64 (*WorkerStep) (void);
 
 void
 oms_worker_register(void)
@@ -71,22 +86,13 @@ extension_present(void)
  * order in which orders lock stock rows, so that the worker and orders never deadlock.
  */
 static uint64
-expire_holds_batch(bool *extension_missing)
+expire_holds_batch(void)
 {
 	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr delete_plan = NULL;
 	uint64		done = 0;
 	uint64		n;
 	SPITupleTable *batch;
-
-	SPI_connect();
-	if (!extension_present())
-	{
-		*extension_missing = true;
-		SPI_finish();
-		return 0;
-	}
-	*extension_missing = false;
 
 	if (select_plan == NULL || delete_plan == NULL)
 	{
@@ -116,8 +122,93 @@ expire_holds_batch(bool *extension_missing)
 			elog(ERROR, "oms worker: deleting an expired hold failed");
 		done += SPI_processed;
 	}
-	SPI_finish();
 	return done;
+}
+
+/*
+ * Deletes one batch of events that are older than oms.event_retention and acknowledged by every
+ * consumer of their tenant (oms.purge_events); returns how many.
+ */
+static uint64
+purge_events_batch(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	bool		isnull;
+	Datum		n;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, INT4OID};
+
+		plan = oms_prepare("SELECT oms.purge_events(pg_catalog.make_interval(secs => $1), $2)", 2, argtypes);
+	}
+	args[0] = Int32GetDatum(oms_event_retention);
+	args[1] = Int32GetDatum(PURGE_BATCH);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms worker: purging events failed");
+	n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : (uint64) DatumGetInt64(n);
+}
+
+/*
+ * Writes one batch of the events about what did not happen in time (oms.raise_overdue_events);
+ * returns how many orders it reported.
+ */
+static uint64
+overdue_batch(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = Int32GetDatum(OVERDUE_BATCH);
+	bool		isnull;
+	Datum		n;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+
+		plan = oms_prepare("SELECT oms.raise_overdue_events($1)", 1, argtypes);
+	}
+	if (SPI_execute_plan(plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms worker: raising overdue events failed");
+	n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : (uint64) DatumGetInt32(n);
+}
+
+/*
+ * With oms.notify_events = worker: NOTIFY oms_events, '<tenant>' for every tenant with events
+ * after the last id announced, up to the newest event that is final (see src/events.c), so that
+ * an event that commits late is still announced. The notifications go out when the step's
+ * transaction commits. Returns the number of tenants woken.
+ */
+static int64 announced_up_to = 0;		/* committed: the last event id announced */
+static int64 announce_pending = 0;		/* what the step's transaction will have announced */
+
+static uint64
+announce_events(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		plan = oms_prepare("SELECT tenant, up_to FROM oms._events_to_announce($1)", 1, argtypes);
+	}
+	arg = Int64GetDatum(announced_up_to);
+	announce_pending = announced_up_to;
+	if (SPI_execute_plan(plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "oms worker: looking for new events failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *tenant = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		Async_Notify("oms_events", tenant != NULL ? tenant : "");
+		announce_pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return SPI_processed;
 }
 
 /* Context of the errors of a round: the log says which process failed, doing what. */
@@ -129,49 +220,95 @@ round_error_context(void *arg)
 }
 
 /*
- * One round: expire holds batch by batch, each batch its own transaction.
+ * Runs one unit of work in its own short transaction. Returns false, doing nothing, while the
+ * extension is not installed in the database.
  *
  * statement_timeout (from postgresql.conf, or ALTER DATABASE/ROLE ... SET) bounds each batch as it
  * would a client's statement: PostgreSQL arms it only for client queries, so the worker does it
  * itself. A batch stuck behind a lock then fails, is logged, and is retried after the nap.
  */
+static bool
+run_step(const char *activity, WorkerStep step, uint64 *done)
+{
+	bool		present;
+	ErrorContextCallback step_context;
+
+	step_context.callback = round_error_context;
+	step_context.arg = (void *) activity;
+	step_context.previous = error_context_stack;
+	error_context_stack = &step_context;
+
+	CHECK_FOR_INTERRUPTS();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, psprintf("oms worker: %s", activity));
+	SPI_connect();
+	present = extension_present();
+	*done = present ? step() : 0;
+	SPI_finish();
+	PopActiveSnapshot();
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	CommitTransactionCommand();
+
+	error_context_stack = step_context.previous;
+	return present;
+}
+
+/* One round: each step batch by batch, each batch its own transaction (run_step). */
 static void
 worker_round(void)
 {
 	static bool said_missing = false;
-	bool		missing = false;
-	uint64		total = 0;
+	uint64		expired = 0;
+	uint64		purged = 0;
+	uint64		overdue = 0;
 	uint64		n;
-	ErrorContextCallback round_context;
+	bool		present;
 
-	round_context.callback = round_error_context;
-	round_context.arg = (void *) "expiring cart holds";
-	round_context.previous = error_context_stack;
-	error_context_stack = &round_context;
 	do
 	{
-		CHECK_FOR_INTERRUPTS();
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (StatementTimeout > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "oms worker: expiring cart holds");
-		n = expire_holds_batch(&missing);
-		PopActiveSnapshot();
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		CommitTransactionCommand();
-		total += n;
-	} while (n == EXPIRE_BATCH);
-	error_context_stack = round_context.previous;
+		present = run_step("expiring cart holds", expire_holds_batch, &n);
+		expired += n;
+	} while (present && n == EXPIRE_BATCH);
 
-	if (missing && !said_missing)
-		ereport(LOG,
-				(errmsg("oms worker: extension \"oms\" is not installed in database \"%s\"; waiting for it",
-						oms_database)));
-	said_missing = missing;
-	if (total > 0)
-		elog(DEBUG1, "oms worker: expired " UINT64_FORMAT " cart holds", total);
+	if (!present)
+	{
+		if (!said_missing)
+			ereport(LOG,
+					(errmsg("oms worker: extension \"oms\" is not installed in database \"%s\"; waiting for it",
+							oms_database)));
+		said_missing = true;
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
+	said_missing = false;
+
+	do
+	{
+		present = run_step("raising overdue events", overdue_batch, &n);
+		overdue += n;
+	} while (present && n >= OVERDUE_BATCH);
+
+	do
+	{
+		present = run_step("purging acknowledged events", purge_events_batch, &n);
+		purged += n;
+	} while (present && n == PURGE_BATCH);
+
+	/* The position moves on only once the notifications are committed (sent). */
+	if (present && oms_notify_events == OMS_NOTIFY_WORKER &&
+		run_step("announcing new events", announce_events, &n))
+		announced_up_to = announce_pending;
+
+	if (expired > 0)
+		elog(DEBUG1, "oms worker: expired " UINT64_FORMAT " cart holds", expired);
+	if (purged > 0)
+		elog(DEBUG1, "oms worker: purged " UINT64_FORMAT " events", purged);
+	if (overdue > 0)
+		elog(DEBUG1, "oms worker: reported " UINT64_FORMAT " late or uncollected orders", overdue);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -1,5 +1,6 @@
 -- Cancellation of a whole order: every reservation is released (in stock-lock order) and the
--- order and its open lines move to cancelled, with the reason in their history.
+-- order and its open lines move to cancelled, with the reason in their history, and the event
+-- "cancelled" tells the customer.
 
 CREATE FUNCTION oms.cancel_order(order_id bigint, reason text) RETURNS oms.order_state
 	LANGUAGE plpgsql
@@ -50,7 +51,16 @@ BEGIN
 	UPDATE oms.orders o SET state = 'cancelled'
 		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	SELECT v_tenant, cancel_order.order_id, 'cancelled',
+		   oms._order_header(v_tenant, cancel_order.order_id)
+		   || jsonb_build_object('reason', cancel_order.reason,
+				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+															  'qty', l.qty_cancelled) ORDER BY l.line_no)
+							FROM oms.order_lines l
+							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;
-COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped: releases its reservations, moves order and lines to cancelled; a no-op when already cancelled';
+COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped: releases its reservations, moves order and lines to cancelled, writes the cancelled event; a no-op when already cancelled';
