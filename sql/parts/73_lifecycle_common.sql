@@ -147,7 +147,7 @@ BEGIN
 		RAISE EXCEPTION '% [%] must have a whole line_no and qty of at least 1, got %', p_what, v_bad.i, left(v_bad.v::text, 80)
 			USING ERRCODE = '22023', HINT = 'For example {"line_no": 1, "qty": 2}.';
 	END IF;
-	SELECT (x.v ->> 'line_no')::int INTO v_dup FROM jsonb_array_elements(p_lines) x(v)
+	SELECT (x.v -> 'line_no')::numeric::int INTO v_dup FROM jsonb_array_elements(p_lines) x(v)
 	 GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1;
 	IF v_dup IS NOT NULL THEN
 		RAISE EXCEPTION 'line % appears more than once in the %', v_dup, p_what

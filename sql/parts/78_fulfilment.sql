@@ -251,7 +251,7 @@ BEGIN
 				      HINT = 'Release the order first (oms.release_order), and pack at the location its lines are reserved at.';
 		END IF;
 	ELSE
-		FOR v_req IN SELECT (x.v ->> 'line_no')::int AS line_no, (x.v ->> 'qty')::int AS qty
+		FOR v_req IN SELECT (x.v -> 'line_no')::numeric::int AS line_no, (x.v -> 'qty')::numeric::int AS qty
 					   FROM jsonb_array_elements(lines) WITH ORDINALITY x(v, i) ORDER BY x.i
 		LOOP
 			SELECT l.state, l.qty, l.qty_cancelled, l.qty_shipped,

@@ -151,8 +151,8 @@ BEGIN
 	END IF;
 	UPDATE oms.orders x
 	   SET ship_to = v_addr, ship_country = v_addr ->> 'country', ship_postal_code = v_addr ->> 'postal_code',
-		   ship_city = v_addr ->> 'city', ship_lat = (v_addr ->> 'lat')::double precision,
-		   ship_lon = (v_addr ->> 'lon')::double precision
+		   ship_city = v_addr ->> 'city', ship_lat = round((v_addr ->> 'lat')::numeric, 12)::double precision,
+		   ship_lon = round((v_addr ->> 'lon')::numeric, 12)::double precision
 	 WHERE x.tenant_id = v_tenant AND x.id = o.id;
 	PERFORM oms._event(v_tenant, o.id, 'address_changed', jsonb_build_object('ship_to', v_addr, 'previous', o.ship_to));
 	RETURN o.state;

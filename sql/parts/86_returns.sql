@@ -105,7 +105,7 @@ BEGIN
 
 	INSERT INTO oms.returns (tenant_id, order_id, reason, created_by) VALUES (v_tenant, o.id, reason, oms._actor())
 		RETURNING id INTO v_id;
-	FOR v_req IN SELECT (x.v ->> 'line_no')::int AS line_no, (x.v ->> 'qty')::int AS qty
+	FOR v_req IN SELECT (x.v -> 'line_no')::numeric::int AS line_no, (x.v -> 'qty')::numeric::int AS qty
 				   FROM jsonb_array_elements(lines) WITH ORDINALITY x(v, i) ORDER BY x.i
 	LOOP
 		SELECT x.state, x.qty_shipped, x.qty_returned INTO l FROM oms.order_lines x
@@ -200,11 +200,11 @@ BEGIN
 	PERFORM set_config('oms.reason', 'return ' || r.id || ' received', true);
 	-- Lines in item order: restocking locks stock rows in (item, location) order.
 	FOR v_req IN
-		SELECT (x.v ->> 'line_no')::int AS line_no, (x.v ->> 'qty')::int AS qty,
+		SELECT (x.v -> 'line_no')::numeric::int AS line_no, (x.v -> 'qty')::numeric::int AS qty,
 			   x.v -> 'disposition' AS disposition, x.v -> 'location' AS location, ol.item_id
 		  FROM jsonb_array_elements(lines) WITH ORDINALITY x(v, i)
 		  LEFT JOIN oms.order_lines ol ON ol.tenant_id = v_tenant AND ol.order_id = r.order_id
-			   AND ol.line_no = (x.v ->> 'line_no')::int
+			   AND ol.line_no = (x.v -> 'line_no')::numeric::int
 		 ORDER BY ol.item_id, x.i
 	LOOP
 		IF jsonb_typeof(v_req.disposition) IS DISTINCT FROM 'string'
@@ -299,9 +299,9 @@ BEGIN
 	v_state := oms._rollup(v_tenant, o.id);
 	PERFORM oms._event(v_tenant, o.id, 'return_received',
 		jsonb_build_object('rma', r.id,
-			'lines', (SELECT jsonb_agg(x.v || jsonb_build_object('sku', i.sku, 'name', i.name) ORDER BY (x.v ->> 'line_no')::int)
+			'lines', (SELECT jsonb_agg(x.v || jsonb_build_object('sku', i.sku, 'name', i.name) ORDER BY (x.v -> 'line_no')::numeric::int)
 						FROM jsonb_array_elements(v_received) x(v)
-						JOIN oms.order_lines ol ON ol.tenant_id = v_tenant AND ol.order_id = o.id AND ol.line_no = (x.v ->> 'line_no')::int
+						JOIN oms.order_lines ol ON ol.tenant_id = v_tenant AND ol.order_id = o.id AND ol.line_no = (x.v -> 'line_no')::numeric::int
 						JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = ol.item_id),
 			'refund', v_refund, 'refunded', v_paid, 'refund_due', v_refund - v_paid, 'shipping_refunded', v_shipping,
 			'currency', o.currency, 'order_state', v_state::text));
@@ -342,7 +342,7 @@ BEGIN
 	PERFORM oms._check_line_list(lines, 'lines to exchange', ARRAY['line_no', 'qty', 'sku']);
 
 	-- Each replacement is priced as the returned unit it replaces.
-	FOR v_req IN SELECT (x.v ->> 'line_no')::int AS line_no, (x.v ->> 'qty')::int AS qty, x.v -> 'sku' AS sku
+	FOR v_req IN SELECT (x.v -> 'line_no')::numeric::int AS line_no, (x.v -> 'qty')::numeric::int AS qty, x.v -> 'sku' AS sku
 				   FROM jsonb_array_elements(lines) WITH ORDINALITY x(v, i) ORDER BY x.i
 	LOOP
 		SELECT x.qty, x.qty_exchanged, i.sku AS old_sku, ol.unit_price INTO rl

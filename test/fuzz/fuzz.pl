@@ -4,8 +4,10 @@
 #
 # Targets: the text input of the state types (C), oms.transition and oms.is_legal (C), the JSON
 # payload of oms.place_order, the parameters of oms.hold, release_hold, adjust_stock, set_stock,
-# cancel_order, atp and create_tenant, the setting oms.tenant (its check hook is C), and the
-# rollup's final function (C, callable by anyone). Seeds are the files of test/fuzz/corpus
+# cancel_order, atp and create_tenant, the setting oms.tenant (its check hook is C), the rollup's
+# final function (C, callable by anyone), and the lifecycle: release_order, pack, ship,
+# cancel_line, create_return, receive_return, exchange, change_address, hold_order, the payment
+# functions and tracking_update, with their JSON line lists and addresses. Seeds are the files of test/fuzz/corpus
 # (KIND.N.txt or KIND.N.json). Each input is a seed mutated a few times: bytes flipped, inserted,
 # deleted, spans repeated, seeds spliced, and for JSON, values replaced by hostile ones (int and
 # bigint limits, 1e400, 1e-400, NaN and Infinity as text, huge and deeply nested values, format
@@ -65,7 +67,19 @@ my %documented = (
 	atp => [qw(22023)],
 	tenant => [qw(22023)],
 	create_tenant => [qw(22023)],
-	rollup_final => [],);
+	rollup_final => [],
+	# the lifecycle (README: Release, pack, ship; Order edits; Returns; Payments; Error codes)
+	release_order => [qw(22023 55000 OM009)],
+	pack => [qw(22023 55000 OM004)],
+	ship => [qw(22023 55000)],
+	cancel_line => [qw(22023 55000)],
+	create_return => [qw(22023 55000 OM005 OM010)],
+	receive_return => [qw(22023 55000 OM005)],
+	exchange => [qw(22023 55000 OM001 OM005)],
+	change_address => [qw(22023 55000)],
+	hold_order => [qw(22023 55000)],
+	payment => [qw(22023 55000 OM006 OM007 OM008)],
+	tracking_update => [qw(22023 55000)],);
 
 # ----- seeds -----------------------------------------------------------------------------------
 

@@ -16,6 +16,19 @@ SELECT oms.set_stock('SKU-1', 'WH', 100, 'fuzz'), oms.set_stock('SKU-2', 'WH', 5
 SELECT oms.place_order('{"channel": "web", "external_id": "EXISTING-1", "ship_to": {"country": "IT"},
 	"lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 1}]}') > 0 AS placed;
 SELECT held_qty FROM oms.hold('cart-held', 'SKU-1', 2, NULL, '30 days');
+-- Orders further on, for the lifecycle targets: REL-1 released (order 2), SHIP-1 shipped and
+-- delivered (order 3, shipment 1) with an open return (RMA 1) of one unit.
+UPDATE oms.channels SET requires_authorization = false WHERE tenant_id = oms.current_tenant_id();
+SELECT oms.place_order('{"channel": "web", "external_id": "REL-1", "ship_to": {"country": "IT"},
+	"lines": [{"sku": "SKU-1", "qty": 2, "unit_price": 5}, {"sku": "SKU-2", "qty": 1, "unit_price": 7}]}') AS rel_1;
+SELECT oms.release_order(2);
+SELECT oms.place_order('{"channel": "web", "external_id": "SHIP-1", "ship_to": {"country": "IT"},
+	"lines": [{"sku": "SKU-1", "qty": 3, "unit_price": 5}]}') AS ship_1;
+SELECT oms.release_order(3);
+SELECT oms.pack(3, 'WH') AS shipment;
+SELECT oms.ship(1, 'dhl.express', 'FUZZ-T1');
+SELECT oms.deliver(1);
+SELECT oms.create_return(3, '[{"line_no": 1, "qty": 1}]', 'fuzz') AS rma;
 
 CREATE SCHEMA fuzz;
 
@@ -41,7 +54,7 @@ BEGIN
 		IF kind NOT IN ('order_state', 'line_state', 'tenant', 'rollup_final') THEN
 			j := input::jsonb;
 		END IF;
-		IF kind NOT IN ('order_state', 'line_state', 'tenant', 'rollup_final', 'place_order') THEN
+		IF kind NOT IN ('order_state', 'line_state', 'tenant', 'rollup_final', 'place_order', 'change_address') THEN
 			IF jsonb_typeof(j) <> 'array' THEN
 				RETURN 'input:not-an-array';
 			END IF;
@@ -52,6 +65,11 @@ BEGIN
 			WHEN 'adjust_stock', 'set_stock' THEN n1 := a[3]::bigint;
 			WHEN 'cancel_order' THEN n1 := a[1]::bigint;
 			WHEN 'rollup_final' THEN n2 := input::int;
+			WHEN 'pack', 'create_return', 'receive_return', 'exchange', 'ship', 'release_order', 'hold_order' THEN n1 := a[1]::bigint;
+			WHEN 'cancel_line' THEN n1 := a[1]::bigint; n2 := a[2]::int; iv := NULL; PERFORM a[3]::int;
+			WHEN 'payment' THEN n1 := a[2]::bigint; PERFORM a[3]::numeric;
+			WHEN 'tracking_update' THEN PERFORM a[4]::timestamptz;
+			WHEN 'change_address' THEN n1 := (j ->> 0)::bigint;
 			ELSE NULL;
 		END CASE;
 	EXCEPTION WHEN OTHERS THEN
@@ -83,6 +101,23 @@ BEGIN
 				PERFORM oms.current_tenant_id();
 			WHEN 'create_tenant' THEN PERFORM oms.create_tenant(a[1], a[2]);
 			WHEN 'rollup_final' THEN PERFORM oms.rollup_final(n2);
+			WHEN 'release_order' THEN PERFORM oms.release_order(n1);
+			WHEN 'pack' THEN PERFORM oms.pack(n1, a[2], j -> 2);
+			WHEN 'ship' THEN PERFORM oms.ship(n1, a[2], a[3]);
+			WHEN 'cancel_line' THEN PERFORM oms.cancel_line(n1, n2, a[3]::int, a[4]);
+			WHEN 'create_return' THEN PERFORM oms.create_return(n1, j -> 1, a[3]);
+			WHEN 'receive_return' THEN PERFORM oms.receive_return(n1, j -> 1);
+			WHEN 'exchange' THEN PERFORM oms.exchange(n1, j -> 1);
+			WHEN 'change_address' THEN PERFORM oms.change_address(n1, j -> 1);
+			WHEN 'hold_order' THEN PERFORM oms.hold_order(n1, a[2], a[3]);
+			WHEN 'payment' THEN
+				CASE a[1]
+					WHEN 'authorize' THEN PERFORM oms.authorize_payment(n1, a[3]::numeric, a[4]);
+					WHEN 'capture' THEN PERFORM oms.capture_payment(n1, a[3]::numeric);
+					WHEN 'refund' THEN PERFORM oms.refund_payment(n1, a[3]::numeric, a[4]);
+					ELSE PERFORM oms.void_payment(n1);
+				END CASE;
+			WHEN 'tracking_update' THEN PERFORM oms.tracking_update(a[1], a[2], a[3], a[4]::timestamptz, coalesce(j -> 4, '{}'));
 		END CASE;
 		RAISE EXCEPTION 'fuzz: undo' USING ERRCODE = 'FZ000';
 	EXCEPTION
