@@ -53,7 +53,6 @@ wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 work=$(mktemp -d /tmp/oms-bench-run.XXXXXX)
 status=0
-started=$(date +%s)
 
 # ---- 1. Install and start, under the test lock (make install writes the one system-wide
 # extension directory; another worktree's test may be installing). A caller that already holds
@@ -85,6 +84,7 @@ else
 	start_cluster || die "could not start the cluster"
 fi
 [ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+started=$(date +%s)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
