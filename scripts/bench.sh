@@ -17,7 +17,10 @@
 #                      1M SKU-locations for network ATP and routing (default 100 SKUs: 100k)
 #   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
 #   WRITE_CLIENTS=8 (cancel, hold); ROUTE_CLIENTS=1; SCALE=10 (pgbench -i)
-#   ONLY="place_order flash"   run only the named workloads (and the baselines they need)
+#   ONLY="place_order flash"   run only the named workloads (and the baselines they need);
+#                      lifecycle: events (place_order with and without its events), drain (one
+#                      consumer of the outbox), ship, receive_return (needs ship)
+#   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
 #   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
@@ -96,6 +99,7 @@ psql_b -f test/bench/helpers.sql >/dev/null &&
 	psql_b -v skus="$SKUS" -v locations="$LOCATIONS" -v net_skus="$NET_SKUS" \
 		-v net_locations="$NET_LOCATIONS" -v flash_stock="$FLASH_STOCK" -v history="$HISTORY" -f test/bench/load.sql >/dev/null &&
 	psql_b -f test/bench/baseline.sql >/dev/null &&
+	psql_b -f test/bench/lifecycle.sql >/dev/null &&
 	psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' || die "loading failed"
 
 # ---- PROFILE=1: where the time of one place_order goes, instead of the runs. One client, so
@@ -203,6 +207,43 @@ for c in $CLIENTS; do
 			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
 	fi
 done
+
+# ---- Lifecycle (issue 7). The price of the outbox: place_order with its events, then at once the
+# same run with oms._order_placed (events, fraud rules, automatic release) replaced by an empty
+# body and restored afterwards. One consumer draining the outbox, 1000 events per call. Then ship
+# and receive_return, each call on a shipment or return of its own (queues filled beforehand).
+if wanted events; then
+	placed_def=$(psql_b -At -c "SELECT pg_get_functiondef('oms._order_placed(int, bigint)'::regprocedure)")
+	for c in $CLIENTS; do
+		run "events-on@$c" "place_order with events" "$c" "" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		psql_b -c "CREATE OR REPLACE FUNCTION oms._order_placed(p_tenant int, p_order bigint) RETURNS void
+					LANGUAGE plpgsql SET search_path = oms, pg_catalog AS 'BEGIN END'" >/dev/null
+		run "events-off@$c" "place_order without events" "$c" "events-on@$c" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		printf '%s\n' "$placed_def" | psql_b -f - >/dev/null || die "could not restore oms._order_placed"
+		if [[ "${TPS[events-on@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[events-off@$c]}" =~ ^[0-9.]+$ ]]; then
+			notes+=("events at $c clients: place_order costs $(awk -v a="${TPS[events-on@$c]}" -v b="${TPS[events-off@$c]}" \
+				'BEGIN {printf "%.1f%%", (b / a - 1) * 100}') more with its events ($(printf '%.0f' "${TPS[events-on@$c]}") vs $(printf '%.0f' "${TPS[events-off@$c]}") tps; target: at most 10%)")
+		fi
+	done
+fi
+if wanted drain; then
+	n=${DRAIN_EVENTS:-200000}
+	psql_b -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_events($n)" >/dev/null || die "filling the outbox failed"
+	if run "drain@1" "drain (next_events+ack, 1000/call)" 1 "" -f test/bench/drain.pgbench -t $((n / 1000)); then
+		notes+=("drain: one consumer read and acknowledged $(awk -v t="${TPS[drain@1]}" 'BEGIN {printf "%.0f", t * 1000}') events/s (target: at least 20,000)")
+	fi
+fi
+if wanted ship || wanted receive_return; then
+	c=$WRITE_CLIENTS
+	queued=$(psql_b -At -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_ship_queue(${LIFECYCLE_ORDERS:-3000}, $SKUS)")
+	run "ship@$c" "ship (1 package, 2 lines)" "$c" "" -f test/bench/ship.pgbench -t $((queued / c))
+	if wanted receive_return; then
+		queued=$(psql_b -At -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_return_queue()")
+		run "receive_return@$c" "receive_return (2 lines, restock)" "$c" "" -f test/bench/receive_return.pgbench -t $((queued / c))
+	fi
+fi
 
 if wanted flash; then
 	c=$FLASH_CLIENTS
