@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -27,6 +28,7 @@ char	   *oms_database = NULL;
 int			oms_worker_naptime = 10;
 char	   *oms_reason = NULL;
 char	   *oms_actor = NULL;
+char	   *oms_now_setting = NULL;
 
 /* A tenant code is an identifier-like word: letters, digits, '_', '-', '.', at most 63 bytes. */
 static bool
@@ -102,12 +104,30 @@ _PG_init(void)
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
+	DefineCustomStringVariable("oms.now",
+							   "The time at which routing and delivery promises are worked out (empty: the transaction's start).",
+							   "For tests and what-if questions: cutoff times, start days, capacity days and ETAs follow it. Superusers only.",
+							   &oms_now_setting,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("oms");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
 	oms_worker_register();
+}
+
+TimestampTz
+oms_now(void)
+{
+	if (oms_now_setting == NULL || oms_now_setting[0] == '\0')
+		return GetCurrentTransactionStartTimestamp();
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(oms_now_setting),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 }
 
 SPIPlanPtr

@@ -13,9 +13,11 @@ SELECT oms.set_stock('SKU-A', 'WH-1', 12, 'cycle count');
 SELECT oms.adjust_stock('SKU-B', 'WH-1', 4, 'receipt without PO');
 SELECT i.sku, s.on_hand, s.reserved, s.safety_stock
   FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
+ WHERE s.tenant_id = oms.current_tenant_id()
  ORDER BY i.sku;
 SELECT i.sku, m.kind, m.delta, m.on_hand_after, m.reason
   FROM oms.stock_movements m JOIN oms.items i ON i.tenant_id = m.tenant_id AND i.id = m.item_id
+ WHERE m.tenant_id = oms.current_tenant_id()
  ORDER BY m.id;
 
 -- Reserved stock is protected: on hand never goes below it.
@@ -24,7 +26,8 @@ SELECT oms.set_stock('SKU-A', 'WH-1', 7, 'recount');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -5, 'theft');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -4, 'damaged');
 SELECT oms.adjust_stock('SKU-B', 'WH-1', -5, 'more than there is');
-SELECT on_hand, reserved FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id WHERE i.sku = 'SKU-A';
+SELECT on_hand, reserved FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
+ WHERE s.tenant_id = oms.current_tenant_id() AND i.sku = 'SKU-A';
 
 -- Bad input: clear errors, nothing written.
 SELECT oms.set_stock('NOPE', 'WH-1', 1, 'x');
