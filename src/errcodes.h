@@ -15,6 +15,9 @@
  *	OM001	insufficient_stock			a reservation or order asks for more than is available
  *	OM002	stock_below_reserved		set_stock/adjust_stock would take on_hand below reserved
  *	OM003	reserved_counter_guarded	stock.reserved changed other than through reservations
+ *	OM004	capacity_exhausted			a location's daily capacity was taken by a concurrent order
+ *										(place_order routes again; it reaches the caller only after
+ *										three attempts)
  */
 #ifndef OMS_ERRCODES_H
 #define OMS_ERRCODES_H
@@ -24,5 +27,6 @@
 #define ERRCODE_OMS_INSUFFICIENT_STOCK		MAKE_SQLSTATE('O','M','0','0','1')
 #define ERRCODE_OMS_STOCK_BELOW_RESERVED	MAKE_SQLSTATE('O','M','0','0','2')
 #define ERRCODE_OMS_RESERVED_GUARDED		MAKE_SQLSTATE('O','M','0','0','3')
+#define ERRCODE_OMS_CAPACITY_EXHAUSTED		MAKE_SQLSTATE('O','M','0','0','4')
 
 #endif							/* OMS_ERRCODES_H */

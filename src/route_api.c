@@ -343,10 +343,10 @@ explain_route(Route *r, ExplainOut *out)
 			if (r->rows[k].line == l && line_row < 0)
 				line_row = k;
 		if (line_row >= 0 && r->rows[line_row].loc >= 0 &&
-			!isnan(r->alone[l * r->nlocs + r->rows[line_row].loc]))
+			!isnan(route_alone(r, l, r->rows[line_row].loc)))
 		{
 			line_chosen_loc_alone = true;
-			chosen_alone = r->alone[l * r->nlocs + r->rows[line_row].loc];
+			chosen_alone = route_alone(r, l, r->rows[line_row].loc);
 			chosen_code = r->locs[r->rows[line_row].loc].code;
 		}
 
@@ -360,7 +360,7 @@ explain_route(Route *r, ExplainOut *out)
 			int32		chosen_qty = 0;
 			LocationStatus st;
 			const char *reason;
-			double		alone = r->alone[l * r->nlocs + i];
+			double		alone = route_alone(r, l, i);
 
 			if (loc->avail[l] < 0)
 				continue;		/* no stock row for this SKU here */

@@ -423,7 +423,7 @@ typedef struct Planning
 	RoutePlan  *base;			/* held lines, fixed */
 } Planning;
 
-#define ALONE(r, l, i)	((r)->alone[(l) * (r)->nlocs + (i)])
+#define ALONE(r, l, i)	((r)->alone[(l) * (r)->alone_stride + (i)])
 
 /* Whether location i has line l in full and a carrier service for it alone. */
 static bool
@@ -1104,6 +1104,7 @@ route_solve(Route *r)
 				 errhint("Give ship_to \"lat\" and \"lon\", add the country to oms.country_centroids, or use a profile without max_distance_km.")));
 
 	r->pinned = palloc0(sizeof(bool) * r->nlines);
+	r->alone_stride = r->nlocs;
 	r->alone = palloc(sizeof(double) * Max(r->nlines * r->nlocs, 1));
 	for (int k = 0; k < r->nlines * r->nlocs; k++)
 		r->alone[k] = NAN;
@@ -1154,4 +1155,22 @@ int
 route_compare_plans(Route *r, RoutePlan *a, RoutePlan *b)
 {
 	return compare_plans(r, a, b);
+}
+
+/* Forgets a solution, so that the same loaded route can be solved again (another mode). */
+void
+route_reset(Route *r)
+{
+	r->nplans = 0;
+	r->chosen_plan = -1;
+	r->nrows = 0;
+}
+
+/* Score of line alone from location loc, NaN when it cannot ship it (or loc came later). */
+double
+route_alone(Route *r, int line, int loc)
+{
+	if (r->alone == NULL || loc >= r->alone_stride)
+		return NAN;
+	return ALONE(r, line, loc);
 }

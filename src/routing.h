@@ -245,7 +245,8 @@ typedef struct Route
 
 	bool		explain;
 	bool	   *pinned;			/* per line: kept at the location its cart holds it */
-	double	   *alone;			/* [line * nlocs + loc]: score of the line alone from there, NaN: cannot */
+	double	   *alone;			/* [line * alone_stride + loc]: score of the line alone from there, NaN: cannot */
+	int			alone_stride;	/* nlocs when alone was made (supply may add locations later) */
 	int			nplans;
 	int			maxplans;
 	RoutePlan  *plans;
@@ -275,11 +276,13 @@ extern int	route_find_location(Route *r, int32 id);
 
 /* routing.c: the engine */
 extern void route_solve(Route *r);
+extern void route_reset(Route *r);
 extern bool route_eval_package(Route *r, int loc, double weight, RoutePackage *out);
 extern LocationStatus route_line_status(Route *r, int line, int loc);
 extern const char *route_location_status_text(Route *r, RouteLocation *loc, LocationStatus status,
 											  int line);
 extern int	route_compare_plans(Route *r, RoutePlan *a, RoutePlan *b);
+extern double route_alone(Route *r, int line, int loc);
 
 /* geo.c */
 extern double oms_distance_km(double lat1, double lon1, double lat2, double lon2);

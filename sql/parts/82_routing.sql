@@ -34,3 +34,11 @@ CREATE FUNCTION oms._route(p_tenant int, p_items int[], p_qtys int[], p_hold_loc
 	SET search_path = oms, pg_catalog
 	AS 'MODULE_PATHNAME', 'oms_route_internal';
 COMMENT ON FUNCTION oms._route(int, int[], int[], int[], int[], int[], int[], jsonb, int, text) IS 'Internal: oms.route for place_order and reject_line, on item and location ids, with the kind of fulfilment (ship, drop-ship, pickup, transfer, preorder, backorder, unservable), the capacity day taken and the supply a pre-order reserves';
+
+CREATE FUNCTION oms.promise(cart jsonb, ship_to jsonb, profile text DEFAULT 'balanced')
+	RETURNS TABLE (option text, location text, distance_km numeric, delivery_date date, cost numeric,
+				   co2_g numeric, packages int, ships_from text, carrier_services text, detail text)
+	LANGUAGE c STABLE
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_promise';
+COMMENT ON FUNCTION oms.promise(jsonb, jsonb, text) IS 'The delivery options of a cart [{"sku","qty"}] for a checkout page: per delivery mode of the carrier services (economy, standard, express) the date the whole cart arrives, cost, CO2, packages and where from, and click & collect at the 3 nearest stores that have the whole cart (or, for {"pickup": store}, that store''s date, transfers included); reserves nothing';

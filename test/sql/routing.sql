@@ -11,6 +11,7 @@
 -- A 1 kg shirt by post costs NEAR 2 + 4 + 0.5 + 0.20 = 6.70, FAR 0.5 + 4 + 0.5 + 1.00 = 6.00,
 -- GREEN 3 + 4 + 0.5 + 0.10 = 7.60; arrives after NEAR 0 + 1 = 1 day, FAR 1 + 1 + 1 = 3 days,
 -- GREEN 2 + 1 = 3 days; emits NEAR 1.1 * 100.1 = 110 g, FAR 550 g, GREEN 55 g.
+\set SHOW_CONTEXT never
 SELECT oms.create_tenant('t_route') > 0 AS created;
 SET oms.tenant = 't_route';
 SET datestyle = 'ISO, YMD';

@@ -1,5 +1,6 @@
 -- Bad input to oms.route, oms.route_explain and oms.distance_km: each is refused with a SQLSTATE,
 -- a message naming the field and the value, and a hint.
+\set SHOW_CONTEXT never
 SELECT oms.create_tenant('t_route_err') > 0 AS created;
 SET oms.tenant = 't_route_err';
 INSERT INTO oms.locations (code, kind, name, can_pickup) VALUES ('WH', 'warehouse', 'WH', false), ('ST', 'store', 'Store', true);

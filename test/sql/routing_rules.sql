@@ -6,6 +6,7 @@
 --   WH-FAR   500.4 km, handling 1, 0.50 per package   (6.00, 3 days, 550 g)
 --   ST-GREEN  50.0 km, handling 2, 3.00 per package   (7.60, 3 days, 55 g)
 -- balanced scores cost + days + kg CO2 / 2 + 2 per package: NEAR 9.76, FAR 11.28, GREEN 12.63.
+\set SHOW_CONTEXT never
 SELECT oms.create_tenant('t_route_rules') > 0 AS created;
 SET oms.tenant = 't_route_rules';
 SET datestyle = 'ISO, YMD';
