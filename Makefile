@@ -1,6 +1,7 @@
-# oms: PGXS build of the extension, plus the two commands that do everything:
+# oms: PGXS build of the extension, plus the commands that do everything:
 #   make demo   installs what is missing, builds, starts a throwaway cluster, loads a sample retailer
 #   make test   the same set-up, then every test (pg_regress, isolation, TAP)
+#   make bench  the same set-up, then throughput and latency against baselines (scripts/bench.sh)
 # The cluster and test orchestration lives in scripts/; this file only wires it together.
 
 EXTENSION   = oms
@@ -36,7 +37,7 @@ sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
 
-.PHONY: deps test demo demo-stop check-tap bench
+.PHONY: deps test demo demo-stop check-tap bench stress fuzz sqlsmith
 
 # Installs PostgreSQL 15, its server headers, pg_cron and the TAP modules when missing.
 deps:
@@ -49,8 +50,34 @@ test: deps
 
 # A sample retailer on a throwaway cluster that stays up; `make demo-stop` stops it.
 demo: deps
-	@$(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory -s install
 	@scripts/demo.sh
 
 demo-stop:
 	@scripts/cluster.sh stop demo
+
+# Reliability runs, longer than those of `make test` (scripts/reliability.sh):
+#   make stress CLIENTS=16 SECONDS=300   the invariant stress test (test/stress/stress.pl)
+#   make fuzz FUZZ_SECONDS=3600          the fuzzer (test/fuzz/fuzz.pl)
+#   make sqlsmith SQLSMITH_QUERIES=100000 SQLSMITH_SEED=7   random queries (Debian package sqlsmith)
+CLIENTS ?= 8
+SECONDS ?= 60
+FUZZ_SECONDS ?= 300
+SQLSMITH_QUERIES ?= 20000
+SQLSMITH_SEED ?= 1
+stress: deps
+	@$(MAKE) --no-print-directory -s install
+	@scripts/reliability.sh stress $(CLIENTS) $(SECONDS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory -s install
+	@scripts/reliability.sh fuzz $(FUZZ_SECONDS)
+
+sqlsmith: deps
+	@$(MAKE) --no-print-directory -s install
+	@scripts/reliability.sh sqlsmith $(SQLSMITH_QUERIES) $(SQLSMITH_SEED)
+
+# Throughput and latency of the API against baselines run in the same session, then the
+# invariants; non-zero exit if a run fails or an invariant breaks. Parameters: scripts/bench.sh.
+bench: deps all
+	@scripts/bench.sh

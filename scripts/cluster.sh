@@ -33,6 +33,12 @@ start)
 		echo "cron.database_name = '$db'"
 		echo "oms.database = '$db'"
 	} | as_pg tee -a "$data/postgresql.conf" >/dev/null
+	# The server must not inherit our open files: under `flock /tmp/oms-test.lock make ...` it
+	# would hold the lock for as long as it runs (a demo cluster: until make demo-stop).
+	for fd in /proc/$$/fd/*; do
+		fd=${fd##*/}
+		case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+	done
 	as_pg pg_ctl -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
 		{ tail -n 30 "$dir/server.log"; exit 1; }
 	echo "$port" >"$dir/port"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what oms needs on Debian 12 when it is missing: PostgreSQL 15, its server headers,
-# pg_cron, and the Perl modules of PostgreSQL's TAP tests. As root it runs apt-get; otherwise it
-# prints the one command to run.
+# pg_cron, the Perl modules of PostgreSQL's TAP tests, and sqlsmith (random queries, a TAP test).
+# As root it runs apt-get; otherwise it prints the one command to run.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -10,6 +10,7 @@ missing=()
 [ -f "$PGXSDIR/src/makefiles/pgxs.mk" ] || missing+=(postgresql-server-dev-15)
 [ -f /usr/share/postgresql/15/extension/pg_cron.control ] || missing+=(postgresql-15-cron)
 perl -MIPC::Run -e1 2>/dev/null || missing+=(libipc-run-perl)
+command -v sqlsmith >/dev/null || missing+=(sqlsmith)
 command -v make >/dev/null && command -v gcc >/dev/null || missing+=(build-essential)
 
 [ ${#missing[@]} -eq 0 ] && exit 0

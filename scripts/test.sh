@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every test of oms on a throwaway cluster (pg_regress, isolation), then the TAP tests
 # (which start clusters of their own). Prints a closing "N passed, N failed" line and exits non-zero
-# on any failure. Run a subset with TESTS="atp holds" / SPECS="iso_no_oversell" / TAP="t/001_x.pl".
+# on any failure. Run a subset with TESTS="atp holds" / SPECS="iso_no_oversell" / TAP="t/001_worker_hold_expiry.pl".
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -10,6 +10,12 @@ port=${OMS_TEST_PORT:-54329}
 passed=0
 failed=0
 failures=()
+
+# The server user reads the test inputs from a copy of its own, so that a checkout it cannot
+# traverse (a home directory, say) still runs.
+stage=$(pg_scratch stage)
+cp -r "$ROOT/test" "$ROOT/expected" "$stage/"
+[ "$(id -u)" = 0 ] && chown -R "$PG_USER" "$stage"
 
 scripts/cluster.sh start test "$port" contrib_regression || exit 1
 trap 'scripts/cluster.sh stop test' EXIT
@@ -21,8 +27,8 @@ run_suite() {
 	shift 3
 	local out
 	out=$(pg_scratch "$label")
-	ln -s "$ROOT/expected" "$out/expected"
-	as_pg "$prog" --host="$host" --port="$port" --inputdir="$ROOT/test" --outputdir="$out" \
+	ln -s "$stage/expected" "$out/expected"
+	as_pg "$prog" --host="$host" --port="$port" --inputdir="$stage/test" --outputdir="$out" \
 		--load-extension=oms "$@" | tee "$out/log"
 	local status=${PIPESTATUS[0]}
 	local ok bad
@@ -61,14 +67,14 @@ fi
 scripts/cluster.sh stop test
 trap - EXIT
 
-tap=${TAP-$(ls test/t/*.pl 2>/dev/null | sort)}
+tap=${TAP-$(cd test && ls t/*.pl 2>/dev/null | sort)}
 if [ -n "$tap" ]; then
 	echo "== TAP"
 	tapdir=$(pg_scratch tap)
 	# shellcheck disable=SC2086
 	as_pg env TESTDIR="$tapdir" PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
-		OMS_ROOT="$ROOT" PGPORT=$((port + 100)) \
-		prove -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/perl" $tap 2>&1 | tee "$tapdir/log"
+		OMS_ROOT="$stage" PGPORT=$((port + 100)) \
+		sh -c 'cd "$1" && shift && exec prove -I "$@"' sh "$stage/test" "$PGXSDIR/src/test/perl" $tap 2>&1 | tee "$tapdir/log"
 	ok=$(grep -cE '\.\. ok' "$tapdir/log")
 	bad=$(grep -cE '\.\. (Dubious|Failed|not ok)' "$tapdir/log")
 	files=$(echo $tap | wc -w)
@@ -87,5 +93,6 @@ fi
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
+[ "$failed" -eq 0 ] && rm -rf "$stage"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ ${#failures[@]} -eq 0 ]

@@ -12,6 +12,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -195,4 +196,25 @@ oms_current_tenant_id(PG_FUNCTION_ARGS)
 	id = oms_tenant_id();
 	SPI_finish();
 	PG_RETURN_INT32(id);
+}
+
+char *
+oms_clip(const char *s)
+{
+	int			len = strlen(s);
+
+	if (len <= OMS_CLIP_BYTES)
+		return pstrdup(s);
+	return psprintf("%.*s...", pg_mbcliplen(s, len, OMS_CLIP_BYTES), s);
+}
+
+char *
+oms_clip_text(const text *t)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len <= OMS_CLIP_BYTES)
+		return text_to_cstring(t);
+	return psprintf("%.*s...", pg_mbcliplen(s, len, OMS_CLIP_BYTES), s);
 }

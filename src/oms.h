@@ -32,6 +32,14 @@ extern TimestampTz oms_now(void);
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
 
+/*
+ * A user's value as an error message shows it: at most OMS_CLIP_BYTES bytes (whole characters),
+ * then "...". A message must not repeat a 1 GB argument in the reply and in the server log.
+ */
+#define OMS_CLIP_BYTES 100
+extern char *oms_clip(const char *s);
+extern char *oms_clip_text(const text *t);
+
 /* worker.c: registers the background worker; called from _PG_init when preloaded. */
 extern void oms_worker_register(void);
 

@@ -60,6 +60,7 @@
 #include "utils/builtins.h"
 #include "utils/sortsupport.h"
 
+#include "oms.h"
 #include "order_state.h"
 
 static const char *const order_state_names[ORDER_STATE_MAX + 1] = {
@@ -143,7 +144,7 @@ state_in(StateKind kind, const char *str)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input value for %s: \"%s\"",
-						state_vocabulary(kind)->typname, str),
+						state_vocabulary(kind)->typname, oms_clip(str)),
 				 errhint("Valid values are: %s.", state_name_list(kind))));
 	return StateCodeGetDatum(code);
 }

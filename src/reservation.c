@@ -182,6 +182,19 @@ get_key(StockKey *key, HeapTuple tuple, Relation rel, const KeyColumns *cols)
 	}
 }
 
+/*
+ * Is the key or the amount of a new row NULL? A BEFORE trigger runs ahead of the NOT NULL
+ * constraints; such a row is theirs to refuse (23502), not an internal error of ours.
+ */
+static bool
+has_null(HeapTuple tuple, Relation rel, const KeyColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return heap_attisnull(tuple, cols->tenant_id, desc) || heap_attisnull(tuple, cols->item_id, desc) ||
+		heap_attisnull(tuple, cols->location_id, desc) || heap_attisnull(tuple, cols->amount, desc);
+}
+
 /* Stock keys before supply keys, then by tenant, item, location, supply: the lock order. */
 static int
 compare_keys(const StockKey *a, const StockKey *b)
@@ -524,6 +537,8 @@ oms_stock_guard(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_INSERT(event))
 	{
+		if (has_null(trigdata->tg_trigtuple, rel, &stock_columns))
+			return PointerGetDatum(trigdata->tg_trigtuple);
 		new_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
 		if (new_reserved != 0)
 		{
@@ -545,6 +560,8 @@ oms_stock_guard(PG_FUNCTION_ARGS)
 	}
 
 	/* UPDATE */
+	if (has_null(trigdata->tg_newtuple, rel, &stock_columns))
+		return PointerGetDatum(trigdata->tg_newtuple);
 	old_reserved = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, stock_columns.amount));
 	new_reserved = DatumGetInt64(get_column(trigdata->tg_newtuple, rel, stock_columns.amount));
 	if (old_reserved == new_reserved && old_reserved == 0)
@@ -584,6 +601,17 @@ supply_column(Relation rel, const char *name, Oid type)
 		elog(ERROR, "oms: table \"%s\" has no column \"%s\" of type %s",
 			 RelationGetRelationName(rel), name, format_type_be(type));
 	return (AttrNumber) attnum;
+}
+
+static bool
+supply_has_null(HeapTuple tuple, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return heap_attisnull(tuple, supply_columns.tenant_id, desc) || heap_attisnull(tuple, supply_columns.id, desc) ||
+		heap_attisnull(tuple, supply_columns.item_id, desc) ||
+		heap_attisnull(tuple, supply_columns.location_id, desc) ||
+		heap_attisnull(tuple, supply_columns.promised, desc);
 }
 
 static void
@@ -666,6 +694,11 @@ oms_supply_guard(PG_FUNCTION_ARGS)
 		supply_columns.promised = supply_column(rel, "promised", INT8OID);
 		supply_columns.relid = RelationGetRelid(rel);
 	}
+
+	/* A NULL key or promised in a new row is for the NOT NULL constraints to refuse (23502). */
+	if (!TRIGGER_FIRED_BY_DELETE(event) &&
+		supply_has_null(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple, rel))
+		return PointerGetDatum(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple);
 
 	old_promised = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, supply_columns.promised));
 	if (TRIGGER_FIRED_BY_INSERT(event))

@@ -17,7 +17,6 @@
 #include "postgres.h"
 
 #include <limits.h>
-#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -283,32 +282,50 @@ json_string(JsonbValue *v)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/* Compares a JSON number with an integer, without converting it (it may have 1000 digits). */
+static int
+numeric_cmp_int(Numeric n, int64 v)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+											 NumericGetDatum(int64_to_numeric(v))));
+}
+
 /* A whole number within [lo, hi], or false. */
 static bool
 json_int(JsonbValue *v, int64 lo, int64 hi, int32 *out)
 {
-	double		d;
+	Numeric		n;
+	Datum		whole;
 
 	if (v == NULL || v->type != jbvNumeric)
 		return false;
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (isnan(d) || d != floor(d) || d < lo || d > hi)
+	n = v->val.numeric;
+	if (numeric_is_nan(n) || numeric_is_inf(n) || numeric_cmp_int(n, lo) < 0 || numeric_cmp_int(n, hi) > 0)
 		return false;
-	*out = (int32) d;
+	whole = DirectFunctionCall2(numeric_trunc, NumericGetDatum(n), Int32GetDatum(0));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), whole)) != 0)
+		return false;
+	*out = DatumGetInt32(DirectFunctionCall1(numeric_int4, whole));
 	return true;
 }
 
+/*
+ * A number within [lo, hi], or false; rounded to 9 decimals first (a millimetre on the globe),
+ * so that 1e-400 is 0 and not an underflow.
+ */
 static bool
-json_float(JsonbValue *v, double lo, double hi, double *out)
+json_float(JsonbValue *v, int64 lo, int64 hi, double *out)
 {
-	double		d;
+	Numeric		n;
+	Datum		rounded;
 
 	if (v == NULL || v->type != jbvNumeric)
 		return false;
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (isnan(d) || d < lo || d > hi)
+	n = v->val.numeric;
+	if (numeric_is_nan(n) || numeric_is_inf(n) || numeric_cmp_int(n, lo) < 0 || numeric_cmp_int(n, hi) > 0)
 		return false;
-	*out = d;
+	rounded = DirectFunctionCall2(numeric_round, NumericGetDatum(n), Int32GetDatum(9));
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, rounded));
 	return true;
 }
 
@@ -377,7 +394,7 @@ unknown_location(const char *what, const char *path, const char *code)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown location \"%s\" in %s field \"%s\"", code, what, path),
+			 errmsg("unknown location \"%s\" in %s field \"%s\"", oms_clip(code), what, path),
 			 errhint("Locations are rows of oms.locations of the current tenant (setting oms.tenant).")));
 }
 
@@ -696,7 +713,7 @@ route_parse_ship_to(Route *r, Jsonb *ship_to, const char *what)
 		if (!active || !can_pickup)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("location \"%s\" does not offer pickup", code),
+					 errmsg("location \"%s\" does not offer pickup", oms_clip(code)),
 					 errhint("Choose an active location with can_pickup for click & collect.")));
 		route_set_pickup_id(r, id);
 		return;
@@ -792,7 +809,7 @@ route_load_profile(Route *r, const char *code)
 		known = col_text(0, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown routing profile \"%s\"", code),
+				 errmsg("unknown routing profile \"%s\"", oms_clip(code)),
 				 errhint("Routing profiles are rows of oms.routing_profiles: %s.", known ? known : "none")));
 	}
 	r->profile.code = col_text(0, 1);

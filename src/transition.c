@@ -267,7 +267,7 @@ apply_event(StateKind kind, int32 from, const char *event)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown %s event \"%s\"", t->noun, event),
+			 errmsg("unknown %s event \"%s\"", t->noun, oms_clip(event)),
 			 errhint("The %s events are: %s.", t->noun, event_names(kind, 0))));
 	return 0;						/* keep the compiler quiet */
 }

@@ -26,6 +26,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 #include "oms.h"
 
@@ -33,6 +34,9 @@ PGDLLEXPORT void oms_worker_main(Datum main_arg);
 
 /* Holds expired per transaction: small enough that no stock row stays locked for long. */
 #define EXPIRE_BATCH 500
+
+/* Seconds the postmaster waits before starting the worker again after it exited with an error. */
+#define OMS_WORKER_RESTART_SECONDS 10
 
 void
 oms_worker_register(void)
@@ -42,7 +46,7 @@ oms_worker_register(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = OMS_WORKER_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "oms", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "oms_worker_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "oms worker", BGW_MAXLEN);
@@ -84,7 +88,7 @@ expire_holds_batch(bool *extension_missing)
 	}
 	*extension_missing = false;
 
-	if (select_plan == NULL)
+	if (select_plan == NULL || delete_plan == NULL)
 	{
 		Oid			argtypes[2] = {INT4OID, INT8OID};
 
@@ -116,7 +120,21 @@ expire_holds_batch(bool *extension_missing)
 	return done;
 }
 
-/* One round: expire holds batch by batch, each batch its own transaction. */
+/* Context of the errors of a round: the log says which process failed, doing what. */
+static void
+round_error_context(void *arg)
+{
+	errcontext("oms background worker in database \"%s\": %s; the round is retried in %d s",
+			   oms_database, (const char *) arg, oms_worker_naptime);
+}
+
+/*
+ * One round: expire holds batch by batch, each batch its own transaction.
+ *
+ * statement_timeout (from postgresql.conf, or ALTER DATABASE/ROLE ... SET) bounds each batch as it
+ * would a client's statement: PostgreSQL arms it only for client queries, so the worker does it
+ * itself. A batch stuck behind a lock then fails, is logged, and is retried after the nap.
+ */
 static void
 worker_round(void)
 {
@@ -124,19 +142,28 @@ worker_round(void)
 	bool		missing = false;
 	uint64		total = 0;
 	uint64		n;
+	ErrorContextCallback round_context;
 
+	round_context.callback = round_error_context;
+	round_context.arg = (void *) "expiring cart holds";
+	round_context.previous = error_context_stack;
+	error_context_stack = &round_context;
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		if (StatementTimeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "oms worker: expiring cart holds");
 		n = expire_holds_batch(&missing);
 		PopActiveSnapshot();
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		CommitTransactionCommand();
 		total += n;
 	} while (n == EXPIRE_BATCH);
+	error_context_stack = round_context.previous;
 
 	if (missing && !said_missing)
 		ereport(LOG,
@@ -149,16 +176,39 @@ worker_round(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * Context for the errors of connecting: "database "x" does not exist" alone does not tell a DBA
+ * which process wanted it nor which setting to fix.
+ */
+static void
+connect_error_context(void *arg)
+{
+	errcontext("oms background worker connecting to the database named by oms.database (\"%s\"); "
+			   "it retries every %d seconds",
+			   oms_database, OMS_WORKER_RESTART_SECONDS);
+}
+
 void
 oms_worker_main(Datum main_arg)
 {
 	MemoryContext round_context;
+	ErrorContextCallback connect_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * A missing database is a FATAL error here: the process exits and the postmaster starts it
+	 * again after bgw_restart_time, so a wrong setting costs one log entry per interval, not a
+	 * hot loop.
+	 */
+	connect_context.callback = connect_error_context;
+	connect_context.arg = NULL;
+	connect_context.previous = error_context_stack;
+	error_context_stack = &connect_context;
 	BackgroundWorkerInitializeConnection(oms_database, NULL, 0);
+	error_context_stack = connect_context.previous;
 	ereport(LOG, (errmsg("oms worker started in database \"%s\"", oms_database)));
 
 	round_context = AllocSetContextCreate(TopMemoryContext, "oms worker round",
@@ -186,6 +236,9 @@ oms_worker_main(Datum main_arg)
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(round_context);
+			/* as PostgresMain does after an error: no timeout or cancel left over */
+			disable_all_timeouts(false);
+			QueryCancelPending = false;
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();

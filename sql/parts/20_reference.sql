@@ -21,6 +21,12 @@ CREATE FUNCTION oms._actor() RETURNS text
 	RETURN coalesce(nullif(pg_catalog.current_setting('oms.actor', true), ''), session_user);
 COMMENT ON FUNCTION oms._actor() IS 'Internal: who makes a change: the setting oms.actor, else the session user';
 
+CREATE FUNCTION oms._clip(v text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = oms, pg_catalog
+	RETURN CASE WHEN length(v) > 100 THEN left(v, 100) || '...' ELSE v END;
+COMMENT ON FUNCTION oms._clip(text) IS 'Internal: a user''s value as an error message shows it, at most 100 characters and "...": a message must not repeat a 1 GB argument';
+
 CREATE FUNCTION oms.create_tenant(code text, name text DEFAULT NULL) RETURNS int
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -29,7 +35,7 @@ DECLARE
 	v_id int;
 BEGIN
 	IF code IS NULL OR code !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-		RAISE EXCEPTION 'invalid tenant code "%"', code
+		RAISE EXCEPTION 'invalid tenant code "%"', oms._clip(code)
 			USING ERRCODE = '22023',
 			      HINT = 'A tenant code has 1 to 63 letters, digits, "_", "-" or ".".';
 	END IF;

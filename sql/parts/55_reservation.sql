@@ -37,7 +37,7 @@ DECLARE
 BEGIN
 	SELECT t.id INTO v_tenant_id FROM oms.tenants t WHERE t.code = check_stock_invariants.tenant;
 	IF v_tenant_id IS NULL THEN
-		RAISE EXCEPTION 'unknown tenant "%"', check_stock_invariants.tenant
+		RAISE EXCEPTION 'unknown tenant "%"', oms._clip(check_stock_invariants.tenant)
 			USING ERRCODE = '22023',
 			      HINT = 'Tenants are listed in oms.tenants.';
 	END IF;

@@ -10,7 +10,7 @@ DECLARE
 BEGIN
 	SELECT i.id INTO v_id FROM oms.items i WHERE i.tenant_id = p_tenant AND i.sku = p_sku;
 	IF v_id IS NULL THEN
-		RAISE EXCEPTION 'unknown SKU "%"', p_sku
+		RAISE EXCEPTION 'unknown SKU "%"', oms._clip(p_sku)
 			USING ERRCODE = '22023',
 			      HINT = 'Items are rows of oms.items of the current tenant (setting oms.tenant).';
 	END IF;
@@ -29,7 +29,7 @@ DECLARE
 BEGIN
 	SELECT l.id INTO v_id FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.code = p_code;
 	IF v_id IS NULL THEN
-		RAISE EXCEPTION 'unknown location "%"', p_code
+		RAISE EXCEPTION 'unknown location "%"', oms._clip(p_code)
 			USING ERRCODE = '22023',
 			      HINT = 'Locations are rows of oms.locations of the current tenant (setting oms.tenant).';
 	END IF;
@@ -110,7 +110,7 @@ DECLARE
 	v_reserved	bigint;
 BEGIN
 	PERFORM oms._check_reason(reason);
-	IF delta IS NULL OR delta = 0 OR abs(delta) > 1000000000000 THEN
+	IF delta IS NULL OR delta = 0 OR delta NOT BETWEEN -1000000000000 AND 1000000000000 THEN	-- (abs(-2^63) overflows)
 		RAISE EXCEPTION 'invalid delta % for SKU "%" at location "%"', coalesce(delta::text, 'NULL'), sku, location
 			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0 and at most 10^12 either way: +5 for found units, -2 for damaged ones.';
 	END IF;

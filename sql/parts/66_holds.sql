@@ -19,7 +19,7 @@ DECLARE
 	v_expires	timestamptz;
 BEGIN
 	IF hold.cart IS NULL OR hold.cart = '' OR length(hold.cart) > 200 THEN
-		RAISE EXCEPTION 'invalid cart "%"', coalesce(hold.cart, 'NULL')
+		RAISE EXCEPTION 'invalid cart "%"', coalesce(oms._clip(hold.cart), 'NULL')
 			USING ERRCODE = '22023', HINT = 'A cart id is a non-empty text of at most 200 characters.';
 	END IF;
 	v_item := oms._item_id(v_tenant, hold.sku);

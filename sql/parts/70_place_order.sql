@@ -30,7 +30,7 @@ DECLARE
 BEGIN
 	SELECT k INTO v_key FROM jsonb_object_keys(p_obj) k WHERE k <> ALL (p_allowed) ORDER BY k LIMIT 1;
 	IF v_key IS NOT NULL THEN
-		RAISE EXCEPTION 'order payload field "%" is not known', p_path || v_key
+		RAISE EXCEPTION 'order payload field "%" is not known', oms._clip(p_path || v_key)
 			USING ERRCODE = '22023',
 			      HINT = format('Known fields%s: %s.', CASE WHEN p_path = '' THEN '' ELSE ' of "' || rtrim(p_path, '.') || '"' END,
 							   array_to_string(p_allowed, ', '));
@@ -151,7 +151,7 @@ BEGIN
 	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile
 		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
 	IF v_channel_id IS NULL THEN
-		RAISE EXCEPTION 'unknown channel "%"', p ->> 'channel'
+		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
 			USING ERRCODE = '22023', HINT = 'Channels are rows of oms.channels of the current tenant (setting oms.tenant).';
 	END IF;
 	IF jsonb_typeof(p -> 'external_id') IS DISTINCT FROM 'string' OR p ->> 'external_id' = ''
@@ -182,7 +182,7 @@ BEGIN
 	END IF;
 	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = v_currency;
 	IF v_minor IS NULL OR v_currency !~ '^[A-Z]{3}$' THEN
-		RAISE EXCEPTION 'unsupported currency code "%"', v_currency
+		RAISE EXCEPTION 'unsupported currency code "%"', oms._clip(v_currency)
 			USING ERRCODE = '22023', HINT = 'Currencies are the ISO 4217 codes in oms.currencies, e.g. "EUR".';
 	END IF;
 
@@ -242,8 +242,8 @@ BEGIN
 				PERFORM oms._payload_error('ship_to.lon', 'must be a longitude between -180 and 180', v_ship_to -> 'lon',
 					'Decimal degrees, e.g. 9.19.');
 			END IF;
-			v_lat := (v_ship_to ->> 'lat')::double precision;
-			v_lon := (v_ship_to ->> 'lon')::double precision;
+			v_lat := round((v_ship_to ->> 'lat')::numeric, 12)::double precision;	-- (1e-400 would underflow)
+			v_lon := round((v_ship_to ->> 'lon')::numeric, 12)::double precision;
 		END IF;
 	ELSIF p ? 'pickup' THEN
 		IF jsonb_typeof(p -> 'pickup') IS DISTINCT FROM 'string' THEN
@@ -253,7 +253,7 @@ BEGIN
 		SELECT l.id INTO v_pickup FROM oms.locations l
 			WHERE l.tenant_id = v_tenant AND l.code = p ->> 'pickup';
 		IF v_pickup IS NULL THEN
-			RAISE EXCEPTION 'unknown location "%"', p ->> 'pickup'
+			RAISE EXCEPTION 'unknown location "%"', oms._clip(p ->> 'pickup')
 				USING ERRCODE = '22023', HINT = 'A pickup location is a row of oms.locations with can_pickup.';
 		END IF;
 		IF NOT EXISTS (SELECT FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup AND l.active AND l.can_pickup) THEN
@@ -306,7 +306,7 @@ BEGIN
 	IF v_bad.path IS NOT NULL THEN
 		PERFORM oms._payload_error(v_bad.path, v_bad.problem, v_bad.value, v_bad.hint);
 	END IF;
-	SELECT array_agg(a.v ->> 'sku' ORDER BY a.i), array_agg((a.v ->> 'qty')::int ORDER BY a.i),
+	SELECT array_agg(a.v ->> 'sku' ORDER BY a.i), array_agg((a.v -> 'qty')::numeric::int ORDER BY a.i),
 		   array_agg((a.v ->> 'unit_price')::numeric ORDER BY a.i)
 	  INTO v_skus, v_qtys, v_prices
 	  FROM jsonb_array_elements(v_lines) WITH ORDINALITY a(v, i);
@@ -349,9 +349,9 @@ BEGIN
 	v_profile := coalesce(p ->> 'routing', v_channel_profile);
 	IF NOT EXISTS (SELECT FROM oms.routing_profiles rp
 					WHERE rp.code = v_profile AND (rp.tenant_id = v_tenant OR rp.tenant_id IS NULL)) THEN
-		RAISE EXCEPTION 'unknown routing profile "%" in %', v_profile,
+		RAISE EXCEPTION 'unknown routing profile "%" in %', oms._clip(v_profile),
 				CASE WHEN p ? 'routing' THEN 'order payload field "routing"'
-					 ELSE format('the default of channel "%s"', p ->> 'channel') END
+					 ELSE format('the default of channel "%s"', oms._clip(p ->> 'channel')) END
 			USING ERRCODE = '22023',
 			      HINT = 'Routing profiles are rows of oms.routing_profiles: balanced, cheapest, fastest, greenest, or the tenant''s own.';
 	END IF;

@@ -57,7 +57,7 @@ BEGIN
 	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no AND x.location_id = v_loc;
 	IF v_rejected = 0 OR NOT oms.is_legal(v_line.state, 'rejected') THEN
 		RAISE EXCEPTION 'line % of order % cannot be rejected at location "%": it is % %', v_line.line_no, v_order.id,
-				reject_line.location, v_line.state, CASE WHEN v_rejected = 0 THEN 'with nothing reserved there' ELSE 'there' END
+				oms._clip(reject_line.location), v_line.state, CASE WHEN v_rejected = 0 THEN 'with nothing reserved there' ELSE 'there' END
 			USING ERRCODE = '55000',
 			      HINT = 'A location rejects a line that is allocated, released or picked there (oms.reservations shows where).';
 	END IF;
@@ -66,7 +66,7 @@ BEGIN
 	INSERT INTO oms.line_exclusions (tenant_id, order_id, line_no, location_id, reason, excluded_by)
 		VALUES (v_tenant, v_order.id, v_line.line_no, v_loc, reason, oms._actor())
 		ON CONFLICT DO NOTHING;
-	PERFORM pg_catalog.set_config('oms.reason', format('rejected at %s: %s', reject_line.location, reason), true);
+	PERFORM pg_catalog.set_config('oms.reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000)), true);
 	UPDATE oms.order_lines l SET state = 'rejected', location_id = NULL
 	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
 	SELECT array_agg(e.location_id ORDER BY e.location_id) INTO v_excl FROM oms.line_exclusions e

@@ -26,8 +26,7 @@ SELECT oms.set_stock('SKU-A', 'WH-1', 7, 'recount');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -5, 'theft');
 SELECT oms.adjust_stock('SKU-A', 'WH-1', -4, 'damaged');
 SELECT oms.adjust_stock('SKU-B', 'WH-1', -5, 'more than there is');
-SELECT on_hand, reserved FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
- WHERE s.tenant_id = oms.current_tenant_id() AND i.sku = 'SKU-A';
+SELECT on_hand, reserved FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id WHERE s.tenant_id = oms.current_tenant_id() AND i.sku = 'SKU-A';
 
 -- Bad input: clear errors, nothing written.
 SELECT oms.set_stock('NOPE', 'WH-1', 1, 'x');

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# `make bench`: oms's throughput and latency against baselines measured in the same run.
+#
+# Starts a throwaway cluster /tmp/oms-bench (the settings of test/oms.conf: fsync and
+# synchronous_commit on), loads a data set (test/bench/load.sql), runs every workload with pgbench
+# (custom scripts test/bench/*.pgbench, -M prepared), prints one table (tps, latency p50/p99, ratio
+# to the baseline of the same run), then checks the invariants (nothing oversold, every allocated
+# line reserved, the flash sale served exactly its stock) and exits non-zero if one breaks or a
+# run failed. The default run takes about 8 minutes on 2 cores.
+#
+# Parameters (environment):
+#   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs)
+#   CLIENTS="1 8 32"   client counts of place_order, its PL/pgSQL baseline and simple-update
+#   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity;
+#                      HISTORY=50000 delivered orders it already has
+#   BIG=1              the routing network (tenant bench_net, 1,000 locations) gets 1,000 SKUs:
+#                      1M SKU-locations for network ATP and routing (default 100 SKUs: 100k)
+#   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
+#   WRITE_CLIENTS=8 (cancel, hold); ROUTE_CLIENTS=1; SCALE=10 (pgbench -i)
+#   ONLY="place_order flash"   run only the named workloads (and the baselines they need)
+#   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+port=${OMS_BENCH_PORT:-54440}
+host=/tmp/oms-bench
+db=oms_bench
+DURATION=${DURATION:-20}
+ROUTE_DURATION=${ROUTE_DURATION:-10}
+CLIENTS=${CLIENTS:-1 8 32}
+SKUS=${SKUS:-10000}
+LOCATIONS=${LOCATIONS:-20}
+ZIPF=${ZIPF:-1.01}
+BIG=${BIG:-0}
+SCALE=${SCALE:-10}
+FLASH_CLIENTS=${FLASH_CLIENTS:-32}
+FLASH_STOCK=${FLASH_STOCK:-2000}
+HISTORY=${HISTORY:-50000}
+READ_CLIENTS=${READ_CLIENTS:-8}
+WRITE_CLIENTS=${WRITE_CLIENTS:-8}
+ROUTE_CLIENTS=${ROUTE_CLIENTS:-1}
+ONLY=${ONLY:-}
+NET_LOCATIONS=1000
+NET_SKUS=$([ "$BIG" = 1 ] && echo 1000 || echo 100)
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ "$LOCATIONS" -ge 4 ] || die "LOCATIONS must be at least 4 (SKU-k's home is L<k % 4 + 1>)"
+[ "$SKUS" -ge 10 ] || die "SKUS must be at least 10"
+
+psql_b() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U postgres -d "$db" "$@"; }
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+work=$(mktemp -d /tmp/oms-bench-run.XXXXXX)
+status=0
+started=$(date +%s)
+
+# ---- 1. Install and start, under the test lock (make install writes the one system-wide
+# extension directory; another worktree's test may be installing). A caller that already holds
+# the lock (flock /tmp/oms-test.lock make bench) is not made to wait for itself.
+holds_lock() {
+	local pid=$$
+	while [ "$pid" -gt 1 ]; do
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'flock.*oms-test\.lock' && return 0
+		pid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || echo 1)
+	done
+	return 1
+}
+start_cluster() {
+	if [ "${INSTALL:-1}" = 1 ]; then
+		make -s install >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
+	fi
+	scripts/cluster.sh start bench "$port" "$db" || return 1
+	"$PGBIN/psql" -X -q -h "$host" -p "$port" -U postgres -d postgres -c "CREATE DATABASE $db" &&
+		psql_b -c 'CREATE EXTENSION oms'
+}
+echo "bench: installing oms and starting a throwaway cluster in $host (port $port)"
+if [ "${INSTALL:-1}" = 1 ] && ! holds_lock; then
+	exec 9>/tmp/oms-test.lock
+	flock 9 || die "cannot take /tmp/oms-test.lock"
+	start_cluster || die "could not start the cluster"
+	flock -u 9
+	exec 9>&-
+else
+	start_cluster || die "could not start the cluster"
+fi
+[ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 2. Data: pgbench's own tables (the built-in baselines), the shop, the network, the helpers.
+echo "bench: loading (pgbench scale $SCALE; $SKUS SKUs x $LOCATIONS locations, $HISTORY past orders; network $NET_SKUS SKUs x $NET_LOCATIONS locations)"
+"$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -i -q -s "$SCALE" "$db" >"$work/pgbench-init.log" 2>&1 ||
+	{ cat "$work/pgbench-init.log"; die "pgbench -i failed"; }
+psql_b -f test/bench/helpers.sql >/dev/null &&
+	psql_b -v skus="$SKUS" -v locations="$LOCATIONS" -v net_skus="$NET_SKUS" \
+		-v net_locations="$NET_LOCATIONS" -v flash_stock="$FLASH_STOCK" -v history="$HISTORY" -f test/bench/load.sql >/dev/null &&
+	psql_b -f test/bench/baseline.sql >/dev/null &&
+	psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' || die "loading failed"
+
+# ---- PROFILE=1: where the time of one place_order goes, instead of the runs. One client, so
+# that the figures are the cost of a call, not waiting: pg_stat_statements (track = all: the
+# statements inside the PL/pgSQL and SQL functions too), per-function self time
+# (track_functions), and, when perf is installed, the backend's CPU profile.
+if [ "${PROFILE:-0}" = 1 ]; then
+	printf '%s\n' "shared_preload_libraries = 'pg_cron,oms,pg_stat_statements'" \
+		"pg_stat_statements.track = all" "track_functions = all" |
+		as_pg tee -a "$host/data/postgresql.conf" >/dev/null
+	as_pg pg_ctl -D "$host/data" -l "$host/server.log" -w -m fast restart >/dev/null || die "restart failed"
+	psql_b -c 'CREATE EXTENSION pg_stat_statements' || die "no pg_stat_statements"
+	pgb=("$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared -c 1
+		-f test/bench/place_order.pgbench -D skus="$SKUS" -D zipf="$ZIPF")
+	"${pgb[@]}" -T 3 "$db" >/dev/null 2>&1
+	psql_b -c 'SELECT pg_stat_statements_reset(), pg_stat_reset()' >/dev/null
+	"${pgb[@]}" -T "$DURATION" "$db" >"$work/profile.out" 2>&1 &
+	pgbench_pid=$!
+	sleep 2
+	if command -v perf >/dev/null; then
+		backend=$(psql_b -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'")
+		perf record -F 999 -g -p "$backend" -o "$work/perf.data" -- sleep $((DURATION > 6 ? DURATION - 4 : 2)) \
+			>/dev/null 2>&1
+	fi
+	wait "$pgbench_pid"
+	echo
+	grep -E '^(tps|latency average)' "$work/profile.out"
+	echo
+	echo "Statements (nested ones included), microseconds per order:"
+	psql_b -P footer=off -c "
+		WITH n AS (SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT oms.place_order(%' AND toplevel)
+		SELECT round((s.total_exec_time * 1000 / n.calls)::numeric, 1) AS us_per_order,
+			   round(s.calls::numeric / n.calls, 1) AS per_order,
+			   left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) AS statement
+		  FROM pg_stat_statements s, n
+		 ORDER BY s.total_exec_time DESC LIMIT 25"
+	echo "Functions (self time: without the functions they call), microseconds per order:"
+	psql_b -P footer=off -c "
+		WITH n AS (SELECT calls FROM pg_stat_user_functions WHERE funcname = 'place_order')
+		SELECT f.schemaname || '.' || f.funcname AS function, round(f.calls::numeric / n.calls, 1) AS per_order,
+			   round((f.total_time * 1000 / n.calls)::numeric, 1) AS total_us,
+			   round((f.self_time * 1000 / n.calls)::numeric, 1) AS self_us
+		  FROM pg_stat_user_functions f, n
+		 WHERE f.funcname NOT LIKE 'pg_stat%'
+		 ORDER BY f.self_time DESC"
+	if [ -f "$work/perf.data" ]; then
+		echo "CPU profile of the backend (perf; inclusive share of samples, resolved symbols only):"
+		perf report -i "$work/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+			grep -E '^ +[0-9.]+%' | grep -v ' 0x0000' | grep -vE 'PostmasterMain|libc_start|\] main |_start ' |
+			head -n 45
+	fi
+	echo "(perf data and logs: $work)"
+	exit 0
+fi
+
+# ---- 3. The runs. Results by key (workload@clients): tps, p50, p99 (ms), the baseline's key.
+declare -A TPS P50 P99 VS LABEL
+keys=()
+notes=()
+
+# run KEY LABEL CLIENTS BASELINE_KEY pgbench-arguments...   (RUN_ENV: extra environment)
+run() {
+	local key=$1 label=$2 clients=$3 base=$4
+	shift 4
+	local dir=$work/$key threads out rc
+	mkdir -p "$dir"
+	threads=$((clients < $(nproc) ? clients : $(nproc)))
+	psql_b -c 'CHECKPOINT' >/dev/null
+	printf 'bench: %-34s %3s clients ... ' "$label" "$clients"
+	env ${RUN_ENV:-} "$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared \
+		-c "$clients" -j "$threads" -l --log-prefix="$dir/tx" "$@" "$db" >"$dir/out" 2>&1
+	rc=$?
+	out=$dir/out
+	keys+=("$key")
+	LABEL[$key]=$label
+	VS[$key]=$base
+	TPS[$key]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+	if [ "$rc" -ne 0 ] || [ -z "${TPS[$key]}" ] || grep -q 'client [0-9]* aborted' "$out" ||
+		! grep -q '^number of failed transactions: 0 ' "$out"; then
+		echo "FAILED"
+		tail -n 15 "$out" | sed 's/^/    /'
+		TPS[$key]=FAILED
+		status=1
+		return 1
+	fi
+	# Latency percentiles from the per-transaction logs (third field: microseconds).
+	read -r "P50[$key]" "P99[$key]" < <(cat "$dir"/tx.* | awk '{print $3}' | sort -n |
+		awk '{v[NR] = $1} END {
+			i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
+			i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
+			printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000 }')
+	rm -f "$dir"/tx.*
+	printf '%10.0f tps\n' "${TPS[$key]}"
+}
+
+zipf=(-D skus="$SKUS" -D zipf="$ZIPF")
+for c in $CLIENTS; do
+	if wanted place_order || wanted baseline; then
+		run "simple-update@$c" "simple-update (pgbench -N)" "$c" "" -N -T "$DURATION"
+		run "baseline@$c" "baseline (PL/pgSQL, 3 lines)" "$c" "simple-update@$c" \
+			-f test/bench/baseline.pgbench "${zipf[@]}" -T "$DURATION"
+	fi
+	if wanted place_order; then
+		run "place_order@$c" "place_order (3 lines, Zipf)" "$c" "baseline@$c" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+	fi
+done
+
+if wanted flash; then
+	c=$FLASH_CLIENTS
+	run "spread@$c" "spread (1 line, uniform SKUs)" "$c" "" \
+		-f test/bench/spread.pgbench -D skus="$SKUS" -T "$DURATION"
+	run "flash@$c" "flash (1 line, one SKU)" "$c" "spread@$c" \
+		-f test/bench/flash.pgbench -D sku=FLASH-1 -D tag=fl1 -T "$DURATION"
+	# The sell-out: 1.5 times as many buyers as units of FLASH-2; exactly FLASH_STOCK are served.
+	per_client=$(((FLASH_STOCK * 3 / 2 + c - 1) / c))
+	if run "sellout@$c" "sellout (one SKU, $FLASH_STOCK units)" "$c" "" \
+		-f test/bench/flash.pgbench -D sku=FLASH-2 -D tag=fl2 -t "$per_client"; then
+		processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/sellout@$c/out")
+		read -r served reserved onhand atp < <(psql_b -At -F ' ' -c "
+			SET oms.tenant = 'default';
+			SELECT (SELECT count(*) FROM oms.orders o
+					 WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id LIKE 'fl2-%'),
+				   s.reserved, s.on_hand, oms.atp('FLASH-2')
+			  FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
+			 WHERE i.tenant_id = oms.current_tenant_id() AND i.sku = 'FLASH-2'")
+		notes+=("flash sell-out: $FLASH_STOCK units, $processed buyers: $served served, $((processed - served)) refused with OM001 (stock reserved $reserved of $onhand, ATP now $atp)")
+		if [ "$served" != "$FLASH_STOCK" ] || [ "$reserved" != "$FLASH_STOCK" ] || [ "$atp" != 0 ]; then
+			notes+=("INVARIANT BROKEN: the flash sale served $served, reserved $reserved, for a stock of $FLASH_STOCK")
+			status=1
+		fi
+	fi
+fi
+
+if wanted atp; then
+	c=$READ_CLIENTS
+	run "select-only@$c" "select-only (pgbench -S)" "$c" "" -S -T "$DURATION"
+	run "atp@$c" "atp (sku, $LOCATIONS locations)" "$c" "select-only@$c" \
+		-f test/bench/atp.pgbench -D prefix=SKU- -D n="$SKUS" -T "$DURATION"
+	RUN_ENV="PGOPTIONS=-coms.tenant=bench_net" \
+		run "atp_net@$c" "atp_net (sku, $NET_LOCATIONS locations)" "$c" "select-only@$c" \
+		-f test/bench/atp.pgbench -D prefix=NSKU- -D n="$NET_SKUS" -T "$DURATION"
+fi
+
+if wanted cancel || wanted hold; then
+	c=$WRITE_CLIENTS
+	[ -n "${TPS[simple-update@$c]:-}" ] ||
+		run "simple-update@$c" "simple-update (pgbench -N)" "$c" "" -N -T "$DURATION"
+fi
+if wanted cancel; then
+	# Every call cancels a different open order of a queue (placed by the place_order runs), and
+	# the run stops when the queue is done: a second cancel of an order is a no-op and would
+	# flatter the figure. The queue holds about what place_order took at these clients in one run.
+	cap=$(awk -v t="${TPS[place_order@$c]:-${TPS[simple-update@$c]:-1000}}" -v d="$DURATION" 'BEGIN {printf "%d", t * d}')
+	queued=$(psql_b -At -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_cancel_queue($cap)")
+	if [ "${queued:-0}" -ge "$c" ]; then
+		run "cancel@$c" "cancel (cancel_order, 3 lines)" "$c" "simple-update@$c" \
+			-f test/bench/cancel.pgbench -t $((queued / c))
+	else
+		notes+=("cancel: skipped, no open orders to cancel (it needs the place_order runs)")
+	fi
+fi
+if wanted hold; then
+	run "hold@$c" "hold (1 unit, Zipf)" "$c" "simple-update@$c" \
+		-f test/bench/hold.pgbench "${zipf[@]}" -T "$DURATION"
+fi
+
+# Routing and promising: every script with a "-- requires: <function signature>" line runs for
+# 5- and 10-line carts over the network when that function exists.
+if wanted route || wanted promise; then
+	routing_ready=
+	for f in test/bench/*.pgbench; do
+		sig=$(sed -n 's/^-- requires: *//p' "$f")
+		[ -n "$sig" ] || continue
+		name=$(basename "$f" .pgbench)
+		wanted "$name" || continue
+		if [ "$(psql_b -At -c "SELECT to_regprocedure('$sig') IS NOT NULL")" != t ]; then
+			notes+=("$name: skipped, $sig does not exist on this build")
+			continue
+		fi
+		if [ -z "$routing_ready" ]; then
+			if psql_b -f test/bench/route_setup.sql >"$work/route_setup.log" 2>&1; then
+				routing_ready=yes
+			else
+				routing_ready=no
+				notes+=("routing: skipped, test/bench/route_setup.sql failed: $(grep -m1 ERROR "$work/route_setup.log")")
+			fi
+		fi
+		[ "$routing_ready" = yes ] || continue
+		for n in 5 10; do
+			RUN_ENV="PGOPTIONS=-coms.tenant=bench_net" \
+				run "$name$n@$ROUTE_CLIENTS" "$name$n ($n lines, $NET_LOCATIONS locations)" "$ROUTE_CLIENTS" "" \
+				-f "$f" -D net_skus="$NET_SKUS" -D ncart="$n" -T "$ROUTE_DURATION"
+		done
+	done
+fi
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 4. Invariants.
+echo "bench: checking invariants"
+checks=$(psql_b -At -F ' ' -f test/bench/check.sql 2>&1) || { echo "$checks"; status=1; }
+while read -r name count; do
+	[ -n "$name" ] || continue
+	if [ "$count" != 0 ]; then
+		notes+=("INVARIANT BROKEN: $name: $count")
+		status=1
+	fi
+done <<<"$checks"
+
+# ---- 5. The table.
+elapsed=$(($(date +%s) - started))
+echo
+echo "oms bench, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM, PostgreSQL $(psql_b -At -c 'SHOW server_version')"
+echo "fsync on, synchronous_commit on, shared_buffers $(psql_b -At -c 'SHOW shared_buffers'); runs of ${DURATION}s, pgbench -M prepared; load average before $load_before, after $load_after"
+echo "data: $SKUS SKUs x $LOCATIONS locations (Zipf s=$ZIPF), $HISTORY past orders, network $NET_SKUS SKUs x $NET_LOCATIONS locations, pgbench scale $SCALE; $((elapsed / 60)) min $((elapsed % 60)) s in all"
+echo
+fmt='%-36s %7s %9s %8s %8s  %-16s %6s\n'
+printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio
+printf "$fmt" "$(printf '%.0s-' {1..36})" ------- --------- -------- -------- ---------------- ------
+for key in "${keys[@]}"; do
+	tps=${TPS[$key]} base=${VS[$key]} ratio=''
+	if [ -n "$base" ] && [[ "$tps" =~ ^[0-9.]+$ ]] && [[ "${TPS[$base]:-}" =~ ^[0-9.]+$ ]]; then
+		ratio=$(awk -v a="$tps" -v b="${TPS[$base]}" 'BEGIN {printf "%.2f", a / b}')
+	fi
+	[[ "$tps" =~ ^[0-9.]+$ ]] && tps=$(printf '%.0f' "$tps")
+	printf "$fmt" "${LABEL[$key]}" "${key#*@}" "$tps" "${P50[$key]:-}" "${P99[$key]:-}" "$base" "$ratio"
+done
+echo
+for n in "${notes[@]}"; do
+	echo "$n"
+done
+if [ "$status" -eq 0 ]; then
+	echo "invariants: all hold (no oversell, reserved = sum of reservations, every allocated line reserved)"
+	rm -rf "$work"
+else
+	echo "bench: FAILED (logs in $work)"
+fi
+exit "$status"
