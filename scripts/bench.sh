@@ -17,7 +17,10 @@
 #                      1M SKU-locations for network ATP and routing (default 100 SKUs: 100k)
 #   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
 #   WRITE_CLIENTS=8 (cancel, hold); ROUTE_CLIENTS=1; SCALE=10 (pgbench -i)
-#   ONLY="place_order flash"   run only the named workloads (and the baselines they need)
+#   ONLY="place_order flash"   run only the named workloads (and the baselines they need);
+#                      lifecycle: events (place_order with and without its events), drain (one
+#                      consumer of the outbox), ship, receive_return (needs ship)
+#   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
 #   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
@@ -53,7 +56,6 @@ wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 work=$(mktemp -d /tmp/oms-bench-run.XXXXXX)
 status=0
-started=$(date +%s)
 
 # ---- 1. Install and start, under the test lock (make install writes the one system-wide
 # extension directory; another worktree's test may be installing). A caller that already holds
@@ -85,6 +87,7 @@ else
 	start_cluster || die "could not start the cluster"
 fi
 [ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+started=$(date +%s)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -96,7 +99,10 @@ psql_b -f test/bench/helpers.sql >/dev/null &&
 	psql_b -v skus="$SKUS" -v locations="$LOCATIONS" -v net_skus="$NET_SKUS" \
 		-v net_locations="$NET_LOCATIONS" -v flash_stock="$FLASH_STOCK" -v history="$HISTORY" -f test/bench/load.sql >/dev/null &&
 	psql_b -f test/bench/baseline.sql >/dev/null &&
+	psql_b -f test/bench/lifecycle.sql >/dev/null &&
 	psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' || die "loading failed"
+# Time the WAL flushes (a statistic, not a change of durability): the table shows their mean.
+psql_b -c 'ALTER SYSTEM SET track_wal_io_timing = on' -c 'SELECT pg_reload_conf()' >/dev/null
 
 # ---- PROFILE=1: where the time of one place_order goes, instead of the runs. One client, so
 # that the figures are the cost of a call, not waiting: pg_stat_statements (track = all: the
@@ -152,7 +158,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
 fi
 
 # ---- 3. The runs. Results by key (workload@clients): tps, p50, p99 (ms), the baseline's key.
-declare -A TPS P50 P99 VS LABEL
+declare -A TPS P50 P99 VS LABEL SYNC
 keys=()
 notes=()
 
@@ -163,7 +169,7 @@ run() {
 	local dir=$work/$key threads out rc
 	mkdir -p "$dir"
 	threads=$((clients < $(nproc) ? clients : $(nproc)))
-	psql_b -c 'CHECKPOINT' >/dev/null
+	psql_b -c 'CHECKPOINT' -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
 	printf 'bench: %-34s %3s clients ... ' "$label" "$clients"
 	env ${RUN_ENV:-} "$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared \
 		-c "$clients" -j "$threads" -l --log-prefix="$dir/tx" "$@" "$db" >"$dir/out" 2>&1
@@ -188,6 +194,10 @@ run() {
 			i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
 			printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000 }')
 	rm -f "$dir"/tx.*
+	# How long a WAL flush took on average during the run: the cost of every commit, and the
+	# time a hot stock row stays locked. Other work on the machine's disk shows here first.
+	sleep 0.5
+	SYNC[$key]=$(psql_b -At -c "SELECT CASE WHEN wal_sync > 0 THEN round((wal_sync_time / wal_sync)::numeric, 2) END FROM pg_stat_wal")
 	printf '%10.0f tps\n' "${TPS[$key]}"
 }
 
@@ -203,6 +213,43 @@ for c in $CLIENTS; do
 			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
 	fi
 done
+
+# ---- Lifecycle (issue 7). The price of the outbox: place_order with its events, then at once the
+# same run with oms._order_placed (events, fraud rules, automatic release) replaced by an empty
+# body and restored afterwards. One consumer draining the outbox, 1000 events per call. Then ship
+# and receive_return, each call on a shipment or return of its own (queues filled beforehand).
+if wanted events; then
+	placed_def=$(psql_b -At -c "SELECT pg_get_functiondef('oms._order_placed(int, bigint)'::regprocedure)")
+	for c in $CLIENTS; do
+		run "events-on@$c" "place_order with events" "$c" "" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		psql_b -c "CREATE OR REPLACE FUNCTION oms._order_placed(p_tenant int, p_order bigint) RETURNS void
+					LANGUAGE plpgsql SET search_path = oms, pg_catalog AS 'BEGIN END'" >/dev/null
+		run "events-off@$c" "place_order without events" "$c" "events-on@$c" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		printf '%s\n' "$placed_def" | psql_b -f - >/dev/null || die "could not restore oms._order_placed"
+		if [[ "${TPS[events-on@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[events-off@$c]}" =~ ^[0-9.]+$ ]]; then
+			notes+=("events at $c clients: place_order costs $(awk -v a="${TPS[events-on@$c]}" -v b="${TPS[events-off@$c]}" \
+				'BEGIN {printf "%.1f%%", (b / a - 1) * 100}') more with its events ($(printf '%.0f' "${TPS[events-on@$c]}") vs $(printf '%.0f' "${TPS[events-off@$c]}") tps; target: at most 10%)")
+		fi
+	done
+fi
+if wanted drain; then
+	n=${DRAIN_EVENTS:-200000}
+	psql_b -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_events($n)" >/dev/null || die "filling the outbox failed"
+	if run "drain@1" "drain (next_events+ack, 1000/call)" 1 "" -f test/bench/drain.pgbench -t $((n / 1000)); then
+		notes+=("drain: one consumer read and acknowledged $(awk -v t="${TPS[drain@1]}" 'BEGIN {printf "%.0f", t * 1000}') events/s (target: at least 20,000)")
+	fi
+fi
+if wanted ship || wanted receive_return; then
+	c=$WRITE_CLIENTS
+	queued=$(psql_b -At -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_ship_queue(${LIFECYCLE_ORDERS:-3000}, $SKUS)")
+	run "ship@$c" "ship (1 package, 2 lines)" "$c" "" -f test/bench/ship.pgbench -t $((queued / c))
+	if wanted receive_return; then
+		queued=$(psql_b -At -c "SET oms.tenant = 'default'" -c "SELECT bench.fill_return_queue()")
+		run "receive_return@$c" "receive_return (2 lines, restock)" "$c" "" -f test/bench/receive_return.pgbench -t $((queued / c))
+	fi
+fi
 
 if wanted flash; then
 	c=$FLASH_CLIENTS
@@ -311,18 +358,19 @@ elapsed=$(($(date +%s) - started))
 echo
 echo "oms bench, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM, PostgreSQL $(psql_b -At -c 'SHOW server_version')"
 echo "fsync on, synchronous_commit on, shared_buffers $(psql_b -At -c 'SHOW shared_buffers'); runs of ${DURATION}s, pgbench -M prepared; load average before $load_before, after $load_after"
+echo "fsync ms: the mean time of a WAL flush (fdatasync) during the run, from pg_stat_wal; every commit waits for one"
 echo "data: $SKUS SKUs x $LOCATIONS locations (Zipf s=$ZIPF), $HISTORY past orders, network $NET_SKUS SKUs x $NET_LOCATIONS locations, pgbench scale $SCALE; $((elapsed / 60)) min $((elapsed % 60)) s in all"
 echo
-fmt='%-36s %7s %9s %8s %8s  %-16s %6s\n'
-printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio
-printf "$fmt" "$(printf '%.0s-' {1..36})" ------- --------- -------- -------- ---------------- ------
+fmt='%-36s %7s %9s %8s %8s  %-16s %6s %9s\n'
+printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio 'fsync ms'
+printf "$fmt" "$(printf '%.0s-' {1..36})" ------- --------- -------- -------- ---------------- ------ ---------
 for key in "${keys[@]}"; do
 	tps=${TPS[$key]} base=${VS[$key]} ratio=''
 	if [ -n "$base" ] && [[ "$tps" =~ ^[0-9.]+$ ]] && [[ "${TPS[$base]:-}" =~ ^[0-9.]+$ ]]; then
 		ratio=$(awk -v a="$tps" -v b="${TPS[$base]}" 'BEGIN {printf "%.2f", a / b}')
 	fi
 	[[ "$tps" =~ ^[0-9.]+$ ]] && tps=$(printf '%.0f' "$tps")
-	printf "$fmt" "${LABEL[$key]}" "${key#*@}" "$tps" "${P50[$key]:-}" "${P99[$key]:-}" "$base" "$ratio"
+	printf "$fmt" "${LABEL[$key]}" "${key#*@}" "$tps" "${P50[$key]:-}" "${P99[$key]:-}" "$base" "$ratio" "${SYNC[$key]:-}"
 done
 echo
 for n in "${notes[@]}"; do

@@ -3,19 +3,20 @@
 -- reserved = sum of reservations, 0 <= reserved <= on_hand, in every tenant
 SELECT 'stock_invariant_problems', count(*) FROM oms.check_stock_invariants_all();
 
--- every allocated line has its reservation, at its location, of its open quantity
+-- every allocated line has its reservation, at its location, of its open quantity (also when
+-- released and not yet shipped: the reservation is consumed when the goods leave)
 SELECT 'allocated_lines_without_their_reservation', count(*)
   FROM oms.order_lines l
- WHERE l.state::text = 'allocated'
+ WHERE l.state::text IN ('allocated', 'released', 'picked', 'packed', 'ready_for_pickup', 'partially_shipped')
    AND NOT EXISTS (SELECT FROM oms.reservations r
 					WHERE r.tenant_id = l.tenant_id AND r.order_id = l.order_id AND r.line_no = l.line_no
-					  AND r.location_id = l.location_id AND r.qty = l.qty - l.qty_cancelled);
+					  AND r.location_id = l.location_id AND r.qty = l.qty - l.qty_cancelled - l.qty_shipped);
 
--- no reservation is left behind by a line that is no longer allocated (a cancelled order)
+-- no reservation is left behind by a line that holds no stock any more (cancelled, shipped)
 SELECT 'reservations_of_lines_not_allocated', count(*)
   FROM oms.reservations r
   JOIN oms.order_lines l ON l.tenant_id = r.tenant_id AND l.order_id = r.order_id AND l.line_no = r.line_no
- WHERE l.state::text <> 'allocated';
+ WHERE l.state::text NOT IN ('allocated', 'released', 'picked', 'packed', 'ready_for_pickup', 'partially_shipped');
 
 -- an order's reservations are all of its lines' (none for a line twice)
 SELECT 'lines_reserved_twice', count(*)

@@ -41,7 +41,7 @@ my ($out, $err) = ('', '');
 IPC::Run::run(
 	[
 		'perl', "$root/test/stress/stress.pl", '--clients', 4, '--seconds', 5, '--host', $node->host,
-		'--port', $node->port, '--dbname', 'postgres', '--workdir', "$PostgreSQL::Test::Utils::tmp_check/stress"
+		'--port', $node->port, '--dbname', 'postgres', '--workdir', "$PostgreSQL::Test::Utils::tmp_check/sqlsmith_stress"
 	],
 	'>', \$out, '2>', \$err)
   or diag $out;
