@@ -58,6 +58,8 @@ GetOptions(\%opt, 'clients=i', 'seconds=f', 'seed=i', 'host=s', 'port=i', 'dbnam
 
 my $workdir = $opt{workdir} // tempdir('oms-stress.XXXXXX', TMPDIR => 1, CLEANUP => 0);
 mkdir $workdir unless -d $workdir;
+# A work directory used before must not lend its acknowledgements to this run.
+unlink(glob("$workdir/acks.* $workdir/stats.* $workdir/client.*.log"));
 my $json = JSON::PP->new->canonical;
 $SIG{PIPE} = 'IGNORE';
 
