@@ -56,7 +56,6 @@ wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 work=$(mktemp -d /tmp/oms-bench-run.XXXXXX)
 status=0
-started=$(date +%s)
 
 # ---- 1. Install and start, under the test lock (make install writes the one system-wide
 # extension directory; another worktree's test may be installing). A caller that already holds
@@ -88,6 +87,7 @@ else
 	start_cluster || die "could not start the cluster"
 fi
 [ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+started=$(date +%s)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -101,6 +101,8 @@ psql_b -f test/bench/helpers.sql >/dev/null &&
 	psql_b -f test/bench/baseline.sql >/dev/null &&
 	psql_b -f test/bench/lifecycle.sql >/dev/null &&
 	psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' || die "loading failed"
+# Time the WAL flushes (a statistic, not a change of durability): the table shows their mean.
+psql_b -c 'ALTER SYSTEM SET track_wal_io_timing = on' -c 'SELECT pg_reload_conf()' >/dev/null
 
 # ---- PROFILE=1: where the time of one place_order goes, instead of the runs. One client, so
 # that the figures are the cost of a call, not waiting: pg_stat_statements (track = all: the
@@ -156,7 +158,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
 fi
 
 # ---- 3. The runs. Results by key (workload@clients): tps, p50, p99 (ms), the baseline's key.
-declare -A TPS P50 P99 VS LABEL
+declare -A TPS P50 P99 VS LABEL SYNC
 keys=()
 notes=()
 
@@ -167,7 +169,7 @@ run() {
 	local dir=$work/$key threads out rc
 	mkdir -p "$dir"
 	threads=$((clients < $(nproc) ? clients : $(nproc)))
-	psql_b -c 'CHECKPOINT' >/dev/null
+	psql_b -c 'CHECKPOINT' -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
 	printf 'bench: %-34s %3s clients ... ' "$label" "$clients"
 	env ${RUN_ENV:-} "$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared \
 		-c "$clients" -j "$threads" -l --log-prefix="$dir/tx" "$@" "$db" >"$dir/out" 2>&1
@@ -192,6 +194,10 @@ run() {
 			i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
 			printf "%.2f %.2f\n", v[i50] / 1000, v[i99] / 1000 }')
 	rm -f "$dir"/tx.*
+	# How long a WAL flush took on average during the run: the cost of every commit, and the
+	# time a hot stock row stays locked. Other work on the machine's disk shows here first.
+	sleep 0.5
+	SYNC[$key]=$(psql_b -At -c "SELECT CASE WHEN wal_sync > 0 THEN round((wal_sync_time / wal_sync)::numeric, 2) END FROM pg_stat_wal")
 	printf '%10.0f tps\n' "${TPS[$key]}"
 }
 
@@ -352,18 +358,19 @@ elapsed=$(($(date +%s) - started))
 echo
 echo "oms bench, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM, PostgreSQL $(psql_b -At -c 'SHOW server_version')"
 echo "fsync on, synchronous_commit on, shared_buffers $(psql_b -At -c 'SHOW shared_buffers'); runs of ${DURATION}s, pgbench -M prepared; load average before $load_before, after $load_after"
+echo "fsync ms: the mean time of a WAL flush (fdatasync) during the run, from pg_stat_wal; every commit waits for one"
 echo "data: $SKUS SKUs x $LOCATIONS locations (Zipf s=$ZIPF), $HISTORY past orders, network $NET_SKUS SKUs x $NET_LOCATIONS locations, pgbench scale $SCALE; $((elapsed / 60)) min $((elapsed % 60)) s in all"
 echo
-fmt='%-36s %7s %9s %8s %8s  %-16s %6s\n'
-printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio
-printf "$fmt" "$(printf '%.0s-' {1..36})" ------- --------- -------- -------- ---------------- ------
+fmt='%-36s %7s %9s %8s %8s  %-16s %6s %9s\n'
+printf "$fmt" workload clients tps 'p50 ms' 'p99 ms' 'ratio to' ratio 'fsync ms'
+printf "$fmt" "$(printf '%.0s-' {1..36})" ------- --------- -------- -------- ---------------- ------ ---------
 for key in "${keys[@]}"; do
 	tps=${TPS[$key]} base=${VS[$key]} ratio=''
 	if [ -n "$base" ] && [[ "$tps" =~ ^[0-9.]+$ ]] && [[ "${TPS[$base]:-}" =~ ^[0-9.]+$ ]]; then
 		ratio=$(awk -v a="$tps" -v b="${TPS[$base]}" 'BEGIN {printf "%.2f", a / b}')
 	fi
 	[[ "$tps" =~ ^[0-9.]+$ ]] && tps=$(printf '%.0f' "$tps")
-	printf "$fmt" "${LABEL[$key]}" "${key#*@}" "$tps" "${P50[$key]:-}" "${P99[$key]:-}" "$base" "$ratio"
+	printf "$fmt" "${LABEL[$key]}" "${key#*@}" "$tps" "${P50[$key]:-}" "${P99[$key]:-}" "$base" "$ratio" "${SYNC[$key]:-}"
 done
 echo
 for n in "${notes[@]}"; do

@@ -24,6 +24,8 @@
  *	OM008	over_authorization			authorising more than the order's total
  *	OM009	release_blocked				releasing an order that holds or a missing authorisation block
  *	OM010	return_window_closed		a return created after the channel's return window
+ *	OM020	over_receipt				a receipt of more than is still open on a purchase order or
+ *										transfer
  */
 #ifndef OMS_ERRCODES_H
 #define OMS_ERRCODES_H
@@ -40,5 +42,6 @@
 #define ERRCODE_OMS_OVER_AUTHORIZATION		MAKE_SQLSTATE('O','M','0','0','8')
 #define ERRCODE_OMS_RELEASE_BLOCKED			MAKE_SQLSTATE('O','M','0','0','9')
 #define ERRCODE_OMS_RETURN_WINDOW_CLOSED	MAKE_SQLSTATE('O','M','0','1','0')
+#define ERRCODE_OMS_OVER_RECEIPT			MAKE_SQLSTATE('O','M','0','2','0')
 
 #endif							/* OMS_ERRCODES_H */

@@ -112,6 +112,7 @@ _PG_init(void)
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
+	oms_planning_settings();
 	DefineCustomEnumVariable("oms.notify_events",
 							 "Who sends NOTIFY oms_events when events are written: commit, worker or off.",
 							 "commit: the writing transaction, at its commit (PostgreSQL serialises the commits of "

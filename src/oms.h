@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "utils/date.h"
 
 /* Settings (GUCs), defined in oms.c */
 extern char *oms_tenant;			/* oms.tenant: the current tenant's code */
@@ -41,6 +42,15 @@ extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
 #define OMS_CLIP_BYTES 100
 extern char *oms_clip(const char *s);
 extern char *oms_clip_text(const text *t);
+
+/* planning.c: the settings of replenishment (oms.today, ...), defined from _PG_init. */
+extern char *oms_today_setting;		/* oms.today: the date planning treats as today ('' = now) */
+extern int	oms_forecast_history_days;	/* oms.forecast_history_days */
+extern void oms_planning_settings(void);
+extern DateADT oms_today(void);
+extern double oms_inverse_normal(double p);
+extern double oms_safety_stock(double service_level, double demand_sd, double lead_time,
+							   double demand_mean, double lead_time_sd);
 
 /* worker.c: registers the background worker; called from _PG_init when preloaded. */
 extern void oms_worker_register(void);

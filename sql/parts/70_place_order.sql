@@ -131,7 +131,7 @@ BEGIN
 			'See the README for the shape: {"channel": "web", "external_id": "W-1", "lines": [...], ...}.');
 	END IF;
 	PERFORM oms._check_keys(p, '', ARRAY['attributes', 'cart', 'channel', 'currency', 'customer',
-										 'external_id', 'lines', 'pickup', 'ship_to', 'shipping_amount']);
+										 'external_id', 'lines', 'pickup', 'placed_at', 'ship_to', 'shipping_amount']);
 	IF jsonb_typeof(p -> 'channel') IS DISTINCT FROM 'string' THEN
 		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
 			'Channels are rows of oms.channels, e.g. "web".');
@@ -355,11 +355,12 @@ BEGIN
 			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
 										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
 										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
-										 shipping_amount, total, cart, attributes)
+										 shipping_amount, total, cart, attributes, placed_at)
 				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
 						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
 						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
-						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes)
+						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes,
+						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()))
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN

@@ -23,22 +23,23 @@ line_res AS (
 	 WHERE r.order_id IS NOT NULL
 	 GROUP BY 1, 2, 3
 ),
--- Every allocated line has its reservation: its open quantity, at its location.
+-- Every line that holds stock (allocated, and on through fulfilment until it has all left) has
+-- its reservation: its open quantity (not cancelled, not shipped), at its location.
 allocated_reserved AS (
 	SELECT format('order %s line %s: qty %s, reserved %s at %s location(s)', l.order_id, l.line_no,
 				  l.qty - l.qty_cancelled - l.qty_shipped, coalesce(r.qty, 0), coalesce(r.locations, 0)) AS v
 	  FROM oms.order_lines l
 	  LEFT JOIN line_res r USING (tenant_id, order_id, line_no)
-	 WHERE l.state = 'allocated'
+	 WHERE l.state IN ('allocated', 'released', 'picked', 'packed', 'ready_for_pickup', 'partially_shipped')
 	   AND (r.qty IS DISTINCT FROM (l.qty - l.qty_cancelled - l.qty_shipped)::numeric
 			OR r.locations <> 1 OR r.location_id IS DISTINCT FROM l.location_id)
 ),
--- No cancelled (or backordered, or not yet allocated) line holds stock.
+-- No other line holds stock: not cancelled, backordered, not yet allocated, shipped or later.
 unallocated_unreserved AS (
 	SELECT format('order %s line %s is %s and holds %s units', l.order_id, l.line_no, l.state, r.qty) AS v
 	  FROM oms.order_lines l
 	  JOIN line_res r USING (tenant_id, order_id, line_no)
-	 WHERE l.state IN ('cancelled', 'backordered', 'preordered', 'created', 'rejected', 'returned')
+	 WHERE l.state NOT IN ('allocated', 'released', 'picked', 'packed', 'ready_for_pickup', 'partially_shipped')
 ),
 -- (channel, external_id) identifies one order.
 external_id_unique AS (

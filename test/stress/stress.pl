@@ -71,11 +71,21 @@ push @psql, '-d', $opt{dbname};
 my %allowed = (
 	place => { OM001 => 1 },
 	hold => { OM001 => 1 },
-	release => {},
-	cancel => {},
+	release_hold => {},
+	cancel => { '55000' => 1 },    # an order with something shipped
 	adjust => { OM002 => 1 },
 	set_stock => { OM002 => 1 },
-	atp => {},);
+	atp => {},
+	# fulfilment and after (lifecycle): an order may have been cancelled, shipped, or lost its
+	# lines meanwhile (55000), a line may have less open than asked (22023), a return may ask for
+	# what is already on another one (OM005)
+	release => { '55000' => 1 },
+	pack => { '55000' => 1, OM004 => 1 },
+	ship => { '55000' => 1 },
+	deliver => { '55000' => 1 },
+	cancel_line => { '55000' => 1, '22023' => 1 },
+	return => { '55000' => 1, OM005 => 1 },
+	receive_return => { OM005 => 1 },);
 
 # ----- a psql session driven line by line -----------------------------------------------------
 
@@ -269,10 +279,10 @@ sub client
 				ship_to => { country => 'IT' }, lines => [ map { line($_, 1) } @$skus ] });
 		},
 		# The shopper empties the cart.
-		release => sub {
+		empty_cart => sub {
 			return unless @carts;
 			my ($cart) = @{ splice(@carts, int(rand(@carts)), 1) };
-			$call->('release', "SELECT oms.release_hold('$cart')");
+			$call->('release_hold', "SELECT oms.release_hold('$cart')");
 		},
 		cancel => sub {
 			return unless @mine;
@@ -294,11 +304,50 @@ sub client
 		},
 		atp => sub {
 			$call->('atp', "SELECT oms.atp('" . pick(@regular, @hot) . "')");
+		},
+		# The warehouse: release an order, pack what was released at each location, ship the
+		# packages, and (most of the time) deliver them.
+		fulfil => sub {
+			return unless @mine;
+			my ($oid) = @{ pick(@mine) };
+			my $r = $call->('release', "SELECT oms.release_order($oid)");
+			return unless $r && $r->{state} eq '00000';
+			$r = $call->('pack', "SELECT oms.pack($oid, x.code) FROM (SELECT DISTINCT loc.code FROM oms.order_lines l"
+				  . " JOIN oms.locations loc ON loc.tenant_id = l.tenant_id AND loc.id = l.location_id"
+				  . " WHERE l.tenant_id = oms.current_tenant_id() AND l.order_id = $oid"
+				  . " AND l.state OPERATOR(oms.=) 'released' ORDER BY 1) x");
+			return unless $r && $r->{state} eq '00000';
+			for my $sid (@{ $r->{rows} })
+			{
+				my $s2 = $call->('ship', "SELECT oms.ship($sid, 'dhl.express', 'TRK-$sid')");
+				return unless $s2;
+				$call->('deliver', "SELECT oms.deliver($sid)") if $s2->{state} eq '00000' && rand() < 0.8;
+			}
+		},
+		# Before release, the customer drops one unit of a line.
+		cancel_line => sub {
+			return unless @mine;
+			my ($oid) = @{ pick(@mine) };
+			$call->('cancel_line', "SELECT oms.cancel_line($oid, 1, 1, 'stress: one less')");
+		},
+		# After delivery, one unit comes back and is restocked.
+		return => sub {
+			return unless @mine;
+			my ($oid) = @{ pick(@mine) };
+			my $r = $call->('return', "SELECT oms.create_return(l.order_id, jsonb_build_array(jsonb_build_object("
+				  . "'line_no', l.line_no, 'qty', 1)), 'stress: too small') FROM oms.order_lines l"
+				  . " WHERE l.tenant_id = oms.current_tenant_id() AND l.order_id = $oid"
+				  . " AND l.qty_shipped > l.qty_returned ORDER BY l.line_no LIMIT 1");
+			return unless $r && $r->{state} eq '00000' && @{ $r->{rows} } && $r->{rows}[0] ne '';
+			my $rma = $r->{rows}[0];
+			$call->('receive_return', "SELECT oms.receive_return($rma, (SELECT jsonb_agg(jsonb_build_object("
+				  . "'line_no', rl.line_no, 'qty', rl.qty, 'disposition', 'restock')) FROM oms.return_lines rl"
+				  . " WHERE rl.tenant_id = oms.current_tenant_id() AND rl.return_id = $rma))");
 		},);
 	my @mix = (
 		[ ship => 30 ], [ pickup => 8 ], [ duplicate => 8 ], [ retry => 4 ], [ hold => 10 ],
-		[ checkout => 6 ], [ release => 3 ], [ cancel => 10 ], [ adjust => 12 ], [ set_stock => 3 ],
-		[ atp => 6 ]);
+		[ checkout => 6 ], [ empty_cart => 3 ], [ cancel => 8 ], [ adjust => 12 ], [ set_stock => 3 ],
+		[ atp => 6 ], [ fulfil => 10 ], [ cancel_line => 3 ], [ return => 3 ]);
 	my $total = 0;
 	$total += $_->[1] for @mix;
 
@@ -504,7 +553,12 @@ my %fig = (
 	cancellations => $n{cancel_ok} // 0,
 	holds_placed => $n{hold_ok} // 0,
 	holds_refused_om001 => $n{hold_OM001} // 0,
-	releases => $n{release_ok} // 0,
+	releases => $n{release_hold_ok} // 0,
+	orders_released => $n{release_ok} // 0,
+	shipments => $n{ship_ok} // 0,
+	deliveries => $n{deliver_ok} // 0,
+	lines_cancelled => $n{cancel_line_ok} // 0,
+	returns_received => $n{receive_return_ok} // 0,
 	stock_changes => ($n{adjust_ok} // 0) + ($n{set_stock_ok} // 0),
 	stock_changes_refused_om002 => ($n{adjust_OM002} // 0) + ($n{set_stock_OM002} // 0),
 	reconnects => $n{reconnects} // 0,
@@ -529,7 +583,8 @@ printf "oms stress: %d clients, %.1f s, seed %d, work files in %s\n", $opt{clien
 print "figures:\n";
 printf "  %-30s %s\n", $_, $fig{$_} for qw(operations operations_per_second orders_attempted orders_committed
   orders_new duplicates_collapsed orders_refused_om001 orders_outcome_lost orders_resubmitted cancellations
-  holds_placed holds_refused_om001 releases stock_changes stock_changes_refused_om002 reconnects
+  holds_placed holds_refused_om001 releases orders_released shipments deliveries lines_cancelled returns_received
+  stock_changes stock_changes_refused_om002 reconnects
   orders_in_database holds_left);
 print "checks:\n";
 printf "  %-30s %s\n", 'acknowledged_orders_missing', $missing;

@@ -26,6 +26,7 @@ oms.database = 'postgres'
 oms.worker_naptime = 1
 max_connections = 50
 lc_messages = 'C'
+log_statement = 'none'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION oms');

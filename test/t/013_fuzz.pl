@@ -18,6 +18,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'oms'
 oms.database = 'postgres'
 lc_messages = 'C'
+log_statement = 'none'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION oms');

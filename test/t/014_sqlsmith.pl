@@ -1,7 +1,7 @@
 # sqlsmith (Debian package sqlsmith) generates random queries over everything in the database:
 # oms's tables, types, operators and functions, called with random arguments, and random
 # INSERT/UPDATE/DELETE/MERGE on its tables. It runs a bounded number of queries with a fixed seed
-# (OMS_SQLSMITH_QUERIES, default 3000; OMS_SQLSMITH_SEED, default 1) against a database holding
+# (OMS_SQLSMITH_QUERIES, default 2000; OMS_SQLSMITH_SEED, default 1) against a database holding
 # the stress test's data, as a role that may write every oms table (test/sqlsmith/setup.sql).
 # Errors are expected (random queries); what must not happen: a server crash, an internal error
 # (XX000) raised by oms, or a broken stock invariant, which the database keeps whatever is written
@@ -19,7 +19,7 @@ if (system('sh', '-c', 'command -v sqlsmith >/dev/null') != 0)
 	plan skip_all => 'sqlsmith is not installed (apt-get install sqlsmith)';
 }
 my $root = $ENV{OMS_ROOT} // "$FindBin::Bin/../..";
-my $queries = $ENV{OMS_SQLSMITH_QUERIES} // 3000;
+my $queries = $ENV{OMS_SQLSMITH_QUERIES} // 2000;
 my $seed = $ENV{OMS_SQLSMITH_SEED} // 1;
 
 my $node = PostgreSQL::Test::Cluster->new('sqlsmith');
@@ -29,6 +29,7 @@ shared_preload_libraries = 'oms'
 oms.database = 'postgres'
 oms.worker_naptime = 1
 lc_messages = 'C'
+log_statement = 'none'
 log_min_messages = error
 log_min_error_statement = panic
 });
@@ -40,7 +41,7 @@ my ($out, $err) = ('', '');
 IPC::Run::run(
 	[
 		'perl', "$root/test/stress/stress.pl", '--clients', 4, '--seconds', 5, '--host', $node->host,
-		'--port', $node->port, '--dbname', 'postgres', '--workdir', "$PostgreSQL::Test::Utils::tmp_check/stress"
+		'--port', $node->port, '--dbname', 'postgres', '--workdir', "$PostgreSQL::Test::Utils::tmp_check/sqlsmith_stress"
 	],
 	'>', \$out, '2>', \$err)
   or diag $out;
