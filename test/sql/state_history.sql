@@ -102,7 +102,8 @@ UPDATE oms.order_lines SET state = 'cancelled', qty_cancelled = qty WHERE order_
 UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.order_id = o.id)
 	WHERE o.id = 9000001 RETURNING state;
 COMMIT;
-UPDATE oms.order_lines SET state = 'released' WHERE order_id = 9000001 AND line_no IN (1, 2);
+UPDATE oms.order_lines SET state = 'released' WHERE order_id = 9000001 AND line_no = 1;
+UPDATE oms.order_lines SET state = 'released' WHERE order_id = 9000001 AND line_no = 2;
 UPDATE oms.order_lines SET state = 'picked' WHERE order_id = 9000001 AND line_no = 1;
 UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.order_id = o.id)
 	WHERE o.id = 9000001 RETURNING state;
@@ -114,7 +115,8 @@ UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines
 UPDATE oms.order_lines SET state = 'shipped', qty_shipped = qty WHERE order_id = 9000001 AND line_no = 2;
 UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.order_id = o.id)
 	WHERE o.id = 9000001 RETURNING state;
-UPDATE oms.order_lines SET state = 'delivered', qty_delivered = qty WHERE order_id = 9000001 AND line_no IN (1, 2);
+UPDATE oms.order_lines SET state = 'delivered', qty_delivered = qty WHERE order_id = 9000001 AND line_no = 1;
+UPDATE oms.order_lines SET state = 'delivered', qty_delivered = qty WHERE order_id = 9000001 AND line_no = 2;
 UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.order_id = o.id)
 	WHERE o.id = 9000001 RETURNING state;
 COMMIT;
