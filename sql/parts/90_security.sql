@@ -62,3 +62,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.pickups', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.delay_notices', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.returns', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.return_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');
