@@ -161,8 +161,9 @@ COMMENT ON FUNCTION oms._parse_stock_lines(int, jsonb, text, text[]) IS 'Interna
 -- (on_hand - reserved - safety_stock) covers it; the first line it cannot cover stops the round, so
 -- that a later order never overtakes an earlier one. Each served line moves backordered/preordered
 -- -> allocated at this location with its reservation (the reservation trigger checks and takes
--- the stock), and its order's state follows its lines. One function, so that routing can switch
--- it to its engine.
+-- the stock), its order's state follows its lines (oms._rollup), the order gets the event
+-- line_allocated, and a channel with auto_release releases it (oms._auto_release). One function,
+-- so that routing can switch it to its engine.
 CREATE FUNCTION oms._allocate_backorders(p_tenant int, p_item int, p_location int)
 	RETURNS TABLE (order_id bigint, line_no int, qty int)
 	LANGUAGE plpgsql
@@ -173,6 +174,9 @@ DECLARE
 	v_available	bigint;
 	r			record;
 	v_orders	bigint[] := '{}';
+	v_lines		int[] := '{}';
+	v_order		bigint;
+	v_state		oms.order_state;
 BEGIN
 	SELECT s.on_hand - s.reserved - s.safety_stock INTO v_available
 	  FROM oms.stock s
@@ -202,20 +206,33 @@ BEGIN
 			VALUES (p_tenant, p_item, p_location, r.open_qty, r.order_id, r.line_no);
 		v_available := v_available - r.open_qty;
 		v_orders := v_orders || r.order_id;
+		v_lines := v_lines || r.line_no;
 		order_id := r.order_id;
 		line_no := r.line_no;
 		qty := r.open_qty;
 		RETURN NEXT;
 	END LOOP;
-	UPDATE oms.orders o
-	   SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id)
-	 WHERE o.tenant_id = p_tenant AND o.id = ANY (v_orders)
-	   AND o.state NOT IN ('on_hold', 'closed', 'cancelled')
-	   AND o.state <> (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id);
+	-- Each order served, in id order (the callers hold their locks): its state follows its lines
+	-- (on_hold while a hold is open), the event line_allocated says which lines now have stock,
+	-- and a channel with auto_release releases it when nothing blocks, as after placement.
+	FOR v_order IN SELECT DISTINCT x.o FROM unnest(v_orders) AS x(o) ORDER BY x.o LOOP
+		v_state := oms._rollup(p_tenant, v_order);
+		PERFORM oms._event(p_tenant, v_order, 'line_allocated', pg_catalog.jsonb_build_object(
+			'lines', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+																				'qty', l.qty - l.qty_cancelled, 'location', loc.code)
+												   ORDER BY l.line_no)
+						FROM unnest(v_orders, v_lines) AS s(o, line_no)
+						JOIN oms.order_lines l ON l.tenant_id = p_tenant AND l.order_id = s.o AND l.line_no = s.line_no
+						JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						JOIN oms.locations loc ON loc.tenant_id = l.tenant_id AND loc.id = l.location_id
+					   WHERE s.o = v_order),
+			'reason', 'supply received', 'order_state', v_state::text));
+		PERFORM oms._auto_release(p_tenant, v_order);
+	END LOOP;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
 END
 $$;
-COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: allocates the backordered and pre-ordered lines of an item that a location can serve, first come first served by placement time, while its available stock covers them; returns the lines served';
+COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: allocates the backordered and pre-ordered lines of an item that a location can serve, first come first served by placement time, while its available stock covers them; rolls each order up, writes line_allocated and releases it when its channel auto-releases; returns the lines served';
 
 -- Locks the orders that a receipt of these items at this location may serve, by id, before any
 -- stock row is locked (the order cancel_order takes: order, then stock).
