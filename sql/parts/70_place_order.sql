@@ -381,7 +381,9 @@ BEGIN
 		SELECT array_agg(CASE WHEN x.kinds && ARRAY['ship', 'drop-ship', 'pickup', 'transfer'] THEN 'allocated'
 							  WHEN x.kinds && ARRAY['preorder'] THEN 'preordered'
 							  ELSE 'backordered' END::oms.line_state ORDER BY x.line_no),
-			   array_agg(CASE WHEN x.nlocs = 1 AND NOT x.kinds && ARRAY['backorder'] THEN x.loc END ORDER BY x.line_no),
+			   -- a click & collect line waiting for stock waits at its store (a receipt there serves it)
+			   array_agg(CASE WHEN x.nlocs = 1 AND NOT x.kinds && ARRAY['backorder'] THEN x.loc
+							  WHEN x.kinds = ARRAY['backorder'] THEN v_pickup END ORDER BY x.line_no),
 			   array_agg(x.eta ORDER BY x.line_no)
 		  INTO v_states, v_locs, v_promised
 		  FROM (SELECT v_a_line[a.n] AS line_no, array_agg(DISTINCT v_a_kind[a.n]) AS kinds,

@@ -150,12 +150,16 @@ BEGIN
 	   SET state = v_state, location_id = CASE WHEN v_state IN ('allocated', 'preordered') THEN v_new_loc END,
 		   promised_date = v_promised
 	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
-	UPDATE oms.orders o SET state = x.state
-	  FROM (SELECT oms.rollup(l.state) AS state FROM oms.order_lines l
-			 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id) x
-	 WHERE o.tenant_id = v_tenant AND o.id = v_order.id AND o.state <> x.state
-	   AND o.state NOT IN ('on_hold', 'closed');
+	PERFORM oms._rollup(v_tenant, v_order.id);
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	-- The customer hears of a line that now waits for stock (a line served elsewhere keeps its
+	-- promise or gets the new date in the order's history and oms.order_status).
+	IF v_state = 'backordered' THEN
+		PERFORM oms._event(v_tenant, v_order.id, 'line_backordered',
+			jsonb_build_object('lines', jsonb_build_array(jsonb_build_object(
+				'line_no', v_line.line_no, 'sku', v_line.sku, 'qty', v_line.qty, 'promised_date', v_promised)),
+				'reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000))));
+	END IF;
 
 	RETURN QUERY
 		SELECT v_line.line_no, l.code, v_a_qty[n], v_state, v_a_eta[n], v_a_reason[n]

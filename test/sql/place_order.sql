@@ -56,7 +56,7 @@ SELECT oms.place_order('{"channel": "pos", "external_id": "P-1", "pickup": "STOR
 	"lines": [{"sku": "SKU-ST", "qty": 2, "unit_price": 49.99}]}') > 0 AS placed;
 -- 7. Click & collect of an item the store lacks: a transfer from the best location (WH-A) to the store.
 SELECT oms.place_order('{"channel": "pos", "external_id": "P-2", "pickup": "STORE-1",
-	"lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 99}]}');
+	"lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 99}]}') > 0 AS placed;
 
 SELECT external_id, state, currency, subtotal, shipping_amount, total, ship_country, ship_city,
 	   customer_email, (SELECT code FROM oms.locations l WHERE l.tenant_id = o.tenant_id AND l.id = o.pickup_location_id) AS pickup
