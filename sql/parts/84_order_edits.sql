@@ -228,7 +228,8 @@ BEGIN
 		END;
 	END LOOP;
 
-	-- The lines whose locations changed: their one location (NULL when split) and the new date.
+	-- Every line the new route serves: its one location (NULL when split) and the new date; the
+	-- answer lists those whose locations changed.
 	WITH old AS (
 		SELECT v_old_line[n] AS line_no, array_agg(v_old_loc[n] ORDER BY v_old_loc[n]) AS locs
 		  FROM generate_subscripts(v_old_line, 1) n GROUP BY 1
@@ -236,29 +237,27 @@ BEGIN
 		SELECT v_new_line[n] AS line_no, array_agg(v_new_loc[n] ORDER BY v_new_loc[n]) AS locs,
 			   max(v_new_eta[n]) AS eta
 		  FROM generate_subscripts(v_new_line, 1) n GROUP BY 1
-	), moved AS (
-		SELECT new.line_no, old.locs AS old_locs, new.locs AS new_locs, new.eta
-		  FROM new JOIN old USING (line_no)
-		 WHERE old.locs IS DISTINCT FROM new.locs
+		HAVING count(v_new_eta[n]) > 0
 	), upd AS (
 		UPDATE oms.order_lines l
-		   SET location_id = CASE WHEN cardinality(m.new_locs) = 1 THEN m.new_locs[1] END,
-			   promised_date = coalesce(m.eta, l.promised_date)
-		  FROM moved m
-		 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = m.line_no
+		   SET location_id = CASE WHEN cardinality(new.locs) = 1 THEN new.locs[1] END, promised_date = new.eta
+		  FROM new
+		 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = new.line_no
 		RETURNING l.line_no, l.item_id
 	)
 	SELECT jsonb_agg(jsonb_build_object(
-				'line_no', m.line_no, 'sku', i.sku,
+				'line_no', new.line_no, 'sku', i.sku,
 				'from', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
-						  WHERE c.tenant_id = p_tenant AND c.id = ANY (m.old_locs)),
+						  WHERE c.tenant_id = p_tenant AND c.id = ANY (old.locs)),
 				'to', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
-						WHERE c.tenant_id = p_tenant AND c.id = ANY (m.new_locs)))
-			ORDER BY m.line_no)
+						WHERE c.tenant_id = p_tenant AND c.id = ANY (new.locs)))
+			ORDER BY new.line_no)
 	  INTO v_moved
-	  FROM moved m
-	  JOIN upd u ON u.line_no = m.line_no
-	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = u.item_id;
+	  FROM new
+	  JOIN old USING (line_no)
+	  JOIN upd u USING (line_no)
+	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = u.item_id
+	 WHERE old.locs IS DISTINCT FROM new.locs;
 	RETURN coalesce(v_moved, '[]');
 END
 $$;

@@ -78,6 +78,21 @@ SELECT external_id, location, promised_date FROM lines WHERE external_id LIKE 'C
 SELECT l.code, u.day, u.used FROM oms.location_capacity_used u JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
  WHERE u.tenant_id = oms.current_tenant_id() ORDER BY l.code, u.day;
 
+-- 6a. A change of address re-routes the allocated lines for it: C-1's customer moves next to
+--     WH-FAR (0, 4.5), which now serves it from 0 km (1 handling day + 1 day by post: 2025-03-05);
+--     the event says which line moved from where to where. An address that no other location
+--     serves better moves nothing, but the date follows it (C-3 stays at WH-FAR, 11 km away now:
+--     2025-03-05 instead of 2025-03-06).
+SELECT oms.change_address(o.id, '{"country": "IT", "lat": 0, "lon": 4.5}') FROM oms.orders o
+ WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id = 'C-1';
+SELECT oms.change_address(o.id, '{"country": "IT", "lat": 0, "lon": 4.6}') FROM oms.orders o
+ WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id = 'C-3';
+SELECT external_id, location, promised_date, reserved_at FROM lines WHERE external_id IN ('C-1', 'C-3');
+SELECT o.external_id, e.payload -> 'rerouted_lines' AS rerouted_lines
+  FROM oms.events e JOIN oms.orders o ON o.tenant_id = e.tenant_id AND o.id = e.order_id
+ WHERE e.tenant_id = oms.current_tenant_id() AND e.type = 'address_changed' ORDER BY e.id;
+SELECT * FROM oms.check_stock_invariants();
+
 -- 6. Refusals: an item nowhere in stock for pickup (OM001, with routing's reason), an unknown
 --    profile in the payload or as the channel's default, a profile that is not text.
 SELECT oms.place_order('{"channel": "web", "external_id": "E-1", "pickup": "ST-GREEN",
