@@ -31,6 +31,8 @@ typedef enum OmsNotifyMode
  * The caller must be connected to SPI. Unknown tenant: ERROR 22023.
  */
 extern int32 oms_tenant_id(void);
+extern void oms_check_tenant(int32 tenant_id);
+extern Oid oms_caller(void);
 
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);

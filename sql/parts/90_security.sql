@@ -62,3 +62,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.pickups', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.delay_notices', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.returns', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.return_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.store_assignments', '');
