@@ -12,6 +12,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -19,6 +20,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "oms.h"
@@ -183,6 +186,60 @@ oms_caller_is_admin(Oid caller)
 }
 
 /*
+ * The last positive answer (this role may act for this tenant) is kept across transactions: the
+ * hot path (oms.atp() called once per transaction) must not run SQL for it. It is dropped on any
+ * change of oms.tenant_grants (the trigger oms._tenant_grants_changed sends a relcache
+ * invalidation of the table, which every backend processes once the change commits) and on any
+ * change of roles or role memberships (syscache callbacks).
+ */
+static struct
+{
+	bool		valid;
+	Oid			caller;
+	int32		tenant_id;
+	Oid			grants_relid;	/* oms.tenant_grants */
+}			grant_cache;
+static bool grant_cache_registered = false;
+
+static void
+grant_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	grant_cache.valid = false;
+}
+
+static void
+grant_cache_relcache_callback(Datum arg, Oid relid)
+{
+	/* no catalog access here: the table's oid was noted when the answer was cached */
+	if (!OidIsValid(relid) || relid == grant_cache.grants_relid)
+		grant_cache.valid = false;
+}
+
+static void
+grant_cache_register(void)
+{
+	if (grant_cache_registered)
+		return;
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, grant_cache_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, grant_cache_syscache_callback, (Datum) 0);
+	CacheRegisterRelcacheCallback(grant_cache_relcache_callback, (Datum) 0);
+	grant_cache_registered = true;
+}
+
+static void
+grant_cache_set(Oid caller, int32 tenant_id)
+{
+	Oid			relid = get_relname_relid("tenant_grants", get_namespace_oid("oms", false));
+
+	if (!OidIsValid(relid))
+		return;
+	grant_cache.grants_relid = relid;
+	grant_cache.caller = caller;
+	grant_cache.tenant_id = tenant_id;
+	grant_cache.valid = true;
+}
+
+/*
  * May the caller act for this tenant? Admins may act for all; any other role needs a row of
  * oms.tenant_grants for itself or for a role whose privileges it has. Runs inside the caller's
  * SPI connection, as the owner of schema oms (a role that may call oms.atp() or read a view
@@ -197,8 +254,14 @@ oms_may_act_for(Oid caller, int32 tenant_id)
 	bool		allowed;
 	int			rc;
 
-	if (oms_caller_is_admin(caller))
+	if (grant_cache.valid && grant_cache.caller == caller && grant_cache.tenant_id == tenant_id)
 		return true;
+	grant_cache_register();
+	if (oms_caller_is_admin(caller))
+	{
+		grant_cache_set(caller, tenant_id);
+		return true;
+	}
 	if (plan == NULL)
 	{
 		Oid			argtypes[2] = {INT4OID, OIDOID};
@@ -214,7 +277,12 @@ oms_may_act_for(Oid caller, int32 tenant_id)
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "oms: tenant grant lookup failed: %s", SPI_result_code_string(rc));
 	allowed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return allowed && !isnull;
+	if (allowed && !isnull)
+	{
+		grant_cache_set(caller, tenant_id);
+		return true;
+	}
+	return false;
 }
 
 static void
@@ -321,13 +389,45 @@ oms_tenant_id(void)
 void
 oms_check_tenant(int32 tenant_id)
 {
-	if (oms_tenant_cached() && cached_id == tenant_id)
-		return;
-	if (oms_caller_is_admin(GetOuterUserId()))
+	Oid			caller = GetOuterUserId();
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile bool allowed = false;
+
+	if (grant_cache.valid && grant_cache.caller == caller && grant_cache.tenant_id == tenant_id)
 		return;
 	SPI_connect();
-	(void) oms_tenant_id();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(oms_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		allowed = oms_may_act_for(caller, tenant_id);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
 	SPI_finish();
+	if (!allowed)
+		oms_refuse_tenant(caller, oms_tenant);
+}
+
+PG_FUNCTION_INFO_V1(oms_tenant_grants_changed);
+
+/*
+ * Trigger oms._tenant_grants_changed(), after any change of oms.tenant_grants: a relcache
+ * invalidation of the table, so that every backend drops its cached grant (grant_cache).
+ */
+Datum
+oms_tenant_grants_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: _tenant_grants_changed must be called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(oms_current_tenant_id);

@@ -172,3 +172,13 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._store_guard() IS 'Internal: trigger refusing (42501) a store role''s write at a location not assigned to it';
+
+-- Backends keep the last positive answer of the tenant check across transactions (src/oms.c);
+-- any change of the grants drops it everywhere.
+CREATE FUNCTION oms._tenant_grants_changed() RETURNS trigger
+	LANGUAGE c
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_tenant_grants_changed';
+COMMENT ON FUNCTION oms._tenant_grants_changed() IS 'Internal: trigger invalidating every backend''s cached tenant grant after a change of oms.tenant_grants';
+CREATE TRIGGER tenant_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.tenant_grants
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._tenant_grants_changed();
