@@ -155,7 +155,7 @@ SELECT oms.revoke_tenant('regress_oms_atp_reader', 't_atp');
 DROP ROLE regress_oms_atp_reader;
 
 -- Row level security is enabled on those of its tables that have a tenant_id (the policies of
--- 95_access.sql); oms.atp() works under it (as above, for a role the policies apply to).
+-- 99_access.sql); oms.atp() works under it (as above, for a role the policies apply to).
 SELECT c.relname, c.relrowsecurity FROM pg_class c
  WHERE c.oid IN ('oms.tenants'::regclass, 'oms.items'::regclass, 'oms.locations'::regclass, 'oms.stock'::regclass)
  ORDER BY 1;
