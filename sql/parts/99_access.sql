@@ -50,7 +50,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-GRANT SELECT ON oms.tenants, oms.currencies, oms.channels, oms.items, oms.locations, oms.stock
+GRANT SELECT ON oms.tenants, oms.currencies, oms.channels, oms.items, oms.locations, oms.stock, oms.supply
 	TO oms_app, oms_store;
 GRANT SELECT ON oms.orders, oms.order_lines, oms.reservations, oms.shipments, oms.shipment_lines,
 	oms.pickups, oms.alerts, oms.store_assignments
@@ -109,8 +109,9 @@ CREATE TRIGGER store_guard BEFORE INSERT ON oms.stock_movements
 
 -- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
 -- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()
--- and oms.atp_by_location() (their callers read the tables, under the policies). A name that no
--- part defines (yet) is skipped.
+-- (both forms: now, and time-phased) and oms.atp_by_location() (their callers read the tables,
+-- under the policies; oms.atp(sku, location) applies the tenant rule itself). A name that no part
+-- defines (yet) is skipped.
 DO $$
 DECLARE
 	v_fn	text;
@@ -122,6 +123,8 @@ BEGIN
 			('atp', 'oms_app, oms_operator'),
 			('atp_by_location', 'oms_app, oms_operator, oms_store'),
 			('promise', 'oms_app, oms_operator'),
+			('route', 'oms_operator'),
+			('route_explain', 'oms_operator'),
 			('place_order', 'oms_app, oms_operator'),
 			('cancel_order', 'oms_app, oms_operator'),
 			('hold', 'oms_app, oms_operator'),
