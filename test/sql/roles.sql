@@ -148,7 +148,7 @@ SELECT i.sku, l.code, s.on_hand, s.reserved
  WHERE s.tenant_id = oms.current_tenant_id() ORDER BY 1, 2;
 
 -- The API functions granted to non-admin roles run as definer (with their pinned search_path);
--- oms.atp() and oms.atp_by_location() run as the caller, under the policies.
+-- oms.atp() (both forms: now and time-phased) and oms.atp_by_location() run as the caller.
 SELECT p.proname, p.prosecdef
   FROM pg_proc p
  WHERE p.pronamespace = 'oms'::regnamespace
