@@ -70,3 +70,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.store_assignments', '');

@@ -105,6 +105,7 @@ GRANT USAGE ON SCHEMA oms TO app;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA oms TO app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA oms TO app;
 ALTER ROLE app SET search_path = public, oms;
+SELECT oms.grant_tenant('app', 'default');
 });
 
 # The application, with public first in its search_path, and temporary tables named like oms's.
