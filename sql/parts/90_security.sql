@@ -72,3 +72,15 @@ SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.tenant_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.store_assignments', '');
+-- replenishment (80..88)
+SELECT pg_catalog.pg_extension_config_dump('oms.suppliers', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.replenishment_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_history', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.purchase_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.purchase_order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.transfer_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.transfer_order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.subscription_runs', '');
