@@ -34,8 +34,8 @@ COMMENT ON COLUMN oms.exchange_rates.rate IS 'Units of to_currency for one unit 
 CREATE FUNCTION oms.reporting_currency() RETURNS char(3)
 	LANGUAGE sql STABLE PARALLEL SAFE
 	SET search_path = oms, pg_catalog
-	RETURN upper(coalesce(nullif(pg_catalog.current_setting('oms.reporting_currency', true), ''), 'EUR'))::char(3);
-COMMENT ON FUNCTION oms.reporting_currency() IS 'The currency the BI views report money in: the setting oms.reporting_currency (e.g. ALTER ROLE bi SET oms.reporting_currency = ''USD''), else EUR';
+	RETURN upper(coalesce(nullif(pg_catalog.current_setting('oms_bi.reporting_currency', true), ''), 'EUR'))::char(3);
+COMMENT ON FUNCTION oms.reporting_currency() IS 'The currency the BI views report money in: the setting oms_bi.reporting_currency (e.g. ALTER ROLE bi SET oms_bi.reporting_currency = ''USD''), else EUR';
 
 CREATE FUNCTION oms.bi_today() RETURNS date
 	LANGUAGE sql STABLE PARALLEL SAFE

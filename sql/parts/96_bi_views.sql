@@ -14,6 +14,12 @@ CREATE SCHEMA oms_bi;
 COMMENT ON SCHEMA oms_bi IS 'oms reporting for BI tools: facts, daily sales, KPIs, top-N reports (README: data dictionary)';
 REVOKE ALL ON SCHEMA oms_bi FROM PUBLIC;
 
+CREATE FUNCTION oms.bi_tenant_id() RETURNS int
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	RETURN oms.current_tenant_id();
+COMMENT ON FUNCTION oms.bi_tenant_id() IS 'The current tenant''s id for the BI views, looked up with the rights of oms (a BI login has no access to schema oms)';
+
 CREATE FUNCTION oms.bi_unmasked() RETURNS boolean
 	LANGUAGE sql STABLE PARALLEL SAFE
 	SET search_path = oms, pg_catalog
@@ -59,7 +65,7 @@ SELECT o.id AS order_id, o.external_id, (o.placed_at AT TIME ZONE 'UTC')::date A
 								 ELSE (SELECT x.rate FROM oms.exchange_rates x
 										WHERE x.rate_date = (o.placed_at AT TIME ZONE 'UTC')::date
 										  AND x.from_currency = o.currency AND x.to_currency = p.rc) END AS rate) r ON true
- WHERE o.tenant_id = oms.current_tenant_id();
+ WHERE o.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.orders IS 'Fact: one row per order of the current tenant, with channel, customer (contact data masked for oms_reader), country, seller, page and totals in the order and the reporting currency';
 COMMENT ON COLUMN oms_bi.orders.order_id IS 'Order id (oms.orders.id)';
 COMMENT ON COLUMN oms_bi.orders.external_id IS 'The channel''s order number';
@@ -104,7 +110,7 @@ SELECT l.order_id, l.line_no, o.external_id, (o.placed_at AT TIME ZONE 'UTC')::d
 								 ELSE (SELECT x.rate FROM oms.exchange_rates x
 										WHERE x.rate_date = (o.placed_at AT TIME ZONE 'UTC')::date
 										  AND x.from_currency = o.currency AND x.to_currency = p.rc) END AS rate) r ON true
- WHERE l.tenant_id = oms.current_tenant_id();
+ WHERE l.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.order_lines IS 'Fact: one row per order line of the current tenant, with its order''s day, channel, customer, country, seller and page and its SKU, brand, category, location and quantity buckets';
 COMMENT ON COLUMN oms_bi.order_lines.order_id IS 'Order id';
 COMMENT ON COLUMN oms_bi.order_lines.line_no IS 'Line number in the order';
@@ -152,7 +158,7 @@ SELECT s.id AS shipment_id, s.order_id, (s.shipped_at AT TIME ZONE 'UTC')::date 
 					   FROM oms.shipment_lines x
 					   JOIN oms.order_lines l ON l.tenant_id = x.tenant_id AND l.order_id = x.order_id AND l.line_no = x.line_no
 					  WHERE x.tenant_id = s.tenant_id AND x.shipment_id = s.id) sl
- WHERE s.tenant_id = oms.current_tenant_id();
+ WHERE s.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.shipments IS 'Fact: one row per shipment (package) of the current tenant: location, channel, carrier, times, promised date, on time or not, hours from placement to shipment and to delivery';
 COMMENT ON COLUMN oms_bi.shipments.shipment_id IS 'Shipment id';
 COMMENT ON COLUMN oms_bi.shipments.order_id IS 'Order id';
@@ -182,7 +188,7 @@ SELECT r.id AS rma, r.order_id, (r.created_at AT TIME ZONE 'UTC')::date AS day, 
 							pg_catalog.sum(x.restocked)::bigint AS restocked, pg_catalog.sum(x.damaged)::bigint AS damaged,
 							pg_catalog.sum(x.to_vendor)::bigint AS to_vendor
 					   FROM oms.return_lines x WHERE x.tenant_id = r.tenant_id AND x.return_id = r.id) rl
- WHERE r.tenant_id = oms.current_tenant_id();
+ WHERE r.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.returns IS 'Fact: one row per return (RMA) of the current tenant: day, channel, reason, state, units authorised and received with their disposition, refund';
 COMMENT ON COLUMN oms_bi.returns.rma IS 'Return id (RMA number)';
 COMMENT ON COLUMN oms_bi.returns.order_id IS 'Order id';
@@ -216,7 +222,7 @@ SELECT i.sku, i.name AS item_name, i.brand, i.category, lo.code AS location, lo.
   FROM oms.stock s
   JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
   JOIN oms.locations lo ON lo.tenant_id = s.tenant_id AND lo.id = s.location_id
- WHERE s.tenant_id = oms.current_tenant_id();
+ WHERE s.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.stock_snapshot IS 'Fact: stock now per SKU and location of the current tenant, with its value at cost';
 COMMENT ON COLUMN oms_bi.stock_snapshot.sku IS 'SKU';
 COMMENT ON COLUMN oms_bi.stock_snapshot.item_name IS 'Name of the item';
@@ -239,7 +245,7 @@ SELECT m.id AS movement_id, (m.moved_at AT TIME ZONE 'UTC')::date AS day, m.move
   FROM oms.stock_movements m
   JOIN oms.items i ON i.tenant_id = m.tenant_id AND i.id = m.item_id
   JOIN oms.locations lo ON lo.tenant_id = m.tenant_id AND lo.id = m.location_id
- WHERE m.tenant_id = oms.current_tenant_id();
+ WHERE m.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.stock_movements IS 'Fact: every change of on_hand of the current tenant (the stock ledger)';
 COMMENT ON COLUMN oms_bi.stock_movements.movement_id IS 'Movement id';
 COMMENT ON COLUMN oms_bi.stock_movements.day IS 'UTC day of the movement';
@@ -264,7 +270,7 @@ SELECT po.id AS po_id, pl.line_no, su.code AS supplier, lo.code AS location, po.
   JOIN oms.suppliers su ON su.tenant_id = po.tenant_id AND su.id = po.supplier_id
   JOIN oms.locations lo ON lo.tenant_id = po.tenant_id AND lo.id = po.location_id
   JOIN oms.items i ON i.tenant_id = pl.tenant_id AND i.id = pl.item_id
- WHERE po.tenant_id = oms.current_tenant_id();
+ WHERE po.tenant_id = oms.bi_tenant_id();
 COMMENT ON VIEW oms_bi.purchase_orders IS 'Fact: one row per purchase order line of the current tenant: supplier, receiving location, state, SKU, quantities ordered, received, cancelled and open, cost';
 COMMENT ON COLUMN oms_bi.purchase_orders.po_id IS 'Purchase order id';
 COMMENT ON COLUMN oms_bi.purchase_orders.line_no IS 'Line number';
@@ -302,17 +308,17 @@ SELECT x.day, c.code AS channel, lo.code AS location, i.sku, i.name AS item_name
 		  FROM (SELECT h.day, h.channel_id, h.location_id, h.item_id, h.currency, h.country, h.seller, h.page, h.orders,
 					   h.lines, h.lines_backordered, h.units, h.units_cancelled, h.units_shipped, h.units_returned,
 					   h.gross, h.cancelled_value, h.returned_value
-				  FROM oms.bi_sales_daily h WHERE h.tenant_id = oms.current_tenant_id()
+				  FROM oms.bi_sales_daily h WHERE h.tenant_id = oms.bi_tenant_id()
 				UNION ALL
 				SELECT d.day, d.channel_id, d.location_id, d.item_id, d.currency, d.country, d.seller, d.page, d.orders,
 					   d.lines, d.lines_backordered, d.units, d.units_cancelled, d.units_shipped, d.units_returned,
 					   d.gross, d.cancelled_value, d.returned_value
-				  FROM oms.bi_sales_deltas d WHERE d.tenant_id = oms.current_tenant_id()) u
+				  FROM oms.bi_sales_deltas d WHERE d.tenant_id = oms.bi_tenant_id()) u
 		 GROUP BY u.day, u.channel_id, u.location_id, u.item_id, u.currency, u.country, u.seller, u.page
 		HAVING pg_catalog.sum(u.lines) <> 0) x
-  JOIN oms.channels c ON c.tenant_id = oms.current_tenant_id() AND c.id = x.channel_id
-  JOIN oms.items i ON i.tenant_id = oms.current_tenant_id() AND i.id = x.item_id
-  LEFT JOIN oms.locations lo ON lo.tenant_id = oms.current_tenant_id() AND lo.id = x.location_id
+  JOIN oms.channels c ON c.tenant_id = oms.bi_tenant_id() AND c.id = x.channel_id
+  JOIN oms.items i ON i.tenant_id = oms.bi_tenant_id() AND i.id = x.item_id
+  LEFT JOIN oms.locations lo ON lo.tenant_id = oms.bi_tenant_id() AND lo.id = x.location_id
  CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
   LEFT JOIN oms.exchange_rates xr ON xr.rate_date = x.day AND xr.from_currency = x.currency AND xr.to_currency = p.rc
  CROSS JOIN LATERAL (SELECT CASE WHEN x.currency = p.rc THEN 1::numeric ELSE xr.rate END AS rate) r;
@@ -382,10 +388,10 @@ SELECT k.day, k.channel, k.location, k.orders, k.revenue, k.reporting_currency,
 						SELECT h.day, h.channel, h.location, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
 							   pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE h.on_time),
 							   pg_catalog.count(h.on_time),
-							   pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric,
-							   pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric,
-							   pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric,
-							   pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric
+							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
+							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
+							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1),
+							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1)
 						  FROM oms_bi.shipments h
 						 WHERE h.day IS NOT NULL
 						 GROUP BY h.day, h.channel, h.location) b
@@ -426,11 +432,11 @@ SELECT o.day, o.channel, pg_catalog.count(*) AS orders,
   FROM oms_bi.orders o
  CROSS JOIN LATERAL (
 		SELECT pg_catalog.bool_and(l.qty_cancelled = 0 AND l.qty_shipped = l.qty) AS complete,
-			   pg_catalog.bool_or(l.qty_returned > 0) OR EXISTS (SELECT FROM oms.returns r WHERE r.tenant_id = oms.current_tenant_id()
+			   pg_catalog.bool_or(l.qty_returned > 0) OR EXISTS (SELECT FROM oms.returns r WHERE r.tenant_id = oms.bi_tenant_id()
 																	 AND r.order_id = o.order_id) AS returned,
 			   NOT EXISTS (SELECT FROM oms_bi.shipments s WHERE s.order_id = o.order_id AND s.on_time IS FALSE) AS on_time
 		  FROM oms.order_lines l
-		 WHERE l.tenant_id = oms.current_tenant_id() AND l.order_id = o.order_id) q
+		 WHERE l.tenant_id = oms.bi_tenant_id() AND l.order_id = o.order_id) q
  GROUP BY o.day, o.channel;
 COMMENT ON VIEW oms_bi.perfect_orders_daily IS 'Perfect-order rate per UTC day of placement and channel: orders shipped complete (nothing cancelled), every shipment on time, nothing returned; read from the tables (filter a few days)';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.day IS 'UTC day of placement';
@@ -449,7 +455,7 @@ SELECT s.sku, s.item_name, s.brand, s.category, s.location, s.on_hand, s.availab
 					   FROM oms.stock_movements x
 					   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
 					   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
-					  WHERE x.tenant_id = oms.current_tenant_id() AND i.sku = s.sku AND lo.code = s.location
+					  WHERE x.tenant_id = oms.bi_tenant_id() AND i.sku = s.sku AND lo.code = s.location
 						AND x.kind = 'shipment'
 						AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
 						AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')) m;
@@ -478,7 +484,7 @@ SELECT o.customer, o.customer_name, o.customer_email, o.order_id, o.external_id,
 		  FROM oms_bi.shipments s
 		 WHERE s.order_id = o.order_id
 		   AND EXISTS (SELECT FROM oms.shipment_lines x
-						WHERE x.tenant_id = oms.current_tenant_id() AND x.shipment_id = s.shipment_id
+						WHERE x.tenant_id = oms.bi_tenant_id() AND x.shipment_id = s.shipment_id
 						  AND x.line_no = l.line_no)) AS shipments
   FROM oms_bi.orders o
   JOIN oms_bi.order_lines l ON l.order_id = o.order_id;
@@ -572,7 +578,7 @@ BEGIN
 			   g.last_order
 		  FROM (SELECT CASE dimension WHEN 'product' THEN s.sku WHEN 'country' THEN s.country WHEN 'brand' THEN s.brand
 									  WHEN 'category' THEN s.category WHEN 'seller' THEN s.seller WHEN 'channel' THEN s.channel
-									  WHEN 'day' THEN s.day::text WHEN 'weekday' THEN EXTRACT(isodow FROM s.day)::text
+									  WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD') WHEN 'weekday' THEN EXTRACT(isodow FROM s.day)::text
 									  ELSE s.page END AS key,
 					   pg_catalog.max(CASE dimension WHEN 'product' THEN s.item_name WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD Dy')
 									  WHEN 'weekday' THEN pg_catalog.to_char(s.day, 'FMDay')
@@ -730,13 +736,13 @@ COMMENT ON COLUMN oms_bi.top_pages.last_order IS 'Last day with an order';
 -- ----- privileges: oms_reader and oms_admin read the schema; nothing to PUBLIC.
 
 REVOKE ALL ON ALL TABLES IN SCHEMA oms_bi FROM PUBLIC;
-REVOKE ALL ON FUNCTION oms_bi.top(text, date, date, int, text), oms.bi_unmasked(), oms.bi_mask_name(text),
+REVOKE ALL ON FUNCTION oms_bi.top(text, date, date, int, text), oms.bi_tenant_id(), oms.bi_unmasked(), oms.bi_mask_name(text),
 	oms.bi_mask_email(text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA oms_bi TO oms_reader, oms_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA oms_bi TO oms_reader, oms_admin;
 GRANT EXECUTE ON FUNCTION oms_bi.top(text, date, date, int, text) TO oms_reader, oms_admin;
 -- What the views call as the user who reads them (no USAGE on schema oms: not callable by name).
-GRANT EXECUTE ON FUNCTION oms.current_tenant_id(), oms.reporting_currency(), oms.bi_today(), oms.bi_unmasked(),
+GRANT EXECUTE ON FUNCTION oms.bi_tenant_id(), oms.reporting_currency(), oms.bi_today(), oms.bi_unmasked(),
 	oms.bi_mask_name(text), oms.bi_mask_email(text), oms._clip(text) TO oms_reader, oms_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON oms.exchange_rates TO oms_admin;
 GRANT EXECUTE ON FUNCTION oms.compact_bi_sales(), oms.rebuild_bi_sales() TO oms_admin;
