@@ -39,6 +39,9 @@ if ! psql_demo -d "$db" "${files[@]}"; then
 	exit 1
 fi
 
+# The BI dashboard from schema oms_bi (scripts/report.sh; again any time with make report).
+scripts/report.sh "${OMS_REPORT:-/tmp/oms-report.html}" || echo "oms demo: the BI report failed (make report to retry)" >&2
+
 cat <<EOF
 
 The demo cluster is still running. Connect with:
@@ -51,5 +54,6 @@ and try, for example:
         "ship_to":{"country":"IT","postal_code":"20121","city":"Milano"},
         "lines":[{"sku":"SHIRT-BRERA-M","qty":1,"unit_price":59.00}]}');
 
+The BI dashboard: ${OMS_REPORT:-/tmp/oms-report.html} (open it in a browser; make report rewrites it).
 Stop it with: make demo-stop
 EOF
