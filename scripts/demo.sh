@@ -5,6 +5,7 @@
 #   demo/retailer.sql     locations, channels, 500 SKUs, stock          (reference data)
 #   demo/orders.sql       a few hundred orders from every channel, and the cases an OMS must get right
 #   demo/walk/NN_*.sql    one order's life, one file per step           (add a step: add a file)
+#   demo/bi.sql           exchange rates for the BI reports (make report)
 #   demo/summary.sql      what happened, in a few tables
 # The files share psql variables and the helper schema "demo" (demo/retailer.sql creates it).
 set -euo pipefail
@@ -31,7 +32,7 @@ files=(-f demo/retailer.sql -f demo/orders.sql)
 for f in demo/walk/[0-9]*.sql; do
 	files+=(-f "$f")
 done
-files+=(-f demo/summary.sql)
+files+=(-f demo/bi.sql -f demo/summary.sql)
 
 if ! psql_demo -d "$db" "${files[@]}"; then
 	echo "oms demo: FAILED; the cluster is still up for a look: psql -h $host -p $port -U postgres $db" >&2
