@@ -193,6 +193,65 @@ CREATE TRIGGER bi_lines_deleted AFTER DELETE ON oms.order_lines
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._bi_lines_deleted();
 COMMENT ON TRIGGER bi_lines_deleted ON oms.order_lines IS 'Keeps the BI sales summary: deleted lines no longer count';
 
+-- The second level: per day, the sales of each value of each report dimension (channel with its
+-- location, product, brand, category, country, seller, page), recomputed from oms.bi_sales_daily
+-- for the days a compaction touched. The line-grain summary above has about one row per line of
+-- a day; a 30-day top-N or KPI query reads this one instead (a few thousand rows a day at most).
+CREATE TABLE oms.bi_sales_rollup (
+	tenant_id			int NOT NULL,
+	day					date NOT NULL,
+	dimension			text NOT NULL CHECK (dimension IN ('channel', 'product', 'brand', 'category', 'country', 'seller', 'page')),
+	key					text,
+	label				text,
+	location_id			int,
+	currency			char(3) NOT NULL,
+	orders				bigint NOT NULL,
+	lines				bigint NOT NULL,
+	lines_backordered	bigint NOT NULL,
+	units				bigint NOT NULL,
+	units_cancelled		bigint NOT NULL,
+	units_shipped		bigint NOT NULL,
+	units_returned		bigint NOT NULL,
+	revenue				numeric NOT NULL,
+	returned_value		numeric NOT NULL,
+	CONSTRAINT bi_sales_rollup_key UNIQUE NULLS NOT DISTINCT (tenant_id, dimension, day, key, location_id, currency)
+);
+COMMENT ON TABLE oms.bi_sales_rollup IS 'BI sales per tenant, UTC day and value of a report dimension (channel and location, product, brand, category, country, seller, page) and currency, recomputed from oms.bi_sales_daily for the days each compaction touches';
+COMMENT ON COLUMN oms.bi_sales_rollup.key IS 'Channel code, SKU, brand, category, country, seller or page (NULL: none)';
+COMMENT ON COLUMN oms.bi_sales_rollup.label IS 'Item name for products, else the key';
+COMMENT ON COLUMN oms.bi_sales_rollup.location_id IS 'Location of the lines for dimension channel; NULL otherwise';
+COMMENT ON COLUMN oms.bi_sales_rollup.revenue IS 'Units not cancelled at their price, in the currency';
+
+CREATE FUNCTION oms._bi_rollup_days(p_tenant int, p_days date[]) RETURNS void
+	LANGUAGE sql
+	SET search_path = oms, pg_catalog
+BEGIN ATOMIC
+	DELETE FROM oms.bi_sales_rollup r WHERE r.tenant_id = p_tenant AND (p_days IS NULL OR r.day = ANY (p_days));
+	INSERT INTO oms.bi_sales_rollup
+	SELECT h.tenant_id, h.day,
+		   CASE WHEN GROUPING(c.code, h.location_id) = 0 THEN 'channel' WHEN GROUPING(i.sku) = 0 THEN 'product'
+				WHEN GROUPING(i.brand) = 0 THEN 'brand' WHEN GROUPING(i.category) = 0 THEN 'category'
+				WHEN GROUPING(h.country) = 0 THEN 'country' WHEN GROUPING(h.seller) = 0 THEN 'seller' ELSE 'page' END,
+		   CASE WHEN GROUPING(c.code, h.location_id) = 0 THEN c.code WHEN GROUPING(i.sku) = 0 THEN i.sku
+				WHEN GROUPING(i.brand) = 0 THEN i.brand WHEN GROUPING(i.category) = 0 THEN i.category
+				WHEN GROUPING(h.country) = 0 THEN h.country WHEN GROUPING(h.seller) = 0 THEN h.seller ELSE h.page END,
+		   CASE WHEN GROUPING(i.sku) = 0 THEN max(i.name)
+				WHEN GROUPING(c.code, h.location_id) = 0 THEN c.code WHEN GROUPING(i.brand) = 0 THEN i.brand
+				WHEN GROUPING(i.category) = 0 THEN i.category WHEN GROUPING(h.country) = 0 THEN h.country
+				WHEN GROUPING(h.seller) = 0 THEN h.seller ELSE h.page END,
+		   CASE WHEN GROUPING(c.code, h.location_id) = 0 THEN h.location_id END,
+		   h.currency, sum(h.orders), sum(h.lines), sum(h.lines_backordered), sum(h.units), sum(h.units_cancelled),
+		   sum(h.units_shipped), sum(h.units_returned), sum(h.gross - h.cancelled_value), sum(h.returned_value)
+	  FROM oms.bi_sales_daily h
+	  JOIN oms.items i ON i.tenant_id = h.tenant_id AND i.id = h.item_id
+	  JOIN oms.channels c ON c.tenant_id = h.tenant_id AND c.id = h.channel_id
+	 WHERE h.tenant_id = p_tenant AND (p_days IS NULL OR h.day = ANY (p_days))
+	 GROUP BY h.tenant_id, h.day, h.currency,
+		   GROUPING SETS ((c.code, h.location_id), (i.sku), (i.brand), (i.category), (h.country), (h.seller), (h.page))
+	HAVING sum(h.lines) <> 0;
+END;
+COMMENT ON FUNCTION oms._bi_rollup_days(int, date[]) IS 'Internal: recomputes a tenant''s oms.bi_sales_rollup for the given days (all days when NULL) from oms.bi_sales_daily';
+
 CREATE FUNCTION oms.compact_bi_sales() RETURNS bigint
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -200,6 +259,7 @@ AS $$
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_rows		bigint;
+	v_days		date[];
 BEGIN
 	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('oms.bi_sales_daily'), v_tenant);
 	-- One statement: it adds exactly the deltas it deletes (later commits stay for the next run).
@@ -229,7 +289,10 @@ BEGIN
 			   returned_value = h.returned_value + EXCLUDED.returned_value
 		RETURNING 1
 	)
-	SELECT coalesce(sum(s.deltas), 0) INTO v_rows FROM summed s;
+	SELECT coalesce(sum(s.deltas), 0), array_agg(DISTINCT s.day) INTO v_rows, v_days FROM summed s;
+	IF v_days IS NOT NULL THEN
+		PERFORM oms._bi_rollup_days(v_tenant, v_days);
+	END IF;
 	RETURN v_rows;
 END
 $$;
@@ -265,6 +328,7 @@ BEGIN
 	 WHERE o.tenant_id = v_tenant
 	 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
 	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	PERFORM oms._bi_rollup_days(v_tenant, NULL);
 	RETURN v_rows;
 END
 $$;
@@ -274,9 +338,10 @@ COMMENT ON FUNCTION oms.rebuild_bi_sales() IS 'Recomputes the current tenant''s 
 CREATE INDEX bi_shipments_day_idx ON oms.shipments (tenant_id, ((shipped_at AT TIME ZONE 'UTC')::date))
 	WHERE shipped_at IS NOT NULL;
 
-REVOKE ALL ON oms.exchange_rates, oms.bi_sales_daily, oms.bi_sales_deltas FROM PUBLIC;
+REVOKE ALL ON oms.exchange_rates, oms.bi_sales_daily, oms.bi_sales_deltas, oms.bi_sales_rollup FROM PUBLIC;
 REVOKE ALL ON FUNCTION oms.reporting_currency(), oms.bi_today(), oms.bi_rate(date, char), oms._bi_lines_inserted(),
-	oms._bi_lines_updated(), oms._bi_lines_deleted(), oms.compact_bi_sales(), oms.rebuild_bi_sales() FROM PUBLIC;
+	oms._bi_lines_updated(), oms._bi_lines_deleted(), oms.compact_bi_sales(), oms.rebuild_bi_sales(), oms._bi_rollup_days(int, date[]) FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('oms.exchange_rates', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.bi_sales_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.bi_sales_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.bi_sales_rollup', '');

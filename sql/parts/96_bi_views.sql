@@ -346,6 +346,59 @@ COMMENT ON COLUMN oms_bi.sales_daily.returned_value IS 'Value of the units retur
 COMMENT ON COLUMN oms_bi.sales_daily.revenue_reporting IS 'Revenue in the reporting currency at the rate of the day; NULL when the rate is missing';
 COMMENT ON COLUMN oms_bi.sales_daily.reporting_currency IS 'The reporting currency';
 
+CREATE VIEW oms_bi.sales_by_dimension AS
+SELECT x.day, x.dimension, x.key, x.label, lo.code AS location, x.currency::text AS currency,
+	   x.orders, x.lines, x.lines_backordered, x.units, x.units_cancelled, x.units_shipped, x.units_returned,
+	   x.revenue, x.returned_value, x.revenue * r.rate AS revenue_reporting, p.rc::text AS reporting_currency
+  FROM (SELECT u.day, u.dimension, u.key, pg_catalog.max(u.label) AS label, u.location_id, u.currency,
+			   pg_catalog.sum(u.orders)::bigint AS orders, pg_catalog.sum(u.lines)::bigint AS lines,
+			   pg_catalog.sum(u.lines_backordered)::bigint AS lines_backordered, pg_catalog.sum(u.units)::bigint AS units,
+			   pg_catalog.sum(u.units_cancelled)::bigint AS units_cancelled,
+			   pg_catalog.sum(u.units_shipped)::bigint AS units_shipped,
+			   pg_catalog.sum(u.units_returned)::bigint AS units_returned, pg_catalog.sum(u.revenue) AS revenue,
+			   pg_catalog.sum(u.returned_value) AS returned_value
+		  FROM (SELECT r.day, r.dimension, r.key, r.label, r.location_id, r.currency, r.orders, r.lines, r.lines_backordered,
+					   r.units, r.units_cancelled, r.units_shipped, r.units_returned, r.revenue, r.returned_value
+				  FROM oms.bi_sales_rollup r WHERE r.tenant_id = oms.bi_tenant_id()
+				UNION ALL
+				SELECT d.day, v.dimension,
+					   CASE v.dimension WHEN 'channel' THEN c.code WHEN 'product' THEN i.sku WHEN 'brand' THEN i.brand
+							WHEN 'category' THEN i.category WHEN 'country' THEN d.country WHEN 'seller' THEN d.seller ELSE d.page END,
+					   CASE v.dimension WHEN 'channel' THEN c.code WHEN 'product' THEN i.name WHEN 'brand' THEN i.brand
+							WHEN 'category' THEN i.category WHEN 'country' THEN d.country WHEN 'seller' THEN d.seller ELSE d.page END,
+					   CASE WHEN v.dimension = 'channel' THEN d.location_id END, d.currency, d.orders, d.lines,
+					   d.lines_backordered, d.units, d.units_cancelled, d.units_shipped, d.units_returned,
+					   d.gross - d.cancelled_value, d.returned_value
+				  FROM oms.bi_sales_deltas d
+				  JOIN oms.items i ON i.tenant_id = d.tenant_id AND i.id = d.item_id
+				  JOIN oms.channels c ON c.tenant_id = d.tenant_id AND c.id = d.channel_id
+				 CROSS JOIN (VALUES ('channel'), ('product'), ('brand'), ('category'), ('country'), ('seller'), ('page')) v(dimension)
+				 WHERE d.tenant_id = oms.bi_tenant_id()) u
+		 GROUP BY u.day, u.dimension, u.key, u.location_id, u.currency
+		HAVING pg_catalog.sum(u.lines) <> 0) x
+  LEFT JOIN oms.locations lo ON lo.tenant_id = oms.bi_tenant_id() AND lo.id = x.location_id
+ CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
+  LEFT JOIN oms.exchange_rates xr ON xr.rate_date = x.day AND xr.from_currency = x.currency AND xr.to_currency = p.rc
+ CROSS JOIN LATERAL (SELECT CASE WHEN x.currency = p.rc THEN 1::numeric ELSE xr.rate END AS rate) r;
+COMMENT ON VIEW oms_bi.sales_by_dimension IS 'Sales per UTC day and value of a report dimension (channel with location, product, brand, category, country, seller, page) and currency of the current tenant: the fast base of kpis_daily and top(); filter on dimension and day';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.day IS 'UTC day the orders were placed';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.dimension IS 'channel, product, brand, category, country, seller or page';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.key IS 'Channel code, SKU, brand, category, country, seller or page; NULL: none';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.label IS 'Item name for products, else the key';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.location IS 'Location of the lines (dimension channel only; NULL: backorders not assigned)';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.currency IS 'Currency of the orders';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.orders IS 'Orders (each counted once, with its line 1); meaningful for channel, country, seller, page';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.lines IS 'Order lines';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.lines_backordered IS 'Lines backordered when placed';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.units IS 'Units ordered';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.units_cancelled IS 'Units cancelled';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.units_shipped IS 'Units shipped';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.units_returned IS 'Units returned';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.revenue IS 'Value of the units not cancelled, order currency';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.returned_value IS 'Value of the units returned, order currency';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.revenue_reporting IS 'Revenue in the reporting currency; NULL when the rate of the day is missing';
+COMMENT ON COLUMN oms_bi.sales_by_dimension.reporting_currency IS 'The reporting currency';
+
 -- ----- KPIs
 
 CREATE VIEW oms_bi.kpis_daily AS
@@ -377,13 +430,14 @@ SELECT k.day, k.channel, k.location, k.orders, k.revenue, k.reporting_currency,
 					   pg_catalog.max(b.ship_hours_median) AS ship_hours_median, pg_catalog.max(b.ship_hours_p90) AS ship_hours_p90,
 					   pg_catalog.max(b.deliver_hours_median) AS deliver_hours_median,
 					   pg_catalog.max(b.deliver_hours_p90) AS deliver_hours_p90
-				  FROM (SELECT s.day, s.channel, s.location, s.orders, s.revenue_reporting AS revenue,
+				  FROM (SELECT s.day, s.key AS channel, s.location, s.orders, s.revenue_reporting AS revenue,
 							   s.revenue_reporting IS NOT NULL AS revenue_ok, s.units, s.lines, s.lines_backordered,
 							   s.units_cancelled, s.units_shipped, s.units_returned,
 							   NULL::bigint AS shipments, NULL::bigint AS shipments_on_time, NULL::bigint AS shipments_promised,
 							   NULL::numeric AS ship_hours_median, NULL::numeric AS ship_hours_p90,
 							   NULL::numeric AS deliver_hours_median, NULL::numeric AS deliver_hours_p90
-						  FROM oms_bi.sales_daily s
+						  FROM oms_bi.sales_by_dimension s
+						 WHERE s.dimension = 'channel'
 						UNION ALL
 						SELECT h.day, h.channel, h.location, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
 							   pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE h.on_time),
@@ -515,8 +569,8 @@ CREATE VIEW oms_bi.data_quality AS
 SELECT 'missing exchange rate'::text AS issue, s.day, s.currency, s.reporting_currency,
 	   pg_catalog.sum(s.orders)::bigint AS orders, pg_catalog.sum(s.lines)::bigint AS lines,
 	   pg_catalog.sum(s.revenue) AS amount
-  FROM oms_bi.sales_daily s
- WHERE s.revenue_reporting IS NULL
+  FROM oms_bi.sales_by_dimension s
+ WHERE s.dimension = 'channel' AND s.revenue_reporting IS NULL
  GROUP BY s.day, s.currency, s.reporting_currency;
 COMMENT ON VIEW oms_bi.data_quality IS 'Data-quality problems of the reports: days and currencies whose orders have no exchange rate to the reporting currency (their reporting amounts are NULL)';
 COMMENT ON COLUMN oms_bi.data_quality.issue IS 'What is wrong';
@@ -537,9 +591,9 @@ CREATE FUNCTION oms_bi.top(dimension text, from_day date, to_day date, n int DEF
 AS $$
 #variable_conflict use_column
 BEGIN
-	IF dimension IS NULL OR dimension NOT IN ('product', 'customer', 'order', 'country', 'brand', 'category', 'seller',
+	IF top.dimension IS NULL OR top.dimension NOT IN ('product', 'customer', 'order', 'country', 'brand', 'category', 'seller',
 											 'channel', 'day', 'weekday', 'page') THEN
-		RAISE EXCEPTION 'invalid dimension "%"', oms._clip(dimension)
+		RAISE EXCEPTION 'invalid dimension "%"', oms._clip(top.dimension)
 			USING ERRCODE = '22023',
 				  HINT = 'Use product, customer, order, country, brand, category, seller, channel, day, weekday or page.';
 	END IF;
@@ -551,14 +605,14 @@ BEGIN
 		RAISE EXCEPTION 'invalid period or count: from % to %, n %', from_day, to_day, n
 			USING ERRCODE = '22023', HINT = 'Give both days and n >= 1.';
 	END IF;
-	IF dimension IN ('customer', 'order') THEN
+	IF top.dimension IN ('customer', 'order') THEN
 		RETURN QUERY
 		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
 																  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
 												  g.key),
 			   g.key, g.label, g.orders, g.units, g.revenue, oms.reporting_currency()::text, g.returns, g.last_order
-		  FROM (SELECT CASE dimension WHEN 'customer' THEN l.customer ELSE l.order_id::text END AS key,
-					   pg_catalog.max(CASE dimension WHEN 'customer' THEN l.customer_name ELSE l.external_id END) AS label,
+		  FROM (SELECT CASE top.dimension WHEN 'customer' THEN l.customer ELSE l.order_id::text END AS key,
+					   pg_catalog.max(CASE top.dimension WHEN 'customer' THEN l.customer_name ELSE l.external_id END) AS label,
 					   pg_catalog.count(DISTINCT l.order_id) AS orders,
 					   pg_catalog.sum(l.qty - l.qty_cancelled)::bigint AS units,
 					   CASE WHEN pg_catalog.bool_and(l.revenue_reporting IS NOT NULL) THEN pg_catalog.sum(l.revenue_reporting) END AS revenue,
@@ -576,21 +630,18 @@ BEGIN
 												  g.key),
 			   g.key, coalesce(g.label, '(none)'), g.orders, g.units, g.revenue, oms.reporting_currency()::text, g.returns,
 			   g.last_order
-		  FROM (SELECT CASE dimension WHEN 'product' THEN s.sku WHEN 'country' THEN s.country WHEN 'brand' THEN s.brand
-									  WHEN 'category' THEN s.category WHEN 'seller' THEN s.seller WHEN 'channel' THEN s.channel
-									  WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD') WHEN 'weekday' THEN EXTRACT(isodow FROM s.day)::text
-									  ELSE s.page END AS key,
-					   pg_catalog.max(CASE dimension WHEN 'product' THEN s.item_name WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD Dy')
-									  WHEN 'weekday' THEN pg_catalog.to_char(s.day, 'FMDay')
-									  WHEN 'country' THEN s.country WHEN 'brand' THEN s.brand WHEN 'category' THEN s.category
-									  WHEN 'seller' THEN s.seller WHEN 'channel' THEN s.channel ELSE s.page END) AS label,
-					   CASE WHEN dimension IN ('product', 'brand', 'category') THEN pg_catalog.sum(s.lines)
+		  FROM (SELECT CASE top.dimension WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD')
+									  WHEN 'weekday' THEN EXTRACT(isodow FROM s.day)::text ELSE s.key END AS key,
+					   pg_catalog.max(CASE top.dimension WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD Dy')
+									  WHEN 'weekday' THEN pg_catalog.to_char(s.day, 'FMDay') ELSE s.label END) AS label,
+					   CASE WHEN top.dimension IN ('product', 'brand', 'category') THEN pg_catalog.sum(s.lines)
 							ELSE pg_catalog.sum(s.orders) END::bigint AS orders,
 					   pg_catalog.sum(s.units - s.units_cancelled)::bigint AS units,
 					   CASE WHEN pg_catalog.bool_and(s.revenue_reporting IS NOT NULL) THEN pg_catalog.sum(s.revenue_reporting) END AS revenue,
 					   pg_catalog.sum(s.units_returned)::bigint AS returns, pg_catalog.max(s.day) AS last_order
-				  FROM oms_bi.sales_daily s
-				 WHERE s.day BETWEEN from_day AND to_day
+				  FROM oms_bi.sales_by_dimension s
+				 WHERE s.dimension = CASE WHEN top.dimension IN ('day', 'weekday') THEN 'channel' ELSE top.dimension END
+				   AND s.day BETWEEN from_day AND to_day
 				 GROUP BY 1) g
 		 ORDER BY 1
 		 LIMIT n;
