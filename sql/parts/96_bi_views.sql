@@ -60,12 +60,12 @@ SELECT o.id AS order_id, o.external_id, (o.placed_at AT TIME ZONE 'UTC')::date A
   FROM oms.orders o
   JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
   LEFT JOIN oms.locations pl ON pl.tenant_id = o.tenant_id AND pl.id = o.pickup_location_id
- CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
+ CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) p
   LEFT JOIN LATERAL (SELECT CASE WHEN o.currency = p.rc THEN 1::numeric
 								 ELSE (SELECT x.rate FROM oms.exchange_rates x
 										WHERE x.rate_date = (o.placed_at AT TIME ZONE 'UTC')::date
 										  AND x.from_currency = o.currency AND x.to_currency = p.rc) END AS rate) r ON true
- WHERE o.tenant_id = oms.bi_tenant_id();
+ WHERE o.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.orders IS 'Fact: one row per order of the current tenant, with channel, customer (contact data masked for oms_reader), country, seller, page and totals in the order and the reporting currency';
 COMMENT ON COLUMN oms_bi.orders.order_id IS 'Order id (oms.orders.id)';
 COMMENT ON COLUMN oms_bi.orders.external_id IS 'The channel''s order number';
@@ -105,12 +105,12 @@ SELECT l.order_id, l.line_no, o.external_id, (o.placed_at AT TIME ZONE 'UTC')::d
   JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
   JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
   LEFT JOIN oms.locations lo ON lo.tenant_id = l.tenant_id AND lo.id = l.location_id
- CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
+ CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) p
   LEFT JOIN LATERAL (SELECT CASE WHEN o.currency = p.rc THEN 1::numeric
 								 ELSE (SELECT x.rate FROM oms.exchange_rates x
 										WHERE x.rate_date = (o.placed_at AT TIME ZONE 'UTC')::date
 										  AND x.from_currency = o.currency AND x.to_currency = p.rc) END AS rate) r ON true
- WHERE l.tenant_id = oms.bi_tenant_id();
+ WHERE l.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.order_lines IS 'Fact: one row per order line of the current tenant, with its order''s day, channel, customer, country, seller and page and its SKU, brand, category, location and quantity buckets';
 COMMENT ON COLUMN oms_bi.order_lines.order_id IS 'Order id';
 COMMENT ON COLUMN oms_bi.order_lines.line_no IS 'Line number in the order';
@@ -158,7 +158,7 @@ SELECT s.id AS shipment_id, s.order_id, (s.shipped_at AT TIME ZONE 'UTC')::date 
 					   FROM oms.shipment_lines x
 					   JOIN oms.order_lines l ON l.tenant_id = x.tenant_id AND l.order_id = x.order_id AND l.line_no = x.line_no
 					  WHERE x.tenant_id = s.tenant_id AND x.shipment_id = s.id) sl
- WHERE s.tenant_id = oms.bi_tenant_id();
+ WHERE s.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.shipments IS 'Fact: one row per shipment (package) of the current tenant: location, channel, carrier, times, promised date, on time or not, hours from placement to shipment and to delivery';
 COMMENT ON COLUMN oms_bi.shipments.shipment_id IS 'Shipment id';
 COMMENT ON COLUMN oms_bi.shipments.order_id IS 'Order id';
@@ -188,7 +188,7 @@ SELECT r.id AS rma, r.order_id, (r.created_at AT TIME ZONE 'UTC')::date AS day, 
 							pg_catalog.sum(x.restocked)::bigint AS restocked, pg_catalog.sum(x.damaged)::bigint AS damaged,
 							pg_catalog.sum(x.to_vendor)::bigint AS to_vendor
 					   FROM oms.return_lines x WHERE x.tenant_id = r.tenant_id AND x.return_id = r.id) rl
- WHERE r.tenant_id = oms.bi_tenant_id();
+ WHERE r.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.returns IS 'Fact: one row per return (RMA) of the current tenant: day, channel, reason, state, units authorised and received with their disposition, refund';
 COMMENT ON COLUMN oms_bi.returns.rma IS 'Return id (RMA number)';
 COMMENT ON COLUMN oms_bi.returns.order_id IS 'Order id';
@@ -222,7 +222,7 @@ SELECT i.sku, i.name AS item_name, i.brand, i.category, lo.code AS location, lo.
   FROM oms.stock s
   JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
   JOIN oms.locations lo ON lo.tenant_id = s.tenant_id AND lo.id = s.location_id
- WHERE s.tenant_id = oms.bi_tenant_id();
+ WHERE s.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.stock_snapshot IS 'Fact: stock now per SKU and location of the current tenant, with its value at cost';
 COMMENT ON COLUMN oms_bi.stock_snapshot.sku IS 'SKU';
 COMMENT ON COLUMN oms_bi.stock_snapshot.item_name IS 'Name of the item';
@@ -245,7 +245,7 @@ SELECT m.id AS movement_id, (m.moved_at AT TIME ZONE 'UTC')::date AS day, m.move
   FROM oms.stock_movements m
   JOIN oms.items i ON i.tenant_id = m.tenant_id AND i.id = m.item_id
   JOIN oms.locations lo ON lo.tenant_id = m.tenant_id AND lo.id = m.location_id
- WHERE m.tenant_id = oms.bi_tenant_id();
+ WHERE m.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.stock_movements IS 'Fact: every change of on_hand of the current tenant (the stock ledger)';
 COMMENT ON COLUMN oms_bi.stock_movements.movement_id IS 'Movement id';
 COMMENT ON COLUMN oms_bi.stock_movements.day IS 'UTC day of the movement';
@@ -270,7 +270,7 @@ SELECT po.id AS po_id, pl.line_no, su.code AS supplier, lo.code AS location, po.
   JOIN oms.suppliers su ON su.tenant_id = po.tenant_id AND su.id = po.supplier_id
   JOIN oms.locations lo ON lo.tenant_id = po.tenant_id AND lo.id = po.location_id
   JOIN oms.items i ON i.tenant_id = pl.tenant_id AND i.id = pl.item_id
- WHERE po.tenant_id = oms.bi_tenant_id();
+ WHERE po.tenant_id = (SELECT oms.bi_tenant_id());
 COMMENT ON VIEW oms_bi.purchase_orders IS 'Fact: one row per purchase order line of the current tenant: supplier, receiving location, state, SKU, quantities ordered, received, cancelled and open, cost';
 COMMENT ON COLUMN oms_bi.purchase_orders.po_id IS 'Purchase order id';
 COMMENT ON COLUMN oms_bi.purchase_orders.line_no IS 'Line number';
@@ -308,18 +308,18 @@ SELECT x.day, c.code AS channel, lo.code AS location, i.sku, i.name AS item_name
 		  FROM (SELECT h.day, h.channel_id, h.location_id, h.item_id, h.currency, h.country, h.seller, h.page, h.orders,
 					   h.lines, h.lines_backordered, h.units, h.units_cancelled, h.units_shipped, h.units_returned,
 					   h.gross, h.cancelled_value, h.returned_value
-				  FROM oms.bi_sales_daily h WHERE h.tenant_id = oms.bi_tenant_id()
+				  FROM oms.bi_sales_daily h WHERE h.tenant_id = (SELECT oms.bi_tenant_id())
 				UNION ALL
 				SELECT d.day, d.channel_id, d.location_id, d.item_id, d.currency, d.country, d.seller, d.page, d.orders,
 					   d.lines, d.lines_backordered, d.units, d.units_cancelled, d.units_shipped, d.units_returned,
 					   d.gross, d.cancelled_value, d.returned_value
-				  FROM oms.bi_sales_deltas d WHERE d.tenant_id = oms.bi_tenant_id()) u
+				  FROM oms.bi_sales_deltas d WHERE d.tenant_id = (SELECT oms.bi_tenant_id())) u
 		 GROUP BY u.day, u.channel_id, u.location_id, u.item_id, u.currency, u.country, u.seller, u.page
 		HAVING pg_catalog.sum(u.lines) <> 0) x
-  JOIN oms.channels c ON c.tenant_id = oms.bi_tenant_id() AND c.id = x.channel_id
-  JOIN oms.items i ON i.tenant_id = oms.bi_tenant_id() AND i.id = x.item_id
-  LEFT JOIN oms.locations lo ON lo.tenant_id = oms.bi_tenant_id() AND lo.id = x.location_id
- CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
+  JOIN oms.channels c ON c.tenant_id = (SELECT oms.bi_tenant_id()) AND c.id = x.channel_id
+  JOIN oms.items i ON i.tenant_id = (SELECT oms.bi_tenant_id()) AND i.id = x.item_id
+  LEFT JOIN oms.locations lo ON lo.tenant_id = (SELECT oms.bi_tenant_id()) AND lo.id = x.location_id
+ CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) p
   LEFT JOIN oms.exchange_rates xr ON xr.rate_date = x.day AND xr.from_currency = x.currency AND xr.to_currency = p.rc
  CROSS JOIN LATERAL (SELECT CASE WHEN x.currency = p.rc THEN 1::numeric ELSE xr.rate END AS rate) r;
 COMMENT ON VIEW oms_bi.sales_daily IS 'Sales per UTC day of placement, channel, location, SKU, currency, country, seller and page of the current tenant, from the daily summary (exact as of the last commit); the base of kpis_daily and top()';
@@ -359,7 +359,7 @@ SELECT x.day, x.dimension, x.key, x.label, lo.code AS location, x.currency::text
 			   pg_catalog.sum(u.returned_value) AS returned_value
 		  FROM (SELECT r.day, r.dimension, r.key, r.label, r.location_id, r.currency, r.orders, r.lines, r.lines_backordered,
 					   r.units, r.units_cancelled, r.units_shipped, r.units_returned, r.revenue, r.returned_value
-				  FROM oms.bi_sales_rollup r WHERE r.tenant_id = oms.bi_tenant_id()
+				  FROM oms.bi_sales_rollup r WHERE r.tenant_id = (SELECT oms.bi_tenant_id())
 				UNION ALL
 				SELECT d.day, v.dimension,
 					   CASE v.dimension WHEN 'channel' THEN c.code WHEN 'product' THEN i.sku WHEN 'brand' THEN i.brand
@@ -373,11 +373,11 @@ SELECT x.day, x.dimension, x.key, x.label, lo.code AS location, x.currency::text
 				  JOIN oms.items i ON i.tenant_id = d.tenant_id AND i.id = d.item_id
 				  JOIN oms.channels c ON c.tenant_id = d.tenant_id AND c.id = d.channel_id
 				 CROSS JOIN (VALUES ('channel'), ('product'), ('brand'), ('category'), ('country'), ('seller'), ('page')) v(dimension)
-				 WHERE d.tenant_id = oms.bi_tenant_id()) u
+				 WHERE d.tenant_id = (SELECT oms.bi_tenant_id())) u
 		 GROUP BY u.day, u.dimension, u.key, u.location_id, u.currency
 		HAVING pg_catalog.sum(u.lines) <> 0) x
-  LEFT JOIN oms.locations lo ON lo.tenant_id = oms.bi_tenant_id() AND lo.id = x.location_id
- CROSS JOIN LATERAL (SELECT oms.reporting_currency() AS rc) p
+  LEFT JOIN oms.locations lo ON lo.tenant_id = (SELECT oms.bi_tenant_id()) AND lo.id = x.location_id
+ CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) p
   LEFT JOIN oms.exchange_rates xr ON xr.rate_date = x.day AND xr.from_currency = x.currency AND xr.to_currency = p.rc
  CROSS JOIN LATERAL (SELECT CASE WHEN x.currency = p.rc THEN 1::numeric ELSE xr.rate END AS rate) r;
 COMMENT ON VIEW oms_bi.sales_by_dimension IS 'Sales per UTC day and value of a report dimension (channel with location, product, brand, category, country, seller, page) and currency of the current tenant: the fast base of kpis_daily and top(); filter on dimension and day';
@@ -486,11 +486,11 @@ SELECT o.day, o.channel, pg_catalog.count(*) AS orders,
   FROM oms_bi.orders o
  CROSS JOIN LATERAL (
 		SELECT pg_catalog.bool_and(l.qty_cancelled = 0 AND l.qty_shipped = l.qty) AS complete,
-			   pg_catalog.bool_or(l.qty_returned > 0) OR EXISTS (SELECT FROM oms.returns r WHERE r.tenant_id = oms.bi_tenant_id()
+			   pg_catalog.bool_or(l.qty_returned > 0) OR EXISTS (SELECT FROM oms.returns r WHERE r.tenant_id = (SELECT oms.bi_tenant_id())
 																	 AND r.order_id = o.order_id) AS returned,
 			   NOT EXISTS (SELECT FROM oms_bi.shipments s WHERE s.order_id = o.order_id AND s.on_time IS FALSE) AS on_time
 		  FROM oms.order_lines l
-		 WHERE l.tenant_id = oms.bi_tenant_id() AND l.order_id = o.order_id) q
+		 WHERE l.tenant_id = (SELECT oms.bi_tenant_id()) AND l.order_id = o.order_id) q
  GROUP BY o.day, o.channel;
 COMMENT ON VIEW oms_bi.perfect_orders_daily IS 'Perfect-order rate per UTC day of placement and channel: orders shipped complete (nothing cancelled), every shipment on time, nothing returned; read from the tables (filter a few days)';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.day IS 'UTC day of placement';
@@ -509,7 +509,7 @@ SELECT s.sku, s.item_name, s.brand, s.category, s.location, s.on_hand, s.availab
 					   FROM oms.stock_movements x
 					   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
 					   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
-					  WHERE x.tenant_id = oms.bi_tenant_id() AND i.sku = s.sku AND lo.code = s.location
+					  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND i.sku = s.sku AND lo.code = s.location
 						AND x.kind = 'shipment'
 						AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
 						AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')) m;
@@ -538,7 +538,7 @@ SELECT o.customer, o.customer_name, o.customer_email, o.order_id, o.external_id,
 		  FROM oms_bi.shipments s
 		 WHERE s.order_id = o.order_id
 		   AND EXISTS (SELECT FROM oms.shipment_lines x
-						WHERE x.tenant_id = oms.bi_tenant_id() AND x.shipment_id = s.shipment_id
+						WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND x.shipment_id = s.shipment_id
 						  AND x.line_no = l.line_no)) AS shipments
   FROM oms_bi.orders o
   JOIN oms_bi.order_lines l ON l.order_id = o.order_id;
