@@ -26,6 +26,9 @@
  *	OM010	return_window_closed		a return created after the channel's return window
  *	OM020	over_receipt				a receipt of more than is still open on a purchase order or
  *										transfer
+ *	OM030	capacity_exhausted			a location's daily capacity was taken by a concurrent order
+ *										(place_order routes again; it reaches the caller only after
+ *										three attempts)
  */
 #ifndef OMS_ERRCODES_H
 #define OMS_ERRCODES_H
@@ -43,5 +46,6 @@
 #define ERRCODE_OMS_RELEASE_BLOCKED			MAKE_SQLSTATE('O','M','0','0','9')
 #define ERRCODE_OMS_RETURN_WINDOW_CLOSED	MAKE_SQLSTATE('O','M','0','1','0')
 #define ERRCODE_OMS_OVER_RECEIPT			MAKE_SQLSTATE('O','M','0','2','0')
+#define ERRCODE_OMS_CAPACITY_EXHAUSTED		MAKE_SQLSTATE('O','M','0','3','0')
 
 #endif							/* OMS_ERRCODES_H */

@@ -62,3 +62,25 @@ SELECT pg_catalog.pg_extension_config_dump('oms.pickups', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.delay_notices', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.returns', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.return_lines', '');
+-- routing (62_shipping.sql): the built-in profiles and country centroids are the install's own
+SELECT pg_catalog.pg_extension_config_dump('oms.carrier_services', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.routing_profiles', 'WHERE tenant_id IS NOT NULL');
+SELECT pg_catalog.pg_extension_config_dump('oms.country_centroids', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.store_assignments', '');
+-- replenishment (80..88)
+SELECT pg_catalog.pg_extension_config_dump('oms.suppliers', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.replenishment_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_history', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.purchase_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.purchase_order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.transfer_orders', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.transfer_order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.subscription_runs', '');
