@@ -113,7 +113,7 @@ BEGIN
 	IF v_missing IS NOT NULL THEN
 		RAISE EXCEPTION 'no tax rate for country "%" and tax class "%"', coalesce(v.country, 'NULL'), v_missing
 			USING ERRCODE = 'OM011',
-			      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v.tax_mode, v.day),
+			      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v.tax_mode, to_char(v.day, 'YYYY-MM-DD')),
 			      HINT = 'Add the rate to oms.tax_rates (country, tax_class, rate, valid_from), or set the channel''s tax_mode to none.';
 	END IF;
 
@@ -126,8 +126,8 @@ BEGIN
 	 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = x.line_no;
 
 	SELECT r.rate, s.net, s.tax, s.gross INTO v_ship
-	  FROM (SELECT CASE WHEN v.shipping_amount > 0 THEN oms._tax_rate(p_tenant, v.country, 'standard', v.day) ELSE 0 END AS rate) r
-	 CROSS JOIN LATERAL oms.tax_split(v.shipping_amount, r.rate, v.tax_mode, v.minor_units) s;
+	  FROM (SELECT CASE WHEN v.shipping_amount > 0 THEN oms._tax_rate(p_tenant, v.country, 'standard', v.day) END AS rate) r
+	 CROSS JOIN LATERAL oms.tax_split(v.shipping_amount, coalesce(r.rate, 0), v.tax_mode, v.minor_units) s;
 
 	UPDATE oms.orders o
 	   SET tax_mode = v.tax_mode, tax_country = v.country,

@@ -91,12 +91,10 @@ CREATE FUNCTION oms._documents_immutable() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_old	jsonb;
 BEGIN
-	IF TG_TABLE_NAME = 'invoices' AND TG_OP = 'UPDATE' AND OLD.number IS NULL AND NEW.number IS NOT NULL
-	   AND (pg_catalog.to_jsonb(NEW) - 'number' - 'seq') = (pg_catalog.to_jsonb(OLD) - 'number' - 'seq') THEN
-		RETURN NEW;		-- the numbering of a document being issued
-	END IF;
-	IF TG_TABLE_NAME = 'invoice_lines' AND TG_OP = 'INSERT' THEN
+	IF TG_OP = 'INSERT' THEN	-- lines: only while their document is not numbered
 		IF EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = NEW.tenant_id AND i.id = NEW.invoice_id
 					  AND i.number IS NOT NULL) THEN
 			RAISE EXCEPTION 'document % is issued: lines cannot be added', NEW.invoice_id
@@ -104,10 +102,16 @@ BEGIN
 		END IF;
 		RETURN NEW;
 	END IF;
+	v_old := pg_catalog.to_jsonb(OLD);
+	IF TG_TABLE_NAME = 'invoices' AND TG_OP = 'UPDATE' THEN
+		IF v_old ->> 'number' IS NULL AND pg_catalog.to_jsonb(NEW) ->> 'number' IS NOT NULL
+		   AND (pg_catalog.to_jsonb(NEW) - 'number' - 'seq') = (v_old - 'number' - 'seq') THEN
+			RETURN NEW;		-- the numbering of a document being issued
+		END IF;
+	END IF;
 	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, TG_TABLE_NAME
 		USING ERRCODE = 'OM013',
-		      DETAIL = format('Document %s.', CASE WHEN TG_TABLE_NAME = 'invoices' THEN coalesce(OLD.number, OLD.id::text)
-												   ELSE OLD.invoice_id::text END),
+		      DETAIL = format('Document %s.', coalesce(v_old ->> 'number', v_old ->> 'invoice_id', v_old ->> 'id')),
 		      HINT = 'An invoice is corrected by a credit note, never edited or deleted.';
 END
 $$;
@@ -362,7 +366,8 @@ BEGIN
 			WHERE l.tenant_id = v_tenant AND l.order_id = o.id;
 		RAISE EXCEPTION 'order % has nothing to invoice', o.id
 			USING ERRCODE = '55000',
-			      DETAIL = format('The order is %s; %s units shipped or collected, all of them already invoiced.', o.state, v_shipped),
+			      DETAIL = format('The order is %s; units shipped or collected: %s, already invoiced: %s.', o.state, v_shipped,
+							   (SELECT coalesce(sum(v.invoiced_qty), 0) FROM oms._invoiced(v_tenant, o.id) v WHERE v.line_no > 0)),
 			      HINT = CASE WHEN o.state = 'cancelled' THEN 'A cancelled order is not invoiced.'
 						  ELSE 'Invoice after shipping (oms.ship) or collection (oms.collect).' END;
 	END IF;

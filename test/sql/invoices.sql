@@ -72,7 +72,7 @@ SELECT * FROM pg_temp.err(format('SELECT oms.issue_invoice(%s)', :o));
 
 -- 3. Two packages: 2 T-shirts and the books, then the third T-shirt. Each has an SSCC (extension
 --    0, prefix 0614141, a serial, the check digit).
-SELECT oms.authorize_payment(:o, 104.87, 'psp-1');
+SELECT oms.authorize_payment(:o, 104.87, 'psp-1') > 0 AS authorized;
 SELECT oms.release_order(:o);
 SELECT oms.pack(:o, 'WH-1', '[{"line_no": 1, "qty": 2}, {"line_no": 2, "qty": 2}]') AS p1 \gset
 SELECT oms.pack(:o, 'WH-1', '[{"line_no": 1, "qty": 1}]') AS p2 \gset
@@ -115,7 +115,8 @@ SELECT * FROM doc_lines WHERE number LIKE 'CN-%';
 SELECT oms.create_return(:o, '[{"line_no": 1, "qty": 1}]', 'too small') AS rma \gset
 SELECT oms.receive_return(:rma, '[{"line_no": 1, "qty": 1, "disposition": "restock"}]');
 SELECT * FROM doc_lines WHERE number LIKE 'CN-YYYY-000002';
-SELECT e.type, e.payload - 'order_id' - 'invoice_id' - 'channel' - 'customer' - 'order_ref' AS payload
+SELECT e.type, regexp_replace(regexp_replace((e.payload - 'order_id' - 'invoice_id' - 'channel' - 'customer' - 'order_ref')::text,
+							  '-\d{4}-', '-YYYY-', 'g'), 'return \d+', 'return R') AS payload
   FROM oms.events e WHERE e.tenant_id = oms.current_tenant_id() AND e.type IN ('invoice_issued', 'credit_note_issued')
  ORDER BY e.id;
 
@@ -151,7 +152,21 @@ SELECT state, message, hint FROM pg_temp.err(format('SELECT oms.issue_invoice(%s
 SELECT state, message, hint FROM pg_temp.err(format('SELECT oms.invoice_document(%s, %L)', :inv1, 'pdf'));
 SELECT state, message FROM pg_temp.err('SELECT oms.invoice_document(-1)');
 
--- 13. Rounding to the currency's minor units: JPY 0, KWD 3 (half away from zero).
+-- 13. Rounding to the currency's minor units: JPY 0, KWD 3 (half away from zero:
+--     2.5 -> 3, -2.5 -> -3).
 SELECT * FROM oms.tax_split(1005, 0.10, 'included', 0);
 SELECT * FROM oms.tax_split(12.345, 0.05, 'excluded', 3);
-SELECT * FROM oms.tax_split(0.05, 0.10, 'excluded', 1);
+SELECT * FROM oms.tax_split(25, 0.10, 'excluded', 0);
+SELECT * FROM oms.tax_split(-25, 0.10, 'excluded', 0);
+
+-- 14. A till invoices on capture: capturing the payment issues the invoice of the whole order.
+INSERT INTO oms.channels (code, kind, name, default_currency, tax_mode, invoice_on, requires_authorization)
+	VALUES ('till', 'pos', 'Store till', 'EUR', 'included', 'capture', false);
+SELECT oms.place_order('{"channel": "till", "external_id": "IV-6", "ship_to": {"country": "IT"},
+	"lines": [{"sku": "BOOK", "qty": 1, "unit_price": 19.90}]}') AS o6 \gset
+SELECT state, message, hint FROM pg_temp.err(format('SELECT oms.issue_invoice(%s)', :o6));
+SELECT oms.authorize_payment(:o6, 19.90, 'till-1') > 0 AS authorized;
+SELECT oms.capture_payment(:o6, 19.90);
+SELECT * FROM docs WHERE ord = 'IV-6';
+SELECT * FROM doc_lines WHERE number = (SELECT regexp_replace(number, '-\d{4}-', '-YYYY-') FROM oms.invoices
+										  WHERE tenant_id = oms.current_tenant_id() AND order_id = :o6);
