@@ -808,8 +808,9 @@ BEGIN
 			y := y + 40;
 		END LOOP;
 		z := z || '^FO30,880^GB752,3,3^FS' || E'\n'
-			 || '^FO60,910^BY3^BCN,200,N,N,N,' || CASE WHEN p_gs1 THEN 'D' ELSE 'N' END || '^FD'
-			 || CASE WHEN p_gs1 THEN '(00)' || substr(p_barcode, 3) ELSE oms._zpl(p_barcode) END || '^FS' || E'\n'
+			 -- GS1-128: start in subset C (>;), FNC1 (>8), then the digits; otherwise automatic subsets.
+			 || '^FO60,910^BY3^BCN,200,N,N,N,N^FD'
+			 || CASE WHEN p_gs1 THEN '>;>8' || p_barcode ELSE oms._zpl(p_barcode) END || '^FS' || E'\n'
 			 || '^FO60,1125^A0N,36,36^FD' || oms._zpl(p_barcode_text) || '^FS' || E'\n'
 			 || '^XZ' || E'\n';
 		RETURN z;
@@ -855,6 +856,15 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION oms._location_lines(int, int) IS 'Internal: the printable address of a location, under the seller''s name';
 
+-- A package's number within its order (1, 2, ... in packing order), as slips and labels print it.
+CREATE FUNCTION oms._package_no(p_tenant int, s oms.shipments) RETURNS bigint
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+BEGIN ATOMIC
+	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id;
+END;
+COMMENT ON FUNCTION oms._package_no(int, oms.shipments) IS 'Internal: the number of a package within its order (1 for the first packed)';
+
 CREATE FUNCTION oms.packing_slip(shipment_id bigint, format text DEFAULT 'html') RETURNS text
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -868,6 +878,7 @@ DECLARE
 	t			text;
 	v_follow	text := '';
 	v_tfollow	text := '';
+	v_no		bigint;
 BEGIN
 	PERFORM oms._format(format, ARRAY['html', 'text']);
 	SELECT * INTO s FROM oms.shipments x WHERE x.tenant_id = v_tenant AND x.id = packing_slip.shipment_id;
@@ -876,15 +887,16 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Shipments are created by oms.pack() and listed in oms.shipments.';
 	END IF;
 	SELECT * INTO o FROM oms.orders x WHERE x.tenant_id = v_tenant AND x.id = s.order_id;
+	v_no := oms._package_no(v_tenant, s);
 	h := '<!DOCTYPE html>' || E'\n' || '<html><head><meta charset="utf-8"><title>Packing slip ' || oms._html(o.external_id)
 		 || '</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
 		 || 'th,td{border-bottom:1px solid #ccc;padding:4px 12px;text-align:left}</style></head><body>' || E'\n'
 		 || '<h1>Packing slip</h1>' || E'\n'
-		 || '<p>Order ' || oms._html(o.external_id) || ' &middot; package ' || s.id
+		 || '<p>Order ' || oms._html(o.external_id) || ' &middot; package ' || v_no
 		 || coalesce(' &middot; SSCC ' || s.sscc, '') || '</p>' || E'\n'
 		 || '<p><b>Ship to</b><br>' || array_to_string(ARRAY(SELECT oms._html(x) FROM unnest(oms._ship_to_lines(v_tenant, o)) x), '<br>')
 		 || '</p>' || E'\n' || '<table><tr><th>Line</th><th>SKU</th><th>Item</th><th>Qty</th></tr>' || E'\n';
-	t := 'PACKING SLIP' || E'\n' || 'Order ' || o.external_id || ', package ' || s.id || coalesce(', SSCC ' || s.sscc, '') || E'\n'
+	t := 'PACKING SLIP' || E'\n' || 'Order ' || o.external_id || ', package ' || v_no || coalesce(', SSCC ' || s.sscc, '') || E'\n'
 		 || 'Ship to: ' || array_to_string(oms._ship_to_lines(v_tenant, o), ', ') || E'\n' || 'In this package:' || E'\n';
 	FOR r IN SELECT sl.line_no, i.sku, i.name, sl.qty FROM oms.shipment_lines sl
 			   JOIN oms.order_lines l ON l.tenant_id = sl.tenant_id AND l.order_id = sl.order_id AND l.line_no = sl.line_no
@@ -950,7 +962,7 @@ BEGIN
 	  JOIN oms.order_lines l ON l.tenant_id = sl.tenant_id AND l.order_id = sl.order_id AND l.line_no = sl.line_no
 	  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
 	 WHERE sl.tenant_id = v_tenant AND sl.shipment_id = s.id;
-	RETURN oms._label(format, 'Order ' || o.external_id || ' / package ' || s.id,
+	RETURN oms._label(format, 'Order ' || o.external_id || ' / package ' || oms._package_no(v_tenant, s),
 					  oms._location_lines(v_tenant, s.location_id), oms._ship_to_lines(v_tenant, o),
 					  ARRAY['Service: ' || coalesce(s.carrier || '.' || s.service, 'not shipped yet'),
 							'Tracking: ' || coalesce(s.tracking, '-'),
