@@ -58,7 +58,7 @@ SELECT oms.ship(:p2, 'brt.standard', 'BRT-778');
 UPDATE oms.shipments SET shipped_at = now() - interval '41 days', status_at = now() - interval '41 days'
  WHERE tenant_id = oms.current_tenant_id() AND id = :p2;
 SELECT oms.deliver(:p2, now() - interval '40 days');
-SELECT oms.order_status('web', 'SS-2', 'bruno@example.com') -> 'you_can' - 'return_until' AS you_can;
+SELECT (oms.order_status('web', 'SS-2', 'bruno@example.com') -> 'you_can') - 'return_until' AS you_can;
 SELECT regexp_replace(oms.request_return('web', 'SS-2', 'bruno@example.com', '[{"line_no": 1, "qty": 1}]', 'changed my mind')::text,
 					  '\d{4}-\d\d-\d\d', '<date>', 'g') AS refused;
 
