@@ -1,7 +1,7 @@
 -- Tax at placement and invoices: a channel with prices including tax, two tax rates (IT standard
 -- 22 %, reduced 10 %), an order shipped in two packages and invoiced twice; lines, tax summary and
 -- totals exact to the cent; a partial refund and a return with their credit notes; gapless numbers;
--- immutable documents; bad input.
+-- immutable documents; bad input. (Named to run after "returns": its RMA would shift their numbers.)
 SELECT oms.create_tenant('t_invoices') > 0 AS created;
 SET oms.tenant = 't_invoices';
 \set VERBOSITY terse
