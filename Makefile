@@ -29,6 +29,9 @@ ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 endif
 
+# PGXS does not track header dependencies: every object is rebuilt when a header changes.
+$(OBJS): $(wildcard src/*.h)
+
 sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	@{ echo "-- oms $(EXTVERSION): generated from sql/parts by the Makefile; do not edit."; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \

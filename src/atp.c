@@ -19,7 +19,8 @@
  * of them, since index reads would not apply the policies.
  *
  * oms.atp_by_location() lists the stock per location for a product's detail page; it runs one
- * kept plan (SPI_prepare + SPI_keepplan) per call.
+ * kept plan (SPI_prepare + SPI_keepplan) per call. So does the time-phased oms.atp(sku, location,
+ * date), which adds the supply expected by a date that pre-orders have not promised yet.
  */
 #include "postgres.h"
 
@@ -550,4 +551,130 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * Time-phased ATP at one location ($1 tenant code, $2 SKU, $3 location code, $4 date): ATP now
+ * plus the supply expected there by the date that pre-orders have not yet promised. No row: the
+ * tenant, the SKU or the location does not exist.
+ */
+#define ATP_ON_LOCATION_SQL \
+	"SELECT CASE WHEN l.active" \
+	"            THEN coalesce(greatest(s.on_hand - s.reserved - s.safety_stock, 0), 0)" \
+	"                 + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
+	"                              WHERE p.tenant_id = t.id AND p.item_id = i.id" \
+	"                                AND p.location_id = l.id AND p.expected_date <= $4), 0)" \
+	"            ELSE 0 END::bigint" \
+	"  FROM oms.tenants t" \
+	"  JOIN oms.items i ON i.tenant_id = t.id AND i.sku = $2" \
+	"  JOIN oms.locations l ON l.tenant_id = t.id AND l.code = $3" \
+	"  LEFT JOIN oms.stock s" \
+	"         ON s.tenant_id = t.id AND s.item_id = i.id AND s.location_id = l.id" \
+	" WHERE t.code = $1"
+
+/* The same over the active locations that can ship ($1 tenant code, $2 SKU, $3 date). */
+#define ATP_ON_NETWORK_SQL \
+	"SELECT (coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0))" \
+	"                 FILTER (WHERE l.active AND l.can_ship), 0)" \
+	"        + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
+	"                      JOIN oms.locations pl ON pl.tenant_id = p.tenant_id AND pl.id = p.location_id" \
+	"                     WHERE p.tenant_id = t.id AND p.item_id = i.id AND p.expected_date <= $3" \
+	"                       AND pl.active AND pl.can_ship), 0))::bigint" \
+	"  FROM oms.tenants t" \
+	"  JOIN oms.items i ON i.tenant_id = t.id AND i.sku = $2" \
+	"  LEFT JOIN oms.stock s ON s.tenant_id = t.id AND s.item_id = i.id" \
+	"  LEFT JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id" \
+	" WHERE t.code = $1" \
+	" GROUP BY t.id, i.id"
+
+/*
+ * Says which of tenant, SKU or location a time-phased ATP statement did not find; error path
+ * only. The caller is connected to SPI.
+ */
+static void
+pg_attribute_noreturn()
+atp_on_report_unknown(text *sku, text *location)
+{
+	static SPIPlanPtr sku_plan = NULL;
+	static SPIPlanPtr location_plan = NULL;
+	Datum		args[2];
+
+	if (sku_plan == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, TEXTOID};
+
+		sku_plan = oms_prepare("SELECT 1 FROM oms.items WHERE tenant_id = $1 AND sku = $2", 2, argtypes);
+		location_plan = oms_prepare("SELECT 1 FROM oms.locations WHERE tenant_id = $1 AND code = $2", 2, argtypes);
+	}
+	args[0] = Int32GetDatum(oms_tenant_id());
+	args[1] = PointerGetDatum(sku);
+	if (SPI_execute_plan(sku_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "oms: SKU lookup failed");
+	if (SPI_processed == 0)
+		report_unknown_sku(sku);
+	if (location != NULL)
+	{
+		args[1] = PointerGetDatum(location);
+		if (SPI_execute_plan(location_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "oms: location lookup failed");
+		if (SPI_processed == 0)
+			report_unknown_location(location);
+	}
+	elog(ERROR, "oms: time-phased ATP statement found no row for an existing SKU");
+}
+
+PG_FUNCTION_INFO_V1(oms_atp_on);
+
+/*
+ * oms.atp(sku text, location text, on_date date) RETURNS bigint
+ *		Units of the SKU that can be promised for delivery from the location (or the network, when
+ *		location is NULL) by on_date: ATP now plus supply expected by then and not yet promised to
+ *		pre-orders. NULL SKU or date: NULL.
+ */
+Datum
+oms_atp_on(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr location_plan = NULL;
+	static SPIPlanPtr network_plan = NULL;
+	text	   *sku;
+	text	   *location;
+	Datum		args[4];
+	bool		isnull;
+	int64		atp;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	sku = PG_GETARG_TEXT_PP(0);
+	location = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+
+	SPI_connect();
+	if (location_plan == NULL)
+	{
+		Oid			loc_types[4] = {TEXTOID, TEXTOID, TEXTOID, DATEOID};
+		Oid			net_types[3] = {TEXTOID, TEXTOID, DATEOID};
+
+		location_plan = oms_prepare(ATP_ON_LOCATION_SQL, 4, loc_types);
+		network_plan = oms_prepare(ATP_ON_NETWORK_SQL, 3, net_types);
+	}
+
+	args[0] = CStringGetTextDatum(oms_tenant);
+	args[1] = PointerGetDatum(sku);
+	if (location != NULL)
+	{
+		args[2] = PointerGetDatum(location);
+		args[3] = PG_GETARG_DATUM(2);
+	}
+	else
+		args[2] = PG_GETARG_DATUM(2);
+	if (SPI_execute_plan(location != NULL ? location_plan : network_plan,
+						 args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "oms: time-phased ATP statement failed");
+	if (SPI_processed == 0)
+		atp_on_report_unknown(sku, location);
+
+	atp = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		atp = 0;
+	SPI_finish();
+	PG_RETURN_INT64(atp);
 }

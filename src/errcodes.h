@@ -30,6 +30,9 @@
  *	OM013	document_immutable			an UPDATE or DELETE of an issued invoice or credit note
  *	OM020	over_receipt				a receipt of more than is still open on a purchase order or
  *										transfer
+ *	OM030	capacity_exhausted			a location's daily capacity was taken by a concurrent order
+ *										(place_order routes again; it reaches the caller only after
+ *										three attempts)
  */
 #ifndef OMS_ERRCODES_H
 #define OMS_ERRCODES_H
@@ -50,5 +53,6 @@
 #define ERRCODE_OMS_OVER_CREDIT				MAKE_SQLSTATE('O','M','0','1','2')
 #define ERRCODE_OMS_DOCUMENT_IMMUTABLE		MAKE_SQLSTATE('O','M','0','1','3')
 #define ERRCODE_OMS_OVER_RECEIPT			MAKE_SQLSTATE('O','M','0','2','0')
+#define ERRCODE_OMS_CAPACITY_EXHAUSTED		MAKE_SQLSTATE('O','M','0','3','0')
 
 #endif							/* OMS_ERRCODES_H */

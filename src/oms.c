@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -37,6 +38,7 @@ static const struct config_enum_entry notify_options[] = {
 	{"off", OMS_NOTIFY_OFF, false},
 	{NULL, 0, false}
 };
+char	   *oms_now_setting = NULL;
 
 /* A tenant code is an identifier-like word: letters, digits, '_', '-', '.', at most 63 bytes. */
 static bool
@@ -133,6 +135,14 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("oms.now",
+							   "The time at which routing and delivery promises are worked out (empty: the transaction's start).",
+							   "For tests and what-if questions: cutoff times, start days, capacity days and ETAs follow it. Superusers only.",
+							   &oms_now_setting,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("oms");
 
@@ -140,6 +150,15 @@ _PG_init(void)
 		return;
 
 	oms_worker_register();
+}
+
+TimestampTz
+oms_now(void)
+{
+	if (oms_now_setting == NULL || oms_now_setting[0] == '\0')
+		return GetCurrentTransactionStartTimestamp();
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(oms_now_setting),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 }
 
 SPIPlanPtr

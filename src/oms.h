@@ -8,6 +8,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "utils/date.h"
+#include "utils/timestamp.h"
 
 /* Settings (GUCs), defined in oms.c */
 extern char *oms_tenant;			/* oms.tenant: the current tenant's code */
@@ -25,12 +26,19 @@ typedef enum OmsNotifyMode
 	OMS_NOTIFY_WORKER,				/* the background worker, once per round with new events */
 	OMS_NOTIFY_OFF					/* nobody: consumers poll */
 } OmsNotifyMode;
+extern char *oms_now_setting;		/* oms.now: the time routing and promises work at (tests) */
 
 /*
  * The id of the current tenant (setting oms.tenant), looked up once per transaction.
  * The caller must be connected to SPI. Unknown tenant: ERROR 22023.
  */
 extern int32 oms_tenant_id(void);
+
+/*
+ * The time that routing, promises and capacity days work at: the setting oms.now when set (for
+ * tests and what-if questions), else the start of the current transaction.
+ */
+extern TimestampTz oms_now(void);
 
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);

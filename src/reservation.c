@@ -25,6 +25,12 @@
  * has reserved units. What is left is the CHECK (0 <= reserved <= on_hand) as the last line of
  * defence, and oms.check_stock_invariants() to prove it.
  *
+ * Pre-orders reserve incoming supply instead of stock: a reservation with supply_id moves
+ * oms.supply.promised of that supply by the same kind of statement (qty - promised must cover
+ * it), and oms.supply_guard() keeps promised moving only that way. Stock rows are always locked
+ * before supply rows (keys compare so), so a reservation moving from supply to stock when the
+ * goods arrive follows the same order as everything else.
+ *
  * The trigger reads the tenant from the row itself, never from oms.tenant, so that it touches only
  * rows of the reservation's own tenant (node-local on Citus) and works in the background worker.
  * Callers that reserve several rows in one transaction insert them in (item_id, location_id) order,
@@ -42,12 +48,16 @@
 #include "errcodes.h"
 #include "oms.h"
 
-/* The key of a stock row, and of the stock a reservation takes from. */
+/*
+ * The key of a stock row, and of the stock a reservation takes from; supply_id (0: none) names
+ * the supply a pre-order takes from instead.
+ */
 typedef struct StockKey
 {
 	int32		tenant_id;
 	int32		item_id;
 	int32		location_id;
+	int64		supply_id;
 } StockKey;
 
 /* Column numbers, found once per relation (by OID: a re-created table is looked at again). */
@@ -58,6 +68,7 @@ typedef struct KeyColumns
 	AttrNumber	item_id;
 	AttrNumber	location_id;
 	AttrNumber	amount;			/* reservations.qty or stock.reserved */
+	AttrNumber	supply_id;		/* reservations.supply_id; 0: no such column */
 } KeyColumns;
 
 static KeyColumns reservation_columns = {InvalidOid};
@@ -72,6 +83,8 @@ static const StockKey *moving_key = NULL;
 
 static SPIPlanPtr take_plan = NULL;
 static SPIPlanPtr give_back_plan = NULL;
+static SPIPlanPtr take_supply_plan = NULL;
+static SPIPlanPtr give_supply_plan = NULL;
 
 /* $1 tenant, $2 item, $3 location, $4 quantity: the check and the take are one statement. */
 #define TAKE_SQL \
@@ -82,6 +95,24 @@ static SPIPlanPtr give_back_plan = NULL;
 #define GIVE_BACK_SQL \
 	"UPDATE oms.stock SET reserved = reserved - $4, updated_at = pg_catalog.now()" \
 	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3"
+
+/* $1 tenant, $2 item, $3 location, $4 quantity, $5 supply: the same for a pre-order's supply. */
+#define TAKE_SUPPLY_SQL \
+	"UPDATE oms.supply SET promised = promised + $4" \
+	" WHERE tenant_id = $1 AND id = $5 AND item_id = $2 AND location_id = $3" \
+	"   AND qty - promised >= $4"
+
+#define GIVE_SUPPLY_SQL \
+	"UPDATE oms.supply SET promised = promised - $4" \
+	" WHERE tenant_id = $1 AND id = $5 AND item_id = $2 AND location_id = $3"
+
+/* For error messages only: the supply's SKU, location, expected date and what is unpromised. */
+#define DESCRIBE_SUPPLY_SQL \
+	"SELECT i.sku, l.code, s.expected_date::text, greatest(s.qty - s.promised, 0)" \
+	"  FROM oms.supply s" \
+	"  JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id" \
+	"  JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id" \
+	" WHERE s.tenant_id = $1 AND s.id = $2"
 
 /* For error messages only: SKU, location code and what is available now (0 without stock row). */
 #define DESCRIBE_SQL \
@@ -112,6 +143,14 @@ find_columns(KeyColumns *cols, Relation rel, const char *amount_name, Oid amount
 	cols->item_id = found[1];
 	cols->location_id = found[2];
 	cols->amount = found[3];
+	cols->supply_id = 0;
+	if (strcmp(amount_name, "qty") == 0)
+	{
+		int			attnum = SPI_fnumber(desc, "supply_id");
+
+		if (attnum > 0 && TupleDescAttr(desc, attnum - 1)->atttypid == INT8OID)
+			cols->supply_id = (AttrNumber) attnum;
+	}
 	cols->relid = RelationGetRelid(rel);
 }
 
@@ -132,6 +171,15 @@ get_key(StockKey *key, HeapTuple tuple, Relation rel, const KeyColumns *cols)
 	key->tenant_id = DatumGetInt32(get_column(tuple, rel, cols->tenant_id));
 	key->item_id = DatumGetInt32(get_column(tuple, rel, cols->item_id));
 	key->location_id = DatumGetInt32(get_column(tuple, rel, cols->location_id));
+	key->supply_id = 0;
+	if (cols->supply_id > 0)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, cols->supply_id, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			key->supply_id = DatumGetInt64(value);
+	}
 }
 
 /*
@@ -147,15 +195,20 @@ has_null(HeapTuple tuple, Relation rel, const KeyColumns *cols)
 		heap_attisnull(tuple, cols->location_id, desc) || heap_attisnull(tuple, cols->amount, desc);
 }
 
+/* Stock keys before supply keys, then by tenant, item, location, supply: the lock order. */
 static int
 compare_keys(const StockKey *a, const StockKey *b)
 {
+	if ((a->supply_id != 0) != (b->supply_id != 0))
+		return a->supply_id == 0 ? -1 : 1;
 	if (a->tenant_id != b->tenant_id)
 		return a->tenant_id < b->tenant_id ? -1 : 1;
 	if (a->item_id != b->item_id)
 		return a->item_id < b->item_id ? -1 : 1;
 	if (a->location_id != b->location_id)
 		return a->location_id < b->location_id ? -1 : 1;
+	if (a->supply_id != b->supply_id)
+		return a->supply_id < b->supply_id ? -1 : 1;
 	return 0;
 }
 
@@ -205,12 +258,13 @@ move_reserved(SPIPlanPtr plan, const StockKey *key, int64 qty)
 {
 	const StockKey *volatile saved = moving_key;
 	volatile int rc = 0;
-	Datum		args[4];
+	Datum		args[5];
 
 	args[0] = Int32GetDatum(key->tenant_id);
 	args[1] = Int32GetDatum(key->item_id);
 	args[2] = Int32GetDatum(key->location_id);
 	args[3] = Int64GetDatum(qty);
+	args[4] = Int64GetDatum(key->supply_id);
 
 	moving_key = key;
 	PG_TRY();
@@ -228,6 +282,41 @@ move_reserved(SPIPlanPtr plan, const StockKey *key, int64 qty)
 	return SPI_processed;
 }
 
+/* Raises OM001 for a pre-order that its supply cannot cover (any more). */
+static void
+refuse_supply(const StockKey *key, int32 qty)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, INT8OID};
+
+		plan = oms_prepare(DESCRIBE_SUPPLY_SQL, 2, argtypes);
+	}
+	args[0] = Int32GetDatum(key->tenant_id);
+	args[1] = Int64GetDatum(key->supply_id);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "oms: supply description failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OMS_INSUFFICIENT_STOCK),
+				 errmsg("insufficient supply: supply %lld does not exist or is of another SKU or location",
+						(long long) key->supply_id),
+				 errhint("A pre-order reserves supply of its own SKU at the supply's location.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OMS_INSUFFICIENT_STOCK),
+			 errmsg("insufficient supply for SKU \"%s\" at location \"%s\"",
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+			 errdetail("Requested %d of supply %lld expected %s, not yet promised %s.", qty,
+					   (long long) key->supply_id,
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4)),
+			 errhint("oms.atp(sku, location, date) shows what supply can still promise.")));
+}
+
 /*
  * Takes qty units at key, or raises OM001. already: units the reservation held before (an
  * increase), for the message.
@@ -239,6 +328,12 @@ take(const StockKey *key, int32 qty, int32 already)
 	char	   *location;
 	int64		available;
 
+	if (key->supply_id != 0)
+	{
+		if (move_reserved(take_supply_plan, key, qty) != 1)
+			refuse_supply(key, qty);
+		return;
+	}
 	if (move_reserved(take_plan, key, qty) == 1)
 		return;
 
@@ -262,7 +357,7 @@ take(const StockKey *key, int32 qty, int32 already)
 static void
 give_back(const StockKey *key, int32 qty)
 {
-	(void) move_reserved(give_back_plan, key, qty);
+	(void) move_reserved(key->supply_id != 0 ? give_supply_plan : give_back_plan, key, qty);
 }
 
 PG_FUNCTION_INFO_V1(oms_reservation_trigger);
@@ -315,12 +410,14 @@ oms_reservation_trigger(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	if (take_plan == NULL)
+	if (take_supply_plan == NULL)
 	{
-		Oid			argtypes[4] = {INT4OID, INT4OID, INT4OID, INT8OID};
+		Oid			argtypes[5] = {INT4OID, INT4OID, INT4OID, INT8OID, INT8OID};
 
 		take_plan = oms_prepare(TAKE_SQL, 4, argtypes);
 		give_back_plan = oms_prepare(GIVE_BACK_SQL, 4, argtypes);
+		take_supply_plan = oms_prepare(TAKE_SUPPLY_SQL, 5, argtypes);
+		give_supply_plan = oms_prepare(GIVE_SUPPLY_SQL, 5, argtypes);
 	}
 
 	if (TRIGGER_FIRED_BY_INSERT(event))
@@ -479,5 +576,159 @@ oms_stock_guard(PG_FUNCTION_ARGS)
 		 compare_keys(&old_key, &new_key) != 0))
 		refuse(GUARD_UPDATE, &old_key, old_reserved, new_reserved);
 
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+/* Column numbers of oms.supply for its guard, found once per relation. */
+typedef struct SupplyColumns
+{
+	Oid			relid;
+	AttrNumber	tenant_id;
+	AttrNumber	id;
+	AttrNumber	item_id;
+	AttrNumber	location_id;
+	AttrNumber	promised;
+} SupplyColumns;
+
+static SupplyColumns supply_columns = {InvalidOid};
+
+static AttrNumber
+supply_column(Relation rel, const char *name, Oid type)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), name);
+
+	if (attnum <= 0 || TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid != type)
+		elog(ERROR, "oms: table \"%s\" has no column \"%s\" of type %s",
+			 RelationGetRelationName(rel), name, format_type_be(type));
+	return (AttrNumber) attnum;
+}
+
+static bool
+supply_has_null(HeapTuple tuple, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return heap_attisnull(tuple, supply_columns.tenant_id, desc) || heap_attisnull(tuple, supply_columns.id, desc) ||
+		heap_attisnull(tuple, supply_columns.item_id, desc) ||
+		heap_attisnull(tuple, supply_columns.location_id, desc) ||
+		heap_attisnull(tuple, supply_columns.promised, desc);
+}
+
+static void
+supply_key(StockKey *key, HeapTuple tuple, Relation rel)
+{
+	key->tenant_id = DatumGetInt32(get_column(tuple, rel, supply_columns.tenant_id));
+	key->item_id = DatumGetInt32(get_column(tuple, rel, supply_columns.item_id));
+	key->location_id = DatumGetInt32(get_column(tuple, rel, supply_columns.location_id));
+	key->supply_id = DatumGetInt64(get_column(tuple, rel, supply_columns.id));
+}
+
+static void
+refuse_promised(const StockKey *key, GuardedChange change, int64 from, int64 to)
+{
+	switch (change)
+	{
+		case GUARD_INSERT:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot insert supply %lld with promised units", (long long) key->supply_id),
+					 errdetail("The new row has promised %lld; a supply row starts with promised 0.", (long long) to),
+					 errhint("Supply is promised only through pre-order reservations (oms.reservations.supply_id).")));
+			break;
+		case GUARD_DELETE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot delete supply %lld while it is promised to pre-orders", (long long) key->supply_id),
+					 errdetail("%lld units of it are promised.", (long long) from),
+					 errhint("Move or cancel its pre-orders first (oms.reservations.supply_id).")));
+			break;
+		case GUARD_REKEY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot move supply %lld to another tenant, SKU or location while it is promised to pre-orders",
+							(long long) key->supply_id),
+					 errdetail("%lld units of it are promised.", (long long) from),
+					 errhint("Move or cancel its pre-orders first (oms.reservations.supply_id).")));
+			break;
+		case GUARD_UPDATE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OMS_RESERVED_GUARDED),
+					 errmsg("cannot change promised of supply %lld directly", (long long) key->supply_id),
+					 errdetail("The update would change promised from %lld to %lld.", (long long) from, (long long) to),
+					 errhint("Supply is promised only through pre-order reservations (oms.reservations.supply_id).")));
+			break;
+	}
+}
+
+PG_FUNCTION_INFO_V1(oms_supply_guard);
+
+/*
+ * oms.supply_guard(): BEFORE INSERT OR UPDATE OR DELETE ON oms.supply FOR EACH ROW.
+ * promised moves only through the reservation trigger (OM003 otherwise), a new row starts at 0,
+ * and a row with promised units can be neither deleted nor moved to another SKU or location.
+ */
+Datum
+oms_supply_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	Relation	rel;
+	StockKey	old_key;
+	StockKey	new_key;
+	int64		old_promised;
+	int64		new_promised;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: supply_guard() must be called as a trigger");
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_BEFORE(event) || !TRIGGER_FIRED_FOR_ROW(event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(event))
+		elog(ERROR, "oms: supply_guard() must fire BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW");
+	rel = trigdata->tg_relation;
+	if (supply_columns.relid != RelationGetRelid(rel))
+	{
+		supply_columns.tenant_id = supply_column(rel, "tenant_id", INT4OID);
+		supply_columns.id = supply_column(rel, "id", INT8OID);
+		supply_columns.item_id = supply_column(rel, "item_id", INT4OID);
+		supply_columns.location_id = supply_column(rel, "location_id", INT4OID);
+		supply_columns.promised = supply_column(rel, "promised", INT8OID);
+		supply_columns.relid = RelationGetRelid(rel);
+	}
+
+	/* A NULL key or promised in a new row is for the NOT NULL constraints to refuse (23502). */
+	if (!TRIGGER_FIRED_BY_DELETE(event) &&
+		supply_has_null(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple, rel))
+		return PointerGetDatum(TRIGGER_FIRED_BY_INSERT(event) ? trigdata->tg_trigtuple : trigdata->tg_newtuple);
+
+	old_promised = DatumGetInt64(get_column(trigdata->tg_trigtuple, rel, supply_columns.promised));
+	if (TRIGGER_FIRED_BY_INSERT(event))
+	{
+		if (old_promised != 0)
+		{
+			supply_key(&new_key, trigdata->tg_trigtuple, rel);
+			refuse_promised(&new_key, GUARD_INSERT, 0, old_promised);
+		}
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+	if (TRIGGER_FIRED_BY_DELETE(event))
+	{
+		if (old_promised != 0)
+		{
+			supply_key(&old_key, trigdata->tg_trigtuple, rel);
+			refuse_promised(&old_key, GUARD_DELETE, old_promised, 0);
+		}
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+
+	new_promised = DatumGetInt64(get_column(trigdata->tg_newtuple, rel, supply_columns.promised));
+	if (old_promised == 0 && new_promised == 0)
+		return PointerGetDatum(trigdata->tg_newtuple);
+	supply_key(&old_key, trigdata->tg_trigtuple, rel);
+	supply_key(&new_key, trigdata->tg_newtuple, rel);
+	if (compare_keys(&old_key, &new_key) != 0)
+		refuse_promised(&old_key, GUARD_REKEY, old_promised, new_promised);
+	if (old_promised != new_promised &&
+		(moving_key == NULL || compare_keys(moving_key, &old_key) != 0))
+		refuse_promised(&old_key, GUARD_UPDATE, old_promised, new_promised);
 	return PointerGetDatum(trigdata->tg_newtuple);
 }

@@ -45,7 +45,7 @@ BEGIN
 	WITH r AS (
 		SELECT r.item_id, r.location_id, pg_catalog.sum(r.qty)::bigint AS qty
 		  FROM oms.reservations r
-		 WHERE r.tenant_id = v_tenant_id
+		 WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NULL	-- pre-orders take supply (64_preorders.sql)
 		 GROUP BY r.item_id, r.location_id
 	), s AS (
 		SELECT s.item_id, s.location_id, s.on_hand, s.reserved
@@ -62,10 +62,23 @@ BEGIN
 		(CASE WHEN s.reserved > s.on_hand THEN 'reserved exceeds on_hand' END),
 		(CASE WHEN s.reserved < 0 THEN 'reserved is negative' END)) AS p(problem)
 	 WHERE p.problem IS NOT NULL
-	 ORDER BY i.sku, l.code, p.problem;
+	UNION ALL
+	-- Supply: promised equals the sum of its pre-order reservations, within [0, qty].
+	SELECT i.sku, l.code, u.qty, u.promised, coalesce(x.qty, 0), p.problem
+	  FROM oms.supply u
+	  JOIN oms.items i ON i.tenant_id = u.tenant_id AND i.id = u.item_id
+	  JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
+	  LEFT JOIN (SELECT r.supply_id, pg_catalog.sum(r.qty)::bigint AS qty FROM oms.reservations r
+				  WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NOT NULL GROUP BY r.supply_id) x
+			 ON x.supply_id = u.id
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN u.promised <> coalesce(x.qty, 0) THEN format('promised of supply %s differs from the sum of its pre-orders', u.id) END),
+		(CASE WHEN u.promised > u.qty OR u.promised < 0 THEN format('promised of supply %s outside 0 to qty', u.id) END)) AS p(problem)
+	 WHERE u.tenant_id = v_tenant_id AND p.problem IS NOT NULL
+	 ORDER BY 1, 2, 6;
 END
 $$;
-COMMENT ON FUNCTION oms.check_stock_invariants(text) IS 'Stock rows of the given tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand, no reservation without a stock row), one row per problem; empty when healthy';
+COMMENT ON FUNCTION oms.check_stock_invariants(text) IS 'Stock rows of the given tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand, no reservation without a stock row), and supply whose promised differs from its pre-orders (on_hand: supply qty, reserved: promised); one row per problem; empty when healthy';
 
 CREATE FUNCTION oms.check_stock_invariants()
 	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,

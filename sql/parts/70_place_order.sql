@@ -116,6 +116,17 @@ DECLARE
 	v_prefer		int[];
 	v_credit		bigint[];
 	v_locs			int[];
+	v_promised		date[];
+	v_profile		text;
+	v_channel_profile text;
+	v_a_line		int[];
+	v_a_loc			int[];
+	v_a_qty			int[];
+	v_a_kind		text[];
+	v_a_eta			date[];
+	v_a_capday		date[];
+	v_a_reason		text[];
+	v_a_supply		bigint[];
 	v_states		oms.line_state[];
 	v_state			oms.order_state;
 	v_order_id		bigint;
@@ -131,12 +142,14 @@ BEGIN
 			'See the README for the shape: {"channel": "web", "external_id": "W-1", "lines": [...], ...}.');
 	END IF;
 	PERFORM oms._check_keys(p, '', ARRAY['attributes', 'cart', 'channel', 'currency', 'customer',
-										 'external_id', 'lines', 'pickup', 'placed_at', 'ship_to', 'shipping_amount']);
+										 'external_id', 'lines', 'pickup', 'placed_at', 'routing', 'ship_to',
+										 'shipping_amount']);
 	IF jsonb_typeof(p -> 'channel') IS DISTINCT FROM 'string' THEN
 		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
 			'Channels are rows of oms.channels, e.g. "web".');
 	END IF;
-	SELECT c.id, c.default_currency, c.active INTO v_channel_id, v_channel_cur, v_channel_on
+	SELECT c.id, c.default_currency, c.active, c.routing_profile
+	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile
 		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
 	IF v_channel_id IS NULL THEN
 		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
@@ -268,6 +281,10 @@ BEGIN
 		END IF;
 		v_shipping := round((p ->> 'shipping_amount')::numeric, v_minor);
 	END IF;
+	IF p ? 'routing' AND (jsonb_typeof(p -> 'routing') IS DISTINCT FROM 'string' OR p ->> 'routing' = '') THEN
+		PERFORM oms._payload_error('routing', 'must be a routing profile code', p -> 'routing',
+			'For example "cheapest", "fastest", "greenest" or "balanced" (oms.routing_profiles); default: the channel''s.');
+	END IF;
 	IF p ? 'attributes' THEN
 		IF jsonb_typeof(p -> 'attributes') IS DISTINCT FROM 'object' THEN
 			PERFORM oms._payload_error('attributes', 'must be an object', p -> 'attributes',
@@ -326,41 +343,65 @@ BEGIN
 			   AND h.item_id = u.item_id AND h.expires_at > pg_catalog.now();
 	END IF;
 
-	-- 5. Choose, insert, reserve. A location that lost the race for its last units (OM001 from the
-	--    reservation trigger) makes us choose again on fresh data, up to three times.
+	-- 5. Route (oms._route, under the profile the payload names in "routing", else the channel's),
+	--    insert, reserve, count capacity. A location that lost the race for its last units (OM001
+	--    from the reservation trigger) or for its last order of the day (OM030) makes us route
+	--    again on fresh data, up to three times: the line goes to the next best location.
+	v_profile := coalesce(p ->> 'routing', v_channel_profile);
+	IF NOT EXISTS (SELECT FROM oms.routing_profiles rp
+					WHERE rp.code = v_profile AND (rp.tenant_id = v_tenant OR rp.tenant_id IS NULL)) THEN
+		RAISE EXCEPTION 'unknown routing profile "%" in %', oms._clip(v_profile),
+				CASE WHEN p ? 'routing' THEN 'order payload field "routing"'
+					 ELSE format('the default of channel "%s"', oms._clip(p ->> 'channel')) END
+			USING ERRCODE = '22023',
+			      HINT = 'Routing profiles are rows of oms.routing_profiles: balanced, cheapest, fastest, greenest, or the tenant''s own.';
+	END IF;
 	LOOP
-		SELECT array_agg(c.location_id ORDER BY u.i) INTO v_locs
-		  FROM generate_subscripts(v_items, 1) u(i)
-		  LEFT JOIN oms._choose_locations(v_tenant, v_items, v_qtys, v_prefer, v_credit, v_pickup) c ON c.idx = u.i;
+		-- One row per line and location (a split line has several).
+		SELECT array_agg(rt.line_no ORDER BY rt.ord), array_agg(rt.location_id ORDER BY rt.ord),
+			   array_agg(rt.qty ORDER BY rt.ord), array_agg(rt.kind ORDER BY rt.ord),
+			   array_agg(rt.eta ORDER BY rt.ord), array_agg(rt.capacity_day ORDER BY rt.ord),
+			   array_agg(rt.reason ORDER BY rt.ord), array_agg(rt.supply_id ORDER BY rt.ord)
+		  INTO v_a_line, v_a_loc, v_a_qty, v_a_kind, v_a_eta, v_a_capday, v_a_reason, v_a_supply
+		  FROM oms._route(v_tenant, v_items, v_qtys, v_prefer, v_credit::int[], NULL, NULL,
+						  v_ship_to, v_pickup, v_profile) WITH ORDINALITY AS rt(line_no, item_id, location_id, qty, kind,
+																			 carrier_service, eta, capacity_day,
+																			 supply_id, reason, ord);
 		v_i := NULL;
-		SELECT min(i) INTO v_i FROM generate_subscripts(v_items, 1) i WHERE v_locs[i] IS NULL AND NOT v_backorder[i];
+		SELECT min(a.n) INTO v_i FROM generate_subscripts(v_a_kind, 1) a(n) WHERE v_a_kind[a.n] = 'unservable';
 		IF v_i IS NOT NULL THEN
-			RAISE EXCEPTION 'insufficient stock for SKU "%"%', v_skus[v_i],
-					CASE WHEN v_pickup IS NOT NULL THEN format(' at pickup location "%s"', p ->> 'pickup') ELSE '' END
+			RAISE EXCEPTION 'insufficient stock for SKU "%"%', v_skus[v_a_line[v_i]],
+					CASE WHEN v_pickup IS NOT NULL THEN format(' for pickup at "%s"', p ->> 'pickup') ELSE '' END
 				USING ERRCODE = 'OM001',
-				      DETAIL = format('Requested %s, available %s %s; the item is not backorderable.', v_qtys[v_i],
-									  oms.atp(v_skus[v_i], CASE WHEN v_pickup IS NOT NULL THEN p ->> 'pickup' END)
-										+ coalesce(v_credit[v_i], 0),
-									  CASE WHEN v_pickup IS NOT NULL THEN 'there'
-										   ELSE 'across the network, and no single location has the whole quantity' END),
-				      HINT = 'Lower the quantity or remove the line; oms.atp_by_location() shows where the stock is.';
+				      DETAIL = format('Requested %s: %s.', v_qtys[v_a_line[v_i]], regexp_replace(v_a_reason[v_i], '^unservable: ', '')),
+				      HINT = 'Lower the quantity or remove the line; oms.atp_by_location() shows where the stock is, oms.route_explain() why it cannot be used.';
 		END IF;
-		SELECT array_agg(CASE WHEN v_locs[i] IS NULL THEN 'backordered' ELSE 'allocated' END::oms.line_state ORDER BY i),
-			   array_agg(coalesce(v_locs[i], v_pickup) ORDER BY i)
-		  INTO v_states, v_locs
-		  FROM generate_subscripts(v_items, 1) i;
+		-- Per line: its state, its location (NULL when split over several, or backordered) and
+		-- the date promised (the latest of its parts).
+		SELECT array_agg(CASE WHEN x.kinds && ARRAY['ship', 'drop-ship', 'pickup', 'transfer'] THEN 'allocated'
+							  WHEN x.kinds && ARRAY['preorder'] THEN 'preordered'
+							  ELSE 'backordered' END::oms.line_state ORDER BY x.line_no),
+			   -- a click & collect line waiting for stock waits at its store (a receipt there serves it)
+			   array_agg(CASE WHEN x.nlocs = 1 AND NOT x.kinds && ARRAY['backorder'] THEN x.loc
+							  WHEN x.kinds = ARRAY['backorder'] THEN v_pickup END ORDER BY x.line_no),
+			   array_agg(x.eta ORDER BY x.line_no)
+		  INTO v_states, v_locs, v_promised
+		  FROM (SELECT v_a_line[a.n] AS line_no, array_agg(DISTINCT v_a_kind[a.n]) AS kinds,
+					   count(DISTINCT v_a_loc[a.n]) AS nlocs, min(v_a_loc[a.n]) AS loc, max(v_a_eta[a.n]) AS eta
+				  FROM generate_subscripts(v_a_line, 1) a(n)
+				 GROUP BY v_a_line[a.n]) x;
 		v_state := oms.rollup(v_states);
 
 		IF v_order_id IS NULL THEN
 			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
 										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
 										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
-										 shipping_amount, total, cart, attributes, placed_at)
+										 shipping_amount, total, cart, attributes, placed_at, routing_profile)
 				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
 						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
 						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
 						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes,
-						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()))
+						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()), v_profile)
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN
@@ -375,51 +416,15 @@ BEGIN
 		END IF;
 
 		BEGIN
-			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id)
-				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i]
+			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id,
+										 promised_date)
+				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i]
 				  FROM generate_subscripts(v_items, 1) i;
-			IF v_cart IS NULL THEN
-				-- Sorted by (item, location): every transaction locks stock rows in this order.
-				INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
-					SELECT v_tenant, v_items[i], v_locs[i], v_qtys[i], v_order_id, i
-					  FROM generate_subscripts(v_items, 1) i
-					 WHERE v_states[i] = 'allocated'
-					 ORDER BY v_items[i], v_locs[i];
-			ELSE
-				-- Holds at the chosen location become the line's reservation (the trigger moves
-				-- only the difference); the cart's other holds are released. All in stock-lock order.
-				FOR r IN
-					SELECT ops.line_no, ops.item_id, ops.location_id, ops.qty, ops.hold_id
-					  FROM (SELECT i AS line_no, v_items[i] AS item_id, v_locs[i] AS location_id, v_qtys[i] AS qty,
-								   (SELECT h.id FROM oms.reservations h
-									 WHERE h.tenant_id = v_tenant AND h.cart = v_cart
-									   AND h.item_id = v_items[i] AND h.location_id = v_locs[i]) AS hold_id
-							  FROM generate_subscripts(v_items, 1) i
-							 WHERE v_states[i] = 'allocated'
-							UNION ALL
-							SELECT NULL, h.item_id, h.location_id, 0, h.id
-							  FROM oms.reservations h
-							 WHERE h.tenant_id = v_tenant AND h.cart = v_cart
-							   AND NOT EXISTS (SELECT FROM generate_subscripts(v_items, 1) i
-												WHERE v_states[i] = 'allocated' AND v_items[i] = h.item_id
-												  AND v_locs[i] = h.location_id)) ops
-					 ORDER BY ops.item_id, ops.location_id, ops.line_no NULLS FIRST
-				LOOP
-					IF r.line_no IS NULL THEN
-						DELETE FROM oms.reservations h WHERE h.tenant_id = v_tenant AND h.id = r.hold_id;
-					ELSE
-						UPDATE oms.reservations h
-						   SET cart = NULL, expires_at = NULL, order_id = v_order_id, line_no = r.line_no, qty = r.qty
-						 WHERE h.tenant_id = v_tenant AND h.id = r.hold_id;
-						IF NOT FOUND THEN
-							INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
-								VALUES (v_tenant, r.item_id, r.location_id, r.qty, v_order_id, r.line_no);
-						END IF;
-					END IF;
-				END LOOP;
-			END IF;
+			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
+										v_a_supply);
+			PERFORM oms._take_capacity(v_tenant, v_a_loc, v_a_capday);
 			EXIT;
-		EXCEPTION WHEN SQLSTATE 'OM001' THEN
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
 			v_attempt := v_attempt + 1;
 			IF v_attempt >= 3 THEN
 				RAISE;

@@ -42,7 +42,7 @@ BEGIN
 	PERFORM pg_catalog.set_config('oms.reason', reason, true);
 	FOR r IN SELECT x.id FROM oms.reservations x
 			  WHERE x.tenant_id = v_tenant AND x.order_id = cancel_order.order_id
-			  ORDER BY x.item_id, x.location_id
+			  ORDER BY x.supply_id IS NOT NULL, x.item_id, x.location_id, x.supply_id
 	LOOP
 		DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
 	END LOOP;

@@ -125,6 +125,144 @@ END
 $$;
 COMMENT ON FUNCTION oms._check_ship_to(jsonb) IS 'Internal: a ship-to address checked as place_order checks it (22023 naming the field), country in upper case';
 
+-- Re-routing after a change of address: the order's allocated lines (not yet released) are
+-- routed again for the new address under the order's profile. Their reservations are released
+-- first (in stock-lock order), so that the route sees their units as available where they are; a
+-- line then moves only when another location serves the new address better. A line the new route
+-- cannot serve wholly from stock (beyond the profile's maximum distance, say) gets its old
+-- reservation back. The new reservations are taken in stock-lock order; a location that lost a
+-- race meanwhile (OM001, OM030) makes us route again, up to three times. Releasing and taking are
+-- two ordered passes, not one, so two concurrent re-routings of overlapping stock can deadlock;
+-- PostgreSQL then cancels one (40P01) and nothing is half-written. Capacity: a location a line
+-- moves to counts the order for its day; the old location's count is not given back
+-- (conservative). Returns the lines that moved: [{"line_no", "sku", "from", "to"}].
+CREATE FUNCTION oms._reroute_for_address(p_tenant int, p_order bigint) RETURNS jsonb
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	o			record;
+	v_lines		int[];
+	v_items		int[];
+	v_qtys		int[];
+	v_old_line	int[];
+	v_old_item	int[];
+	v_old_loc	int[];
+	v_old_qty	int[];
+	v_new_line	int[];
+	v_new_item	int[];
+	v_new_loc	int[];
+	v_new_qty	int[];
+	v_new_eta	date[];
+	v_new_day	date[];
+	v_moved		jsonb;
+	v_attempt	int := 0;
+	r			record;
+BEGIN
+	SELECT x.ship_to, coalesce(x.routing_profile, c.routing_profile, 'balanced') AS profile INTO o
+	  FROM oms.orders x JOIN oms.channels c ON c.tenant_id = x.tenant_id AND c.id = x.channel_id
+	 WHERE x.tenant_id = p_tenant AND x.id = p_order;
+	-- The allocated lines with stock reserved (pre-ordered lines wait for their supply: not moved).
+	SELECT array_agg(l.line_no ORDER BY l.line_no), array_agg(l.item_id ORDER BY l.line_no),
+		   array_agg((l.qty - l.qty_cancelled - l.qty_shipped)::int ORDER BY l.line_no)
+	  INTO v_lines, v_items, v_qtys
+	  FROM oms.order_lines l
+	 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.state = 'allocated'
+	   AND l.qty - l.qty_cancelled - l.qty_shipped > 0
+	   AND NOT EXISTS (SELECT FROM oms.reservations x
+						WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = l.line_no
+						  AND x.supply_id IS NOT NULL);
+	IF v_lines IS NULL THEN
+		RETURN '[]';
+	END IF;
+	SELECT array_agg(x.line_no ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.item_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.location_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.qty ORDER BY x.item_id, x.location_id, x.line_no)
+	  INTO v_old_line, v_old_item, v_old_loc, v_old_qty
+	  FROM oms.reservations x
+	 WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines)
+			  ORDER BY x.item_id, x.location_id, x.line_no
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = p_tenant AND x.id = r.id;
+	END LOOP;
+
+	LOOP
+		BEGIN
+			-- The new route; per line, its rows when all of them reserve stock, else its old ones.
+			WITH rt AS (
+				SELECT v_lines[q.line_no] AS line_no, v_items[q.line_no] AS item_id, q.location_id, q.qty, q.kind,
+					   q.eta, q.capacity_day
+				  FROM oms._route(p_tenant, v_items, v_qtys, NULL, NULL, NULL, NULL, o.ship_to, NULL, o.profile) q
+			), served AS (
+				SELECT rt.line_no FROM rt GROUP BY rt.line_no HAVING bool_and(rt.kind = ANY (oms._stock_kinds()))
+			), plan AS (
+				SELECT rt.line_no, rt.item_id, rt.location_id, rt.qty, rt.eta, rt.capacity_day
+				  FROM rt WHERE rt.line_no IN (SELECT line_no FROM served)
+				UNION ALL
+				SELECT v_old_line[n], v_old_item[n], v_old_loc[n], v_old_qty[n], NULL, NULL
+				  FROM generate_subscripts(v_old_line, 1) n
+				 WHERE v_old_line[n] NOT IN (SELECT line_no FROM served)
+			)
+			SELECT array_agg(p.line_no ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.item_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.location_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.qty ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.eta ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.capacity_day ORDER BY p.item_id, p.location_id, p.line_no)
+			  INTO v_new_line, v_new_item, v_new_loc, v_new_qty, v_new_eta, v_new_day
+			  FROM plan p;
+			INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+				SELECT p_tenant, v_new_item[n], v_new_loc[n], v_new_qty[n], p_order, v_new_line[n]
+				  FROM generate_subscripts(v_new_line, 1) n
+				 ORDER BY v_new_item[n], v_new_loc[n], v_new_line[n];
+			PERFORM oms._take_capacity(p_tenant, v_new_loc, v_new_day);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- Every line the new route serves: its one location (NULL when split) and the new date; the
+	-- answer lists those whose locations changed.
+	WITH old AS (
+		SELECT v_old_line[n] AS line_no, array_agg(v_old_loc[n] ORDER BY v_old_loc[n]) AS locs
+		  FROM generate_subscripts(v_old_line, 1) n GROUP BY 1
+	), new AS (
+		SELECT v_new_line[n] AS line_no, array_agg(v_new_loc[n] ORDER BY v_new_loc[n]) AS locs,
+			   max(v_new_eta[n]) AS eta
+		  FROM generate_subscripts(v_new_line, 1) n GROUP BY 1
+		HAVING count(v_new_eta[n]) > 0
+	), upd AS (
+		UPDATE oms.order_lines l
+		   SET location_id = CASE WHEN cardinality(new.locs) = 1 THEN new.locs[1] END, promised_date = new.eta
+		  FROM new
+		 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = new.line_no
+		RETURNING l.line_no, l.item_id
+	)
+	SELECT jsonb_agg(jsonb_build_object(
+				'line_no', new.line_no, 'sku', i.sku,
+				'from', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						  WHERE c.tenant_id = p_tenant AND c.id = ANY (old.locs)),
+				'to', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						WHERE c.tenant_id = p_tenant AND c.id = ANY (new.locs)))
+			ORDER BY new.line_no)
+	  INTO v_moved
+	  FROM new
+	  JOIN old USING (line_no)
+	  JOIN upd u USING (line_no)
+	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = u.item_id
+	 WHERE old.locs IS DISTINCT FROM new.locs;
+	RETURN coalesce(v_moved, '[]');
+END
+$$;
+COMMENT ON FUNCTION oms._reroute_for_address(int, bigint) IS 'Internal: after a change of address, routes the order''s allocated lines again for the new address (their reservations released first, a line the new route cannot serve from stock keeps its old one), reserves in stock-lock order, counts capacity; returns the lines that moved';
+
 CREATE FUNCTION oms.change_address(order_id bigint, ship_to jsonb) RETURNS oms.order_state
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -133,6 +271,7 @@ DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	o			oms.orders;
 	v_addr		jsonb;
+	v_moved		jsonb;
 	l			record;
 BEGIN
 	o := oms._lock_order(v_tenant, change_address.order_id);
@@ -154,8 +293,10 @@ BEGIN
 		   ship_city = v_addr ->> 'city', ship_lat = round((v_addr ->> 'lat')::numeric, 12)::double precision,
 		   ship_lon = round((v_addr ->> 'lon')::numeric, 12)::double precision
 	 WHERE x.tenant_id = v_tenant AND x.id = o.id;
-	PERFORM oms._event(v_tenant, o.id, 'address_changed', jsonb_build_object('ship_to', v_addr, 'previous', o.ship_to));
+	v_moved := oms._reroute_for_address(v_tenant, o.id);
+	PERFORM oms._event(v_tenant, o.id, 'address_changed',
+		jsonb_build_object('ship_to', v_addr, 'previous', o.ship_to, 'rerouted_lines', v_moved));
 	RETURN o.state;
 END
 $$;
-COMMENT ON FUNCTION oms.change_address(bigint, jsonb) IS 'Changes the ship-to address of an order not yet released (checked as place_order checks it), event address_changed; released or further: 55000 naming the state; allocations stay where they are (re-routing comes with oms.route); returns the order state';
+COMMENT ON FUNCTION oms.change_address(bigint, jsonb) IS 'Changes the ship-to address of an order not yet released (checked as place_order checks it), re-routes its allocated lines for the new address (oms._reroute_for_address), event address_changed with the lines that moved; released or further: 55000 naming the state; returns the order state';

@@ -62,6 +62,12 @@ SELECT pg_catalog.pg_extension_config_dump('oms.pickups', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.delay_notices', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.returns', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.return_lines', '');
+-- routing (62_shipping.sql): the built-in profiles and country centroids are the install's own
+SELECT pg_catalog.pg_extension_config_dump('oms.carrier_services', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.routing_profiles', 'WHERE tenant_id IS NOT NULL');
+SELECT pg_catalog.pg_extension_config_dump('oms.country_centroids', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.tax_rates', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.document_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.document_counters', '');

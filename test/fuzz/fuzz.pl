@@ -4,7 +4,8 @@
 #
 # Targets: the text input of the state types (C), oms.transition and oms.is_legal (C), the JSON
 # payload of oms.place_order, the parameters of oms.hold, release_hold, adjust_stock, set_stock,
-# cancel_order, atp and create_tenant, the setting oms.tenant (its check hook is C), the rollup's
+# cancel_order, atp (also by date) and create_tenant, the JSON lines and ship-to of oms.route,
+# route_explain and promise (C), the setting oms.tenant (its check hook is C), the rollup's
 # final function (C, callable by anyone), and the lifecycle: release_order, pack, ship,
 # cancel_line, create_return, receive_return, exchange, change_address, hold_order, the payment
 # functions and tracking_update, with their JSON line lists and addresses. Seeds are the files of test/fuzz/corpus
@@ -65,6 +66,9 @@ my %documented = (
 	set_stock => [qw(22023 OM002)],
 	cancel_order => [qw(22023 55000)],
 	atp => [qw(22023)],
+	atp_on => [qw(22023)],
+	route => [qw(22023)],
+	promise => [qw(22023)],
 	tenant => [qw(22023)],
 	create_tenant => [qw(22023)],
 	rollup_final => [],

@@ -11,6 +11,15 @@ INSERT INTO oms.locations (code, kind, name, priority, can_ship, can_pickup) VAL
 	('ST', 'store', 'Store', 5, false, true);
 INSERT INTO oms.items (sku, name, backorderable) VALUES
 	('SKU-1', 'One', false), ('SKU-2', 'Two', false), ('BO-1', 'Backorderable', true);
+-- For routing and promises: coordinates, a carrier service, a pre-orderable item with supply.
+UPDATE oms.locations SET latitude = 45.5, longitude = 9.2, cutoff_time = '14:00', daily_capacity = 1000
+ WHERE tenant_id = oms.current_tenant_id() AND code = 'WH';
+INSERT INTO oms.carrier_services (carrier, service, mode, base_cost, cost_per_kg, cost_per_km, km_per_day, co2_g_per_km)
+	VALUES ('post', 'standard', 'standard', 4, 0.5, 0.002, 300, 1);
+INSERT INTO oms.items (sku, name, weight, preorderable) VALUES ('PRE-1', 'Pre-orderable', 1.5, true);
+INSERT INTO oms.supply (item_id, location_id, qty, expected_date)
+	SELECT i.id, l.id, 10, '2030-03-01' FROM oms.items i, oms.locations l
+	 WHERE i.tenant_id = oms.current_tenant_id() AND i.sku = 'PRE-1' AND l.tenant_id = i.tenant_id AND l.code = 'WH';
 SELECT oms.set_stock('SKU-1', 'WH', 100, 'fuzz'), oms.set_stock('SKU-2', 'WH', 5, 'fuzz'),
 	   oms.set_stock('SKU-1', 'ST', 3, 'fuzz');
 SELECT oms.place_order('{"channel": "web", "external_id": "EXISTING-1", "ship_to": {"country": "IT"},
@@ -47,6 +56,9 @@ DECLARE
 	n1		bigint;
 	n2		int;
 	iv		interval;
+	j1		jsonb;
+	j2		jsonb;
+	d		date;
 BEGIN
 	-- 1. Arguments: PostgreSQL's own input functions.
 	BEGIN
@@ -70,6 +82,8 @@ BEGIN
 			WHEN 'payment' THEN n1 := a[2]::bigint; PERFORM a[3]::numeric;
 			WHEN 'tracking_update' THEN PERFORM a[4]::timestamptz;
 			WHEN 'change_address' THEN n1 := (j ->> 0)::bigint;
+			WHEN 'route', 'promise' THEN j1 := j -> 0; j2 := j -> 1;
+			WHEN 'atp_on' THEN d := a[3]::date;
 			ELSE NULL;
 		END CASE;
 	EXCEPTION WHEN OTHERS THEN
@@ -96,6 +110,11 @@ BEGIN
 			WHEN 'set_stock' THEN PERFORM oms.set_stock(a[1], a[2], n1, a[4]);
 			WHEN 'cancel_order' THEN PERFORM oms.cancel_order(n1, a[2]);
 			WHEN 'atp' THEN PERFORM oms.atp(a[1], a[2]);
+			WHEN 'atp_on' THEN PERFORM oms.atp(a[1], a[2], d);
+			WHEN 'route' THEN
+				PERFORM * FROM oms.route(j1, j2, a[3]);
+				PERFORM * FROM oms.route_explain(j1, j2, a[3]);
+			WHEN 'promise' THEN PERFORM * FROM oms.promise(j1, j2, a[3]);
 			WHEN 'tenant' THEN
 				PERFORM set_config('oms.tenant', input, true);
 				PERFORM oms.current_tenant_id();
@@ -145,5 +164,7 @@ AS $$
 		(SELECT count(*) FROM oms.order_lines), (SELECT count(*) FROM oms.order_history),
 		(SELECT count(*) || '/' || sum(qty) FROM oms.reservations),
 		(SELECT sum(on_hand) || '/' || sum(reserved) FROM oms.stock),
+		(SELECT sum(promised) FROM oms.supply),
+		(SELECT count(*) || '/' || sum(used) FROM oms.location_capacity_used),
 		(SELECT count(*) FROM oms.stock_movements))
 $$;

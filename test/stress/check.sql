@@ -20,19 +20,22 @@ line_res AS (
 	SELECT r.tenant_id, r.order_id, r.line_no, sum(r.qty) AS qty,
 		   count(DISTINCT r.location_id) AS locations, min(r.location_id) AS location_id
 	  FROM oms.reservations r
-	 WHERE r.order_id IS NOT NULL
+	 WHERE r.order_id IS NOT NULL AND r.supply_id IS NULL	-- stock, not a pre-order's supply
 	 GROUP BY 1, 2, 3
 ),
 -- Every line that holds stock (allocated, and on through fulfilment until it has all left) has
 -- its reservation: its open quantity (not cancelled, not shipped), at its location.
+-- (A line routing split over several locations has its location_id NULL and reservations at those.)
 allocated_reserved AS (
-	SELECT format('order %s line %s: qty %s, reserved %s at %s location(s)', l.order_id, l.line_no,
-				  l.qty - l.qty_cancelled - l.qty_shipped, coalesce(r.qty, 0), coalesce(r.locations, 0)) AS v
+	SELECT format('order %s line %s (location %s): qty %s, reserved %s at %s location(s) (first %s)', l.order_id,
+				  l.line_no, coalesce(l.location_id::text, 'NULL'), l.qty - l.qty_cancelled - l.qty_shipped,
+				  coalesce(r.qty, 0), coalesce(r.locations, 0), coalesce(r.location_id::text, 'none')) AS v
 	  FROM oms.order_lines l
 	  LEFT JOIN line_res r USING (tenant_id, order_id, line_no)
 	 WHERE l.state IN ('allocated', 'released', 'picked', 'packed', 'ready_for_pickup', 'partially_shipped')
 	   AND (r.qty IS DISTINCT FROM (l.qty - l.qty_cancelled - l.qty_shipped)::numeric
-			OR r.locations <> 1 OR r.location_id IS DISTINCT FROM l.location_id)
+			OR (r.locations = 1 AND l.location_id IS NOT NULL AND r.location_id <> l.location_id)
+			OR (r.locations > 1 AND l.location_id IS NOT NULL))
 ),
 -- No other line holds stock: not cancelled, backordered, not yet allocated, shipped or later.
 unallocated_unreserved AS (
