@@ -15,8 +15,9 @@
  * happens on later calls. Because it runs no SQL it needs no pinned search_path, and does without
  * the GUC save and restore that a SET clause costs on every call (about a third of its time).
  * It asks for the same privileges as that SQL would (SELECT on the four tables, checked once
- * per user until a GRANT, a REVOKE or a change of roles), and refuses to run if row level security is enabled on one
- * of them, since index reads would not apply the policies.
+ * per user until a GRANT, a REVOKE or a change of roles). Index reads do not apply row level
+ * security, so it applies oms's tenant rule itself (the policies' rule): it reads only the current
+ * tenant's rows, and refuses (42501) a tenant the caller may not act for (oms_check_tenant()).
  *
  * oms.atp_by_location() lists the stock per location for a product's detail page; it runs one
  * kept plan (SPI_prepare + SPI_keepplan) per call. So does the time-phased oms.atp(sku, location,
@@ -219,21 +220,6 @@ atp_index(Relation rel, int ncolumns, const char *const *columns)
 	return found;
 }
 
-/*
- * Reading through indexes would bypass row level security policies; oms defines none, and should
- * one be added, ATP must not silently ignore it.
- */
-static void
-atp_check_no_rls(Relation rel)
-{
-	if (rel->rd_rel->relrowsecurity)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("oms.atp() does not support row level security on table \"%s\"",
-						RelationGetRelationName(rel)),
-				 errhint("oms.atp() reads oms.tenants, oms.items, oms.locations and oms.stock through their indexes.")));
-}
-
 static void
 atp_load_relations(void)
 {
@@ -263,14 +249,12 @@ atp_load_relations(void)
 		elog(ERROR, "oms: the tables of schema oms are missing");
 
 	rel = table_open(atp_rels.tenants, AccessShareLock);
-	atp_check_no_rls(rel);
 	atp_rels.tenants_id = atp_column(rel, "id", INT4OID);
 	(void) atp_column(rel, "code", TEXTOID);
 	atp_rels.tenants_by_code = atp_index(rel, 1, tenant_code);
 	table_close(rel, AccessShareLock);
 
 	rel = table_open(atp_rels.items, AccessShareLock);
-	atp_check_no_rls(rel);
 	atp_rels.items_id = atp_column(rel, "id", INT4OID);
 	(void) atp_column(rel, "tenant_id", INT4OID);
 	(void) atp_column(rel, "sku", TEXTOID);
@@ -278,7 +262,6 @@ atp_load_relations(void)
 	table_close(rel, AccessShareLock);
 
 	rel = table_open(atp_rels.locations, AccessShareLock);
-	atp_check_no_rls(rel);
 	atp_rels.locations_id = atp_column(rel, "id", INT4OID);
 	atp_rels.locations_active = atp_column(rel, "active", BOOLOID);
 	atp_rels.locations_can_ship = atp_column(rel, "can_ship", BOOLOID);
@@ -289,7 +272,6 @@ atp_load_relations(void)
 	table_close(rel, AccessShareLock);
 
 	rel = table_open(atp_rels.stock, AccessShareLock);
-	atp_check_no_rls(rel);
 	(void) atp_column(rel, "tenant_id", INT4OID);
 	(void) atp_column(rel, "item_id", INT4OID);
 	atp_rels.stock_location_id = atp_column(rel, "location_id", INT4OID);
@@ -439,6 +421,7 @@ oms_atp(PG_FUNCTION_ARGS)
 		report_unknown_tenant();
 	tenant_id = lookup_column(&lookup, atp_rels.tenants_id);
 	lookup_end(&lookup);
+	oms_check_tenant(DatumGetInt32(tenant_id));	/* the tenant rule of the RLS policies */
 
 	/* the item */
 	lookup_begin(&lookup, atp_rels.items, atp_rels.items_by_sku, 2, snapshot);

@@ -10,13 +10,20 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "oms.h"
 
@@ -175,57 +182,299 @@ oms_prepare(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * The tenant's id is looked up once per transaction: a tenant is never renamed under a running
- * transaction, and a new transaction sees a changed oms.tenant or a re-created tenant.
+ * The caller, for the tenant boundary: the role the session acts as outside any SECURITY DEFINER
+ * function (GetOuterUserId(): the session user, or the role of a SET ROLE). The API functions run
+ * as their owner, so GetUserId() inside them is the owner; the outer user is who called them.
  */
+Oid
+oms_caller(void)
+{
+	return GetOuterUserId();
+}
+
+/* Superusers and members of oms_admin may act for every tenant. */
+static bool
+oms_caller_is_admin(Oid caller)
+{
+	Oid			admin;
+
+	if (superuser_arg(caller))
+		return true;
+	admin = get_role_oid("oms_admin", true);
+	return OidIsValid(admin) && has_privs_of_role(caller, admin);
+}
+
+/*
+ * The last positive answer (this role may act for this tenant) is kept across transactions: the
+ * hot path (oms.atp() called once per transaction) must not run SQL for it. It is dropped on any
+ * change of oms.tenant_grants (the trigger oms._tenant_grants_changed sends a relcache
+ * invalidation of the table, which every backend processes once the change commits) and on any
+ * change of roles or role memberships (syscache callbacks).
+ */
+static struct
+{
+	bool		valid;
+	Oid			caller;
+	int32		tenant_id;
+	Oid			grants_relid;	/* oms.tenant_grants */
+}			grant_cache;
+static bool grant_cache_registered = false;
+
+static void
+grant_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	grant_cache.valid = false;
+}
+
+static void
+grant_cache_relcache_callback(Datum arg, Oid relid)
+{
+	/* no catalog access here: the table's oid was noted when the answer was cached */
+	if (!OidIsValid(relid) || relid == grant_cache.grants_relid)
+		grant_cache.valid = false;
+}
+
+static void
+grant_cache_register(void)
+{
+	if (grant_cache_registered)
+		return;
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, grant_cache_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, grant_cache_syscache_callback, (Datum) 0);
+	CacheRegisterRelcacheCallback(grant_cache_relcache_callback, (Datum) 0);
+	grant_cache_registered = true;
+}
+
+static void
+grant_cache_set(Oid caller, int32 tenant_id)
+{
+	Oid			relid = get_relname_relid("tenant_grants", get_namespace_oid("oms", false));
+
+	if (!OidIsValid(relid))
+		return;
+	grant_cache.grants_relid = relid;
+	grant_cache.caller = caller;
+	grant_cache.tenant_id = tenant_id;
+	grant_cache.valid = true;
+}
+
+/*
+ * May the caller act for this tenant? Admins may act for all; any other role needs a row of
+ * oms.tenant_grants for itself or for a role whose privileges it has. Runs inside the caller's
+ * SPI connection, as the owner of schema oms (a role that may call oms.atp() or read a view
+ * needs no right on oms.tenant_grants).
+ */
+static bool
+oms_may_act_for(Oid caller, int32 tenant_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	bool		isnull;
+	bool		allowed;
+	int			rc;
+
+	if (grant_cache.valid && grant_cache.caller == caller && grant_cache.tenant_id == tenant_id)
+		return true;
+	grant_cache_register();
+	if (oms_caller_is_admin(caller))
+	{
+		grant_cache_set(caller, tenant_id);
+		return true;
+	}
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, OIDOID};
+
+		plan = oms_prepare("SELECT EXISTS (SELECT FROM oms.tenant_grants g"
+						   " JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) g.role"
+						   " WHERE g.tenant_id OPERATOR(pg_catalog.=) $1"
+						   " AND pg_catalog.pg_has_role($2, r.oid, 'USAGE'))", 2, argtypes);
+	}
+	args[0] = Int32GetDatum(tenant_id);
+	args[1] = ObjectIdGetDatum(caller);
+	rc = SPI_execute_plan(plan, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms: tenant grant lookup failed: %s", SPI_result_code_string(rc));
+	allowed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (allowed && !isnull)
+	{
+		grant_cache_set(caller, tenant_id);
+		return true;
+	}
+	return false;
+}
+
+static void
+oms_refuse_tenant(Oid caller, const char *code)
+{
+	char	   *role = GetUserNameFromId(caller, false);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may not act for tenant \"%s\"", role, code),
+			 errdetail("oms.tenant names a tenant that was not granted to this role or to a role it is a member of."),
+			 errhint("An oms administrator grants it with SELECT oms.grant_tenant('%s', '%s');",
+					 role, code)));
+}
+
+/* The owner of schema oms: tenant look-ups run as this role. */
+static Oid
+oms_owner(void)
+{
+	Oid			nsp = get_namespace_oid("oms", false);
+	HeapTuple	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "oms: cache lookup failed for schema oms");
+	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * The tenant's id is looked up once per transaction and caller: a tenant is never renamed under a
+ * running transaction, and a new transaction sees a changed oms.tenant, a re-created tenant or a
+ * revoked grant. The caller must be allowed to act for it (42501 otherwise).
+ */
+static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+static char cached_code[64];
+static Oid	cached_caller = InvalidOid;
+static int32 cached_id = 0;
+
+static inline bool
+oms_tenant_cached(void)
+{
+	return cached_lxid == MyProc->lxid && cached_caller == GetOuterUserId() &&
+		strcmp(cached_code, oms_tenant) == 0;
+}
+
 int32
 oms_tenant_id(void)
 {
 	static SPIPlanPtr plan = NULL;
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static char cached_code[64];
-	static int32 cached_id = 0;
 	Datum		arg;
 	bool		isnull;
 	int			rc;
+	volatile int32 id = 0;
+	Oid			caller = GetOuterUserId();
+	Oid			save_userid;
+	int			save_sec_context;
 
-	if (cached_lxid == MyProc->lxid && strcmp(cached_code, oms_tenant) == 0)
+	if (oms_tenant_cached())
 		return cached_id;
 
-	if (plan == NULL)
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(oms_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
 	{
-		Oid			argtypes[1] = {TEXTOID};
+		if (plan == NULL)
+		{
+			Oid			argtypes[1] = {TEXTOID};
 
-		plan = oms_prepare("SELECT id FROM oms.tenants WHERE code = $1", 1, argtypes);
+			plan = oms_prepare("SELECT id FROM oms.tenants WHERE code = $1", 1, argtypes);
+		}
+		arg = CStringGetTextDatum(oms_tenant);
+		rc = SPI_execute_plan(plan, &arg, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "oms: tenant lookup failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown tenant \"%s\"", oms_tenant),
+					 errhint("Create it with oms.create_tenant('%s'), or SET oms.tenant to an existing tenant.",
+							 oms_tenant)));
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!oms_may_act_for(caller, id))
+			oms_refuse_tenant(caller, oms_tenant);
 	}
-	arg = CStringGetTextDatum(oms_tenant);
-	rc = SPI_execute_plan(plan, &arg, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "oms: tenant lookup failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown tenant \"%s\"", oms_tenant),
-				 errhint("Create it with oms.create_tenant('%s'), or SET oms.tenant to an existing tenant.",
-						 oms_tenant)));
-	cached_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+
+	cached_id = id;
 	strlcpy(cached_code, oms_tenant, sizeof(cached_code));
+	cached_caller = caller;
 	cached_lxid = MyProc->lxid;
 	return cached_id;
 }
 
+/*
+ * For oms.atp(), which finds the tenant itself through an index: refuses (42501) a tenant the
+ * caller may not act for. Cheap for admins and within a transaction that already checked.
+ */
+void
+oms_check_tenant(int32 tenant_id)
+{
+	Oid			caller = GetOuterUserId();
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile bool allowed = false;
+
+	if (grant_cache.valid && grant_cache.caller == caller && grant_cache.tenant_id == tenant_id)
+		return;
+	SPI_connect();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(oms_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		allowed = oms_may_act_for(caller, tenant_id);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	SPI_finish();
+	if (!allowed)
+		oms_refuse_tenant(caller, oms_tenant);
+}
+
+PG_FUNCTION_INFO_V1(oms_tenant_grants_changed);
+
+/*
+ * Trigger oms._tenant_grants_changed(), after any change of oms.tenant_grants: a relcache
+ * invalidation of the table, so that every backend drops its cached grant (grant_cache).
+ */
+Datum
+oms_tenant_grants_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: _tenant_grants_changed must be called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
 PG_FUNCTION_INFO_V1(oms_current_tenant_id);
 
-/* oms.current_tenant_id(): the id of the tenant named by oms.tenant, for SQL callers. */
+/*
+ * oms.current_tenant_id(): the id of the tenant named by oms.tenant, for SQL callers (and the
+ * tenant policies of row level security, which call it once per statement).
+ */
 Datum
 oms_current_tenant_id(PG_FUNCTION_ARGS)
 {
 	int32		id;
 
+	if (oms_tenant_cached())
+		PG_RETURN_INT32(cached_id);
 	SPI_connect();
 	id = oms_tenant_id();
 	SPI_finish();
 	PG_RETURN_INT32(id);
+}
+
+PG_FUNCTION_INFO_V1(oms_caller_oid);
+
+/* oms._caller(): the role that called oms (see oms_caller()). */
+Datum
+oms_caller_oid(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(oms_caller());
 }
 
 char *

@@ -33,6 +33,8 @@ extern char *oms_now_setting;		/* oms.now: the time routing and promises work at
  * The caller must be connected to SPI. Unknown tenant: ERROR 22023.
  */
 extern int32 oms_tenant_id(void);
+extern void oms_check_tenant(int32 tenant_id);
+extern Oid oms_caller(void);
 
 /*
  * The time that routing, promises and capacity days work at: the setting oms.now when set (for

@@ -17,7 +17,7 @@ CREATE TABLE oms.events (
 						'order_released', 'shipped', 'ready_for_pickup', 'delivered', 'tracking',
 						'delayed', 'pickup_uncollected', 'cancelled', 'line_cancelled',
 						'address_changed', 'payment_authorized', 'payment_captured', 'payment_voided',
-						'refunded', 'return_created', 'return_received', 'exchange_created')),
+						'refunded', 'return_created', 'return_received', 'exchange_created', 'line_allocated')),
 	payload			jsonb NOT NULL DEFAULT '{}' CHECK (pg_catalog.jsonb_typeof(payload) = 'object'),
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	xid_horizon		pg_catalog.xid8 NOT NULL,

@@ -161,8 +161,9 @@ COMMENT ON FUNCTION oms._parse_stock_lines(int, jsonb, text, text[]) IS 'Interna
 -- (on_hand - reserved - safety_stock) covers it; the first line it cannot cover stops the round, so
 -- that a later order never overtakes an earlier one. Each served line moves backordered/preordered
 -- -> allocated at this location with its reservation (the reservation trigger checks and takes
--- the stock), and its order's state follows its lines. One function, so that routing can switch
--- it to its engine.
+-- the stock), its order's state follows its lines (oms._rollup), the order gets the event
+-- line_allocated, and a channel with auto_release releases it (oms._auto_release). One function,
+-- so that routing can switch it to its engine.
 CREATE FUNCTION oms._allocate_backorders(p_tenant int, p_item int, p_location int)
 	RETURNS TABLE (order_id bigint, line_no int, qty int)
 	LANGUAGE plpgsql
@@ -173,6 +174,9 @@ DECLARE
 	v_available	bigint;
 	r			record;
 	v_orders	bigint[] := '{}';
+	v_lines		int[] := '{}';
+	v_order		bigint;
+	v_state		oms.order_state;
 BEGIN
 	SELECT s.on_hand - s.reserved - s.safety_stock INTO v_available
 	  FROM oms.stock s
@@ -202,20 +206,33 @@ BEGIN
 			VALUES (p_tenant, p_item, p_location, r.open_qty, r.order_id, r.line_no);
 		v_available := v_available - r.open_qty;
 		v_orders := v_orders || r.order_id;
+		v_lines := v_lines || r.line_no;
 		order_id := r.order_id;
 		line_no := r.line_no;
 		qty := r.open_qty;
 		RETURN NEXT;
 	END LOOP;
-	UPDATE oms.orders o
-	   SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id)
-	 WHERE o.tenant_id = p_tenant AND o.id = ANY (v_orders)
-	   AND o.state NOT IN ('on_hold', 'closed', 'cancelled')
-	   AND o.state <> (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id);
+	-- Each order served, in id order (the callers hold their locks): its state follows its lines
+	-- (on_hold while a hold is open), the event line_allocated says which lines now have stock,
+	-- and a channel with auto_release releases it when nothing blocks, as after placement.
+	FOR v_order IN SELECT DISTINCT x.o FROM unnest(v_orders) AS x(o) ORDER BY x.o LOOP
+		v_state := oms._rollup(p_tenant, v_order);
+		PERFORM oms._event(p_tenant, v_order, 'line_allocated', pg_catalog.jsonb_build_object(
+			'lines', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+																				'qty', l.qty - l.qty_cancelled, 'location', loc.code)
+												   ORDER BY l.line_no)
+						FROM unnest(v_orders, v_lines) AS s(o, line_no)
+						JOIN oms.order_lines l ON l.tenant_id = p_tenant AND l.order_id = s.o AND l.line_no = s.line_no
+						JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						JOIN oms.locations loc ON loc.tenant_id = l.tenant_id AND loc.id = l.location_id
+					   WHERE s.o = v_order),
+			'reason', 'supply received', 'order_state', v_state::text));
+		PERFORM oms._auto_release(p_tenant, v_order);
+	END LOOP;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
 END
 $$;
-COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: allocates the backordered and pre-ordered lines of an item that a location can serve, first come first served by placement time, while its available stock covers them; returns the lines served';
+COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: allocates the backordered and pre-ordered lines of an item that a location can serve, first come first served by placement time, while its available stock covers them; rolls each order up, writes line_allocated and releases it when its channel auto-releases; returns the lines served';
 
 -- Locks the orders that a receipt of these items at this location may serve, by id, before any
 -- stock row is locked (the order cancel_order takes: order, then stock).
@@ -420,6 +437,71 @@ END
 $$;
 COMMENT ON FUNCTION oms._receipt_lines(int, jsonb, jsonb, text) IS 'Internal: the checked lines of a receipt against the open lines of its order (22023, OM020 for more than is open); NULL: all that is open';
 
+-- A receipt of a purchase order or a transfer (p_kind) at its location, shared by both: the lines
+-- are checked against what is open, the orders waiting for those SKUs there are locked, and per
+-- line (in item order): received grows, the line's supply row shrinks or goes, on_hand grows
+-- (movement receipt or transfer_in) and waiting backorders are allocated. The caller locks the
+-- order before and updates its state after.
+CREATE FUNCTION oms._receive_lines(p_tenant int, p_kind text, p_id bigint, p_location int, p_lines jsonb)
+	RETURNS TABLE (sku text, received bigint, still_open bigint, on_hand bigint, backorders_allocated int,
+				   units_allocated bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+DECLARE
+	v_what		text := p_kind || ' ' || p_id;
+	v_po		boolean := p_kind = 'purchase order';
+	v_open		jsonb;
+	v_line_nos	int[];
+	v_items		int[];
+	v_skus		text[];
+	v_qtys		bigint[];
+	v_supply	bigint;
+	r			record;
+	x			record;
+BEGIN
+	SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'item_id', l.item_id, 'sku', i.sku, 'qty', l.qty,
+										'received', l.qty_received, 'cancelled', l.qty_cancelled,
+										'open', l.qty - l.qty_received - l.qty_cancelled))
+	  INTO v_open
+	  FROM (SELECT pl.line_no, pl.item_id, pl.qty, pl.qty_received, pl.qty_cancelled FROM oms.purchase_order_lines pl
+			 WHERE v_po AND pl.tenant_id = p_tenant AND pl.po_id = p_id
+			UNION ALL
+			SELECT tl.line_no, tl.item_id, tl.qty, tl.qty_received, tl.qty_cancelled FROM oms.transfer_order_lines tl
+			 WHERE NOT v_po AND tl.tenant_id = p_tenant AND tl.transfer_id = p_id) l
+	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = l.item_id;
+	SELECT array_agg(t.line_no), array_agg(t.item_id), array_agg(t.sku), array_agg(t.qty)
+	  INTO v_line_nos, v_items, v_skus, v_qtys
+	  FROM oms._receipt_lines(p_tenant, v_open, p_lines, v_what) t;
+
+	PERFORM oms._lock_waiting_orders(p_tenant, v_items, p_location);
+	FOR r IN SELECT t.* FROM unnest(v_line_nos, v_items, v_skus, v_qtys) AS t(line_no, item_id, sku, qty)
+			  ORDER BY t.item_id LOOP
+		IF v_po THEN
+			UPDATE oms.purchase_order_lines l SET qty_received = l.qty_received + r.qty
+			 WHERE l.tenant_id = p_tenant AND l.po_id = p_id AND l.line_no = r.line_no
+			RETURNING l.qty - l.qty_received - l.qty_cancelled, l.supply_id INTO still_open, v_supply;
+		ELSE
+			UPDATE oms.transfer_order_lines l SET qty_received = l.qty_received + r.qty
+			 WHERE l.tenant_id = p_tenant AND l.transfer_id = p_id AND l.line_no = r.line_no
+			RETURNING l.qty - l.qty_received - l.qty_cancelled, l.supply_id INTO still_open, v_supply;
+		END IF;
+		UPDATE oms.supply s SET qty = still_open WHERE s.tenant_id = p_tenant AND s.id = v_supply AND still_open > 0;
+		DELETE FROM oms.supply s WHERE s.tenant_id = p_tenant AND s.id = v_supply AND still_open = 0;
+		x := oms._receive_stock(p_tenant, r.item_id, p_location, r.qty, CASE WHEN v_po THEN 'receipt' ELSE 'transfer_in' END,
+								v_what, CASE WHEN v_po THEN 'PO-' ELSE 'TO-' END || p_id || ':' || r.line_no);
+		sku := r.sku;
+		received := r.qty;
+		on_hand := x.on_hand;
+		backorders_allocated := x.lines_allocated;
+		units_allocated := x.units_allocated;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._receive_lines(int, text, bigint, int, jsonb) IS 'Internal: books the lines of a receipt of a purchase order or transfer (p_kind ''purchase order'' or ''transfer'') at its location: received, supply, on_hand, backorders allocated; the caller locks the order and updates its state';
+
 CREATE FUNCTION oms.receive_purchase_order(po_id bigint, lines jsonb DEFAULT NULL)
 	RETURNS TABLE (sku text, received bigint, still_open bigint, on_hand bigint, backorders_allocated int,
 				   units_allocated bigint)
@@ -430,51 +512,12 @@ AS $$
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v			oms.purchase_orders := oms._lock_purchase_order(v_tenant, po_id);
-	v_open		jsonb;
-	v_line_nos	int[];
-	v_items		int[];
-	v_skus		text[];
-	v_qtys		bigint[];
-	r			record;
-	x			record;
 BEGIN
 	IF v.state IN ('received', 'cancelled') THEN
 		RAISE EXCEPTION 'purchase order % is closed: it is %', v.id, v.state
 			USING ERRCODE = '55000', HINT = 'Receipts are booked on open purchase orders (draft, sent, partially_received).';
 	END IF;
-	SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'item_id', l.item_id, 'sku', i.sku, 'qty', l.qty,
-										'received', l.qty_received, 'cancelled', l.qty_cancelled,
-										'open', l.qty - l.qty_received - l.qty_cancelled))
-	  INTO v_open
-	  FROM oms.purchase_order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
-	 WHERE l.tenant_id = v_tenant AND l.po_id = v.id;
-	SELECT array_agg(t.line_no), array_agg(t.item_id), array_agg(t.sku), array_agg(t.qty)
-	  INTO v_line_nos, v_items, v_skus, v_qtys
-	  FROM oms._receipt_lines(v_tenant, v_open, lines, 'purchase order ' || v.id) t;
-
-	PERFORM oms._lock_waiting_orders(v_tenant, v_items, v.location_id);
-	FOR r IN SELECT t.* FROM unnest(v_line_nos, v_items, v_skus, v_qtys) AS t(line_no, item_id, sku, qty)
-			  ORDER BY t.item_id LOOP
-		UPDATE oms.purchase_order_lines l SET qty_received = l.qty_received + r.qty
-		 WHERE l.tenant_id = v_tenant AND l.po_id = v.id AND l.line_no = r.line_no
-		RETURNING l.qty - l.qty_received - l.qty_cancelled INTO still_open;
-		UPDATE oms.supply s SET qty = still_open
-		 WHERE s.tenant_id = v_tenant AND still_open > 0
-		   AND s.id = (SELECT l.supply_id FROM oms.purchase_order_lines l
-						WHERE l.tenant_id = v_tenant AND l.po_id = v.id AND l.line_no = r.line_no);
-		DELETE FROM oms.supply s
-		 WHERE s.tenant_id = v_tenant AND still_open = 0
-		   AND s.id = (SELECT l.supply_id FROM oms.purchase_order_lines l
-						WHERE l.tenant_id = v_tenant AND l.po_id = v.id AND l.line_no = r.line_no);
-		x := oms._receive_stock(v_tenant, r.item_id, v.location_id, r.qty, 'receipt',
-								'purchase order ' || v.id, 'PO-' || v.id || ':' || r.line_no);
-		sku := r.sku;
-		received := r.qty;
-		on_hand := x.on_hand;
-		backorders_allocated := x.lines_allocated;
-		units_allocated := x.units_allocated;
-		RETURN NEXT;
-	END LOOP;
+	RETURN QUERY SELECT * FROM oms._receive_lines(v_tenant, 'purchase order', v.id, v.location_id, lines);
 	UPDATE oms.purchase_orders po
 	   SET state = CASE WHEN NOT EXISTS (SELECT FROM oms.purchase_order_lines l
 										  WHERE l.tenant_id = v_tenant AND l.po_id = v.id
@@ -589,51 +632,12 @@ AS $$
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v			oms.transfer_orders := oms._lock_transfer(v_tenant, transfer_id);
-	v_open		jsonb;
-	v_line_nos	int[];
-	v_items		int[];
-	v_skus		text[];
-	v_qtys		bigint[];
-	r			record;
-	x			record;
 BEGIN
 	IF v.state IN ('received', 'cancelled') THEN
 		RAISE EXCEPTION 'transfer % is closed: it is %', v.id, v.state
 			USING ERRCODE = '55000', HINT = 'Receipts are booked on open transfers (in_transit, partially_received).';
 	END IF;
-	SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'item_id', l.item_id, 'sku', i.sku, 'qty', l.qty,
-										'received', l.qty_received, 'cancelled', l.qty_cancelled,
-										'open', l.qty - l.qty_received - l.qty_cancelled))
-	  INTO v_open
-	  FROM oms.transfer_order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
-	 WHERE l.tenant_id = v_tenant AND l.transfer_id = v.id;
-	SELECT array_agg(t.line_no), array_agg(t.item_id), array_agg(t.sku), array_agg(t.qty)
-	  INTO v_line_nos, v_items, v_skus, v_qtys
-	  FROM oms._receipt_lines(v_tenant, v_open, lines, 'transfer ' || v.id) t;
-
-	PERFORM oms._lock_waiting_orders(v_tenant, v_items, v.to_location_id);
-	FOR r IN SELECT t.* FROM unnest(v_line_nos, v_items, v_skus, v_qtys) AS t(line_no, item_id, sku, qty)
-			  ORDER BY t.item_id LOOP
-		UPDATE oms.transfer_order_lines l SET qty_received = l.qty_received + r.qty
-		 WHERE l.tenant_id = v_tenant AND l.transfer_id = v.id AND l.line_no = r.line_no
-		RETURNING l.qty - l.qty_received - l.qty_cancelled INTO still_open;
-		UPDATE oms.supply s SET qty = still_open
-		 WHERE s.tenant_id = v_tenant AND still_open > 0
-		   AND s.id = (SELECT l.supply_id FROM oms.transfer_order_lines l
-						WHERE l.tenant_id = v_tenant AND l.transfer_id = v.id AND l.line_no = r.line_no);
-		DELETE FROM oms.supply s
-		 WHERE s.tenant_id = v_tenant AND still_open = 0
-		   AND s.id = (SELECT l.supply_id FROM oms.transfer_order_lines l
-						WHERE l.tenant_id = v_tenant AND l.transfer_id = v.id AND l.line_no = r.line_no);
-		x := oms._receive_stock(v_tenant, r.item_id, v.to_location_id, r.qty, 'transfer_in',
-								'transfer ' || v.id, 'TO-' || v.id || ':' || r.line_no);
-		sku := r.sku;
-		received := r.qty;
-		on_hand := x.on_hand;
-		backorders_allocated := x.lines_allocated;
-		units_allocated := x.units_allocated;
-		RETURN NEXT;
-	END LOOP;
+	RETURN QUERY SELECT * FROM oms._receive_lines(v_tenant, 'transfer', v.id, v.to_location_id, lines);
 	UPDATE oms.transfer_orders t
 	   SET state = CASE WHEN NOT EXISTS (SELECT FROM oms.transfer_order_lines l
 										  WHERE l.tenant_id = v_tenant AND l.transfer_id = v.id

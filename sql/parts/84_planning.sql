@@ -31,6 +31,8 @@
 CREATE INDEX order_lines_waiting_idx ON oms.order_lines (tenant_id, item_id)
 	WHERE state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state);
 
+-- Set-based: every source is read once for the whole item range (demand history, supply, waiting
+-- lines, open orders) and joined to the pairs; no per-pair subquery or function call.
 CREATE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
 											  p_item_to int DEFAULT NULL)
 	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
@@ -62,10 +64,31 @@ BEGIN ATOMIC
 		   AND EXISTS (SELECT FROM oms.replenishment_policies d
 						WHERE d.tenant_id = p_tenant AND d.location_id = l.location_id AND d.item_id IS NULL)
 	), pol AS (
-		SELECT p.item_id, p.location_id, loc.priority, loc.code, loc.can_ship, e.*
+		-- The effective policy (as oms._effective_policy: the SKU's setting, else the location
+		-- default's, else the built-in default), joined for all pairs at once.
+		SELECT p.item_id, p.location_id, loc.priority, loc.code, loc.can_ship,
+			   coalesce(s.method, d.method, oms._policy_defaults() ->> 'method') AS method,
+			   coalesce(s.service_level, d.service_level, (oms._policy_defaults() ->> 'service_level')::numeric) AS service_level,
+			   coalesce(s.lead_time_days, d.lead_time_days, (oms._policy_defaults() ->> 'lead_time_days')::numeric) AS lead_time_days,
+			   coalesce(s.lead_time_sd, d.lead_time_sd, (oms._policy_defaults() ->> 'lead_time_sd')::numeric) AS lead_time_sd,
+			   coalesce(s.review_period_days, d.review_period_days, (oms._policy_defaults() ->> 'review_period_days')::numeric) AS review_period_days,
+			   coalesce(s.history_days, d.history_days, (oms._policy_defaults() ->> 'history_days')::int) AS history_days,
+			   coalesce(s.min_qty, d.min_qty) AS min_qty, coalesce(s.max_qty, d.max_qty) AS max_qty,
+			   coalesce(s.order_qty, d.order_qty) AS order_qty,
+			   coalesce(s.moq, d.moq, (oms._policy_defaults() ->> 'moq')::bigint) AS moq,
+			   coalesce(s.pack_size, d.pack_size, (oms._policy_defaults() ->> 'pack_size')::bigint) AS pack_size,
+			   coalesce(s.supplier_id, d.supplier_id) AS supplier_id, coalesce(s.unit_cost, d.unit_cost) AS unit_cost,
+			   coalesce(s.overstock_days, d.overstock_days) AS overstock_days,
+			   coalesce(s.update_safety_stock, d.update_safety_stock, (oms._policy_defaults() ->> 'update_safety_stock')::boolean) AS update_safety_stock,
+			   coalesce(s.rebalance, d.rebalance, (oms._policy_defaults() ->> 'rebalance')::boolean) AS rebalance,
+			   coalesce(s.auto_send, d.auto_send, (oms._policy_defaults() ->> 'auto_send')::boolean) AS auto_send
 		  FROM pairs p
 		  JOIN oms.locations loc ON loc.tenant_id = p_tenant AND loc.id = p.location_id AND loc.active
-		 CROSS JOIN LATERAL oms._effective_policy(p_tenant, p.location_id, p.item_id) e
+		  LEFT JOIN oms.replenishment_policies s
+			ON s.tenant_id = p_tenant AND s.location_id = p.location_id AND s.item_id = p.item_id
+		  LEFT JOIN oms.replenishment_policies d
+			ON d.tenant_id = p_tenant AND d.location_id = p.location_id AND d.item_id IS NULL
+		 WHERE s.id IS NOT NULL OR d.id IS NOT NULL
 	), unassigned AS (
 		-- Backorders of shipped orders not yet at a location count at the preferred location that
 		-- can ship and has a policy for the SKU.
@@ -79,41 +102,81 @@ BEGIN ATOMIC
 				 GROUP BY l.item_id) u
 		  JOIN pol ON pol.item_id = u.item_id AND pol.can_ship
 		 ORDER BY u.item_id, pol.priority, pol.code
+	), waiting AS (
+		SELECT l.item_id, l.location_id, pg_catalog.sum(l.qty - l.qty_cancelled) AS qty
+		  FROM oms.order_lines l
+		 WHERE l.tenant_id = p_tenant AND l.state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state)
+		   AND l.location_id IS NOT NULL
+		   AND (p_item_from IS NULL OR l.item_id >= p_item_from) AND (p_item_to IS NULL OR l.item_id <= p_item_to)
+		 GROUP BY l.item_id, l.location_id
+	), incoming AS (
+		SELECT su.item_id, su.location_id, pg_catalog.sum(su.qty) AS qty
+		  FROM oms.supply su
+		 WHERE su.tenant_id = p_tenant
+		   AND (p_item_from IS NULL OR su.item_id >= p_item_from) AND (p_item_to IS NULL OR su.item_id <= p_item_to)
+		 GROUP BY su.item_id, su.location_id
+	), open_orders AS (
+		SELECT pl.item_id, po.location_id
+		  FROM oms.purchase_order_lines pl
+		  JOIN oms.purchase_orders po ON po.tenant_id = pl.tenant_id AND po.id = pl.po_id
+		 WHERE pl.tenant_id = p_tenant AND po.state IN ('draft', 'sent', 'partially_received')
+		   AND pl.qty_received + pl.qty_cancelled < pl.qty
+		   AND (p_item_from IS NULL OR pl.item_id >= p_item_from) AND (p_item_to IS NULL OR pl.item_id <= p_item_to)
+		UNION
+		SELECT tl.item_id, t.to_location_id
+		  FROM oms.transfer_order_lines tl
+		  JOIN oms.transfer_orders t ON t.tenant_id = tl.tenant_id AND t.id = tl.transfer_id
+		 WHERE tl.tenant_id = p_tenant AND t.state IN ('in_transit', 'partially_received')
+		   AND tl.qty_received + tl.qty_cancelled < tl.qty
+		   AND (p_item_from IS NULL OR tl.item_id >= p_item_from) AND (p_item_to IS NULL OR tl.item_id <= p_item_to)
+	), hist AS (
+		-- Demand per pair over its own history window, summing the rows as they are: exact when
+		-- a pair has one row a day (one channel), which the min/max of the channel tells.
+		SELECT pol.item_id, pol.location_id, pg_catalog.sum(h.ordered - h.cancelled) AS total,
+			   pg_catalog.sum((h.ordered - h.cancelled) * (h.ordered - h.cancelled)) AS sumsq,
+			   pg_catalog.min(h.channel_id) <> pg_catalog.max(h.channel_id) AS multi
+		  FROM pol
+		  JOIN oms.demand_history h ON h.tenant_id = p_tenant AND h.item_id = pol.item_id AND h.location_id = pol.location_id
+		 WHERE h.day >= p_today - pol.history_days AND h.day < p_today
+		 GROUP BY pol.item_id, pol.location_id
+	), delta AS (
+		SELECT d.item_id, d.location_id, d.day, d.ordered, d.cancelled
+		  FROM pol
+		  JOIN oms.demand_deltas d ON d.tenant_id = p_tenant AND d.item_id = pol.item_id AND d.location_id = pol.location_id
+		 WHERE d.day >= p_today - pol.history_days AND d.day < p_today
+	), exact AS (
+		-- Pairs with several rows a day (several channels, or deltas not yet compacted): the
+		-- day's demand first, then its square.
+		SELECT x.item_id, x.location_id, pg_catalog.sum(x.q) AS total, pg_catalog.sum(x.q * x.q) AS sumsq
+		  FROM (SELECT y.item_id, y.location_id, y.day, pg_catalog.sum(y.ordered - y.cancelled) AS q
+				  FROM (SELECT h.item_id, h.location_id, h.day, h.ordered, h.cancelled
+						  FROM (SELECT hs.item_id, hs.location_id FROM hist hs WHERE hs.multi
+								UNION
+								SELECT dl.item_id, dl.location_id FROM delta dl) e
+						  JOIN pol ON pol.item_id = e.item_id AND pol.location_id = e.location_id
+						  JOIN oms.demand_history h ON h.tenant_id = p_tenant AND h.item_id = e.item_id AND h.location_id = e.location_id
+						 WHERE h.day >= p_today - pol.history_days AND h.day < p_today
+						UNION ALL
+						SELECT dl.item_id, dl.location_id, dl.day, dl.ordered, dl.cancelled FROM delta dl) y
+				 GROUP BY y.item_id, y.location_id, y.day) x
+		 GROUP BY x.item_id, x.location_id
 	), base AS (
 		SELECT pol.*,
 			   coalesce(s.on_hand, 0) AS on_hand, coalesce(s.reserved, 0) AS reserved,
 			   coalesce(s.safety_stock, 0) AS current_ss,
-			   coalesce((SELECT pg_catalog.sum(su.qty) FROM oms.supply su
-						  WHERE su.tenant_id = p_tenant AND su.item_id = pol.item_id AND su.location_id = pol.location_id), 0)::bigint AS on_order,
-			   (coalesce((SELECT pg_catalog.sum(l.qty - l.qty_cancelled) FROM oms.order_lines l
-						   WHERE l.tenant_id = p_tenant AND l.item_id = pol.item_id AND l.location_id = pol.location_id
-							 AND l.state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state)), 0)
-				+ coalesce((SELECT u.qty FROM unassigned u WHERE u.item_id = pol.item_id AND u.location_id = pol.location_id), 0))::bigint AS backordered,
-			   EXISTS (SELECT FROM oms.purchase_order_lines pl
-						 JOIN oms.purchase_orders po ON po.tenant_id = pl.tenant_id AND po.id = pl.po_id
-						WHERE pl.tenant_id = p_tenant AND pl.item_id = pol.item_id AND po.location_id = pol.location_id
-						  AND po.state IN ('draft', 'sent', 'partially_received')
-						  AND pl.qty_received + pl.qty_cancelled < pl.qty)
-			   OR EXISTS (SELECT FROM oms.transfer_order_lines tl
-							JOIN oms.transfer_orders t ON t.tenant_id = tl.tenant_id AND t.id = tl.transfer_id
-						   WHERE tl.tenant_id = p_tenant AND tl.item_id = pol.item_id AND t.to_location_id = pol.location_id
-							 AND t.state IN ('in_transit', 'partially_received')
-							 AND tl.qty_received + tl.qty_cancelled < tl.qty) AS covered,
-			   st.total, st.sumsq
+			   coalesce(inc.qty, 0)::bigint AS on_order,
+			   (coalesce(w.qty, 0) + coalesce(u.qty, 0))::bigint AS backordered,
+			   oo.item_id IS NOT NULL AS covered,
+			   coalesce(ex.total, hs.total, 0)::double precision AS total,
+			   coalesce(ex.sumsq, hs.sumsq, 0)::double precision AS sumsq
 		  FROM pol
 		  LEFT JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = pol.item_id AND s.location_id = pol.location_id
-		 CROSS JOIN LATERAL (
-			SELECT coalesce(pg_catalog.sum(d.q), 0)::double precision AS total,
-				   coalesce(pg_catalog.sum(d.q * d.q), 0)::double precision AS sumsq
-			  FROM (SELECT x.day, pg_catalog.sum(x.ordered - x.cancelled) AS q
-					  FROM (SELECT h.day, h.ordered, h.cancelled FROM oms.demand_history h
-							 WHERE h.tenant_id = p_tenant AND h.item_id = pol.item_id AND h.location_id = pol.location_id
-							   AND h.day >= p_today - pol.history_days AND h.day < p_today
-							UNION ALL
-							SELECT d.day, d.ordered, d.cancelled FROM oms.demand_deltas d
-							 WHERE d.tenant_id = p_tenant AND d.item_id = pol.item_id AND d.location_id = pol.location_id
-							   AND d.day >= p_today - pol.history_days AND d.day < p_today) x
-					 GROUP BY x.day) d) st
+		  LEFT JOIN incoming inc ON inc.item_id = pol.item_id AND inc.location_id = pol.location_id
+		  LEFT JOIN waiting w ON w.item_id = pol.item_id AND w.location_id = pol.location_id
+		  LEFT JOIN unassigned u ON u.item_id = pol.item_id AND u.location_id = pol.location_id
+		  LEFT JOIN open_orders oo ON oo.item_id = pol.item_id AND oo.location_id = pol.location_id
+		  LEFT JOIN hist hs ON hs.item_id = pol.item_id AND hs.location_id = pol.location_id
+		  LEFT JOIN exact ex ON ex.item_id = pol.item_id AND ex.location_id = pol.location_id
 	), stats AS (
 		SELECT b.*,
 			   b.total / b.history_days AS mean,
@@ -140,7 +203,7 @@ BEGIN ATOMIC
 		  FROM rop r
 	)
 	SELECT d.item_id, d.location_id, d.priority, d.code, d.method, d.supplier_id,
-		   coalesce(d.unit_cost, (SELECT it.unit_cost FROM oms.items it WHERE it.tenant_id = p_tenant AND it.id = d.item_id)),
+		   coalesce(d.unit_cost, it.unit_cost),
 		   d.moq, d.pack_size, d.lead_time_days, d.rebalance, d.auto_send, d.update_safety_stock, d.overstock_days,
 		   d.min_qty, d.max_qty, d.on_hand, d.reserved, d.current_ss, d.on_order, d.backordered, d.covered,
 		   d.mean, d.sd, d.ltd, d.ss, d.rop, d.inv_position, d.s_level, d.trig,
@@ -149,11 +212,14 @@ BEGIN ATOMIC
 				ELSE d.q * pg_catalog.ceil((d.rop - d.inv_position + 1)::numeric / d.q)::bigint END,
 		   CASE WHEN d.trig THEN 0
 				ELSE GREATEST(LEAST(d.on_hand - d.reserved - d.backordered, d.inv_position - d.s_level), 0) END
-	  FROM decision d;
+	  FROM decision d
+	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = d.item_id;
 END;
 COMMENT ON FUNCTION oms._replenishment_candidates(int, date, int, int) IS 'Internal: every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, demand mean and deviation, safety stock, reorder point, inventory position, whether it must order, how much, and its surplus';
 
--- Proposals: transfers from surplus first, purchases for the rest (after MOQ and packs).
+-- Proposals: transfers from surplus first, purchases for the rest (after MOQ and packs), and the
+-- safety stock to write (kind safety_stock: proposed_qty is the new stock.safety_stock) where the
+-- policy asks for it, so that a run computes the candidates once.
 CREATE FUNCTION oms._replenishment_proposals(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
 											 p_item_to int DEFAULT NULL)
 	RETURNS TABLE (item_id int, location_id int, kind text, supplier_id int, from_location_id int, on_hand bigint,
@@ -181,10 +247,12 @@ BEGIN ATOMIC
 			   (LEAST(sh.to_n, sp.to_n) - GREATEST(sh.from_n, sp.from_n))::bigint AS qty
 		  FROM short sh JOIN spare sp ON sp.item_id = sh.item_id
 		 WHERE LEAST(sh.to_n, sp.to_n) > GREATEST(sh.from_n, sp.from_n)
+	), moved AS (
+		SELECT m.item_id, m.location_id, pg_catalog.sum(m.qty) AS qty FROM moves m GROUP BY m.item_id, m.location_id
 	), buy AS (
-		SELECT c.*, c.need - coalesce((SELECT pg_catalog.sum(m.qty) FROM moves m
-										WHERE m.item_id = c.item_id AND m.location_id = c.location_id), 0)::bigint AS rest
-		  FROM c WHERE c.need > 0
+		SELECT c.*, c.need - coalesce(mv.qty, 0)::bigint AS rest
+		  FROM c LEFT JOIN moved mv ON mv.item_id = c.item_id AND mv.location_id = c.location_id
+		 WHERE c.need > 0
 	), rounded AS (
 		SELECT b.*, (pg_catalog.ceil(GREATEST(b.rest, b.moq)::numeric / b.pack_size) * b.pack_size)::bigint AS qty
 		  FROM buy b WHERE b.rest > 0
@@ -203,10 +271,18 @@ BEGIN ATOMIC
 	UNION ALL
 	SELECT m.item_id, m.location_id, 'transfer', NULL::int, m.from_location_id, c.on_hand, c.reserved, c.on_order, c.backordered,
 		   c.demand_mean, c.lead_time_demand, c.safety_stock, c.reorder_point, m.qty, c.unit_cost, p_today + 1, false,
-		   pg_catalog.format('surplus at %s', (SELECT sc.location_code FROM c sc WHERE sc.item_id = m.item_id AND sc.location_id = m.from_location_id))
-	  FROM moves m JOIN c ON c.item_id = m.item_id AND c.location_id = m.location_id;
+		   pg_catalog.format('surplus at %s', fl.code)
+	  FROM moves m
+	  JOIN c ON c.item_id = m.item_id AND c.location_id = m.location_id
+	  JOIN oms.locations fl ON fl.tenant_id = p_tenant AND fl.id = m.from_location_id
+	UNION ALL
+	SELECT c.item_id, c.location_id, 'safety_stock', NULL::int, NULL::int, c.on_hand, c.reserved, c.on_order, c.backordered,
+		   c.demand_mean, c.lead_time_demand, c.safety_stock, c.reorder_point, c.safety_stock, NULL::numeric, NULL::date, false,
+		   pg_catalog.format('safety stock %s (was %s)', c.safety_stock, c.current_safety_stock)
+	  FROM c
+	 WHERE c.update_safety_stock AND c.safety_stock <> c.current_safety_stock;
 END;
-COMMENT ON FUNCTION oms._replenishment_proposals(int, date, int, int) IS 'Internal: what to transfer and what to buy for the SKUs in the given item id range';
+COMMENT ON FUNCTION oms._replenishment_proposals(int, date, int, int) IS 'Internal: what to transfer and what to buy for the SKUs in the given item id range, and the safety stock to write (kind safety_stock) where the policy asks for it';
 
 CREATE FUNCTION oms.plan_replenishment(location text DEFAULT NULL)
 	RETURNS TABLE (sku text, location text, kind text, supplier text, from_location text, on_hand bigint,
@@ -231,7 +307,7 @@ AS $$
 	  JOIN oms.locations l ON l.tenant_id = f.tenant_id AND l.id = p.location_id
 	  LEFT JOIN oms.suppliers s ON s.tenant_id = f.tenant_id AND s.id = p.supplier_id
 	  LEFT JOIN oms.locations fl ON fl.tenant_id = f.tenant_id AND fl.id = p.from_location_id
-	 WHERE f.location_id IS NULL OR p.location_id = f.location_id
+	 WHERE p.kind <> 'safety_stock' AND (f.location_id IS NULL OR p.location_id = f.location_id)
 	 ORDER BY i.sku, l.code, p.kind DESC, fl.code
 $$;
 COMMENT ON FUNCTION oms.plan_replenishment(text) IS 'What replenishment would order now, writing nothing: per SKU and location (all, or the given one) the transfers from surplus and the purchases, with on hand, reserved, on order, backordered, daily demand, lead time demand, safety stock, reorder point, proposed quantity (after MOQ and pack size) and the reason';
@@ -282,10 +358,9 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
-	FOR r IN SELECT c.item_id, c.location_id, c.safety_stock
-			   FROM oms._replenishment_candidates(p_tenant, p_today, p_item_from, p_item_to) c
-			  WHERE c.update_safety_stock AND c.safety_stock <> c.current_safety_stock
-			  ORDER BY c.item_id, c.location_id LOOP
+	FOR r IN SELECT p.item_id, p.location_id, p.proposed_qty AS safety_stock
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'safety_stock'
+			  ORDER BY p.item_id, p.location_id LOOP
 		INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, safety_stock)
 			VALUES (p_tenant, r.item_id, r.location_id, r.safety_stock)
 			ON CONFLICT (tenant_id, item_id, location_id)

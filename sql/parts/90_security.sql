@@ -68,6 +68,10 @@ SELECT pg_catalog.pg_extension_config_dump('oms.routing_profiles', 'WHERE tenant
 SELECT pg_catalog.pg_extension_config_dump('oms.country_centroids', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.store_assignments', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.tax_rates', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.document_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.document_counters', '');

@@ -65,6 +65,12 @@ SELECT o.external_id, h.line_no, h.from_state, h.to_state, h.reason
   FROM oms.order_history h JOIN oms.orders o ON o.tenant_id = h.tenant_id AND o.id = h.order_id
  WHERE h.tenant_id = oms.current_tenant_id() AND h.reason = 'supply received'
  ORDER BY o.placed_at, h.line_no NULLS FIRST;
+-- Each order served gets the lifecycle's event line_allocated (lines with their location, the
+-- order's new state): RC-1 by the first receipt, then RC-2, RC-3 and RC-4 by the second, written
+-- in order id order (the order they are locked in; RC-3 was imported first). RC-4's R-2 line was
+-- allocated at placement: with its R-1 line the order is allocated now.
+SELECT e.payload ->> 'order_ref' AS order_ref, e.type, e.payload -> 'lines' AS lines, e.payload ->> 'order_state' AS order_state
+  FROM oms.events e WHERE e.tenant_id = oms.current_tenant_id() AND e.type = 'line_allocated' ORDER BY e.id;
 -- Demand follows the allocated lines to WH-1.
 SELECT sku, location, demand FROM oms.daily_demand WHERE sku = 'R-1' ORDER BY location NULLS FIRST;
 

@@ -129,6 +129,9 @@ SELECT * FROM pg_temp.try($$UPDATE oms.order_lines SET state = 'allocated' WHERE
 CREATE ROLE regress_oms_clerk;
 GRANT USAGE ON SCHEMA oms TO regress_oms_clerk;
 GRANT SELECT, UPDATE (state) ON oms.order_lines TO regress_oms_clerk;
+-- (row level security: the role reads its tenant's rows, once granted the tenant)
+GRANT EXECUTE ON FUNCTION oms.current_tenant_id() TO regress_oms_clerk;
+SELECT oms.grant_tenant('regress_oms_clerk', current_setting('oms.tenant')) AS tenant_granted;
 SET ROLE regress_oms_clerk;
 SELECT has_table_privilege('oms.order_history', 'INSERT') AS may_insert_history;
 UPDATE oms.order_lines SET state = 'allocated' WHERE order_id = 9000002 AND line_no = 2;
@@ -136,6 +139,8 @@ RESET ROLE;
 UPDATE oms.orders o SET state = (SELECT oms.rollup(l.state) FROM oms.order_lines l WHERE l.order_id = o.id)
 	WHERE o.id = 9000002 RETURNING state;
 REVOKE ALL ON oms.order_lines FROM regress_oms_clerk;
+REVOKE ALL ON FUNCTION oms.current_tenant_id() FROM regress_oms_clerk;
+SELECT oms.revoke_tenant('regress_oms_clerk', current_setting('oms.tenant')) AS tenant_revoked;
 REVOKE ALL ON SCHEMA oms FROM regress_oms_clerk;
 DROP ROLE regress_oms_clerk;
 

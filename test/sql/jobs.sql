@@ -1,0 +1,46 @@
+-- Scheduled jobs: oms.run_job records every run in oms.job_runs, commits replenishment batch by
+-- batch with its progress, refuses unknown jobs; oms.schedule needs pg_cron (this database does not
+-- have the extension: the TAP test 030_cron_jobs runs a job under pg_cron).
+SELECT oms.create_tenant('t_jobs') > 0 AS created;
+SET oms.tenant = 't_jobs';
+SET oms.today = '2024-04-01';
+INSERT INTO oms.locations (code, kind, name) VALUES ('WH-1', 'warehouse', 'Warehouse 1');
+INSERT INTO oms.items (sku, name) VALUES ('J-1', 'Job item 1'), ('J-2', 'Job item 2'), ('J-3', 'Job item 3');
+INSERT INTO oms.suppliers (code, name) VALUES ('SUP', 'Supplier');
+SELECT oms.set_stock('J-1', 'WH-1', 0, 'count'), oms.set_stock('J-2', 'WH-1', 30, 'count'),
+	   oms.set_stock('J-3', 'WH-1', 2, 'count');
+SELECT oms.set_policy(NULL, 'WH-1', '{"method": "min_max", "min": 5, "max": 20, "supplier": "SUP"}') IS NOT NULL AS set;
+
+-- Replenishment in batches of 2 item ids: 3 items make 2 batches; J-1 (0 on hand: 20) and J-3
+-- (2: 18) are ordered, J-2 (30 > min) is not. One purchase order per batch: 2 lines in all.
+CALL oms.run_job('replenishment', batch_items => 2);
+SELECT job, status, rows_touched, progress_done, progress_total, error, finished_at >= started_at AS finished
+  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() ORDER BY id;
+SELECT i.sku, pl.qty FROM oms.purchase_order_lines pl JOIN oms.items i ON i.tenant_id = pl.tenant_id AND i.id = pl.item_id
+ WHERE pl.tenant_id = oms.current_tenant_id() ORDER BY i.sku;
+-- Nothing is running now.
+SELECT count(*) AS running FROM oms.job_progress WHERE tenant = 't_jobs';
+
+-- The other jobs, with the tenant named in the call (as pg_cron calls them; the call sets
+-- oms.tenant for the session). Alerts: J-1 has nothing available (stock_out), J-3 has 2, at or
+-- below min 5 (low_stock), J-2 has 30 on hand, above max 20 (overstock): 3 opened. No
+-- subscriptions, no demand deltas: 0 rows each.
+RESET oms.tenant;
+CALL oms.run_job('alerts', 't_jobs');
+CALL oms.run_job('subscriptions', 't_jobs');
+CALL oms.run_job('demand_history', 't_jobs');
+SELECT job, status, rows_touched, progress_done, progress_total FROM oms.job_runs
+ WHERE tenant_id = oms.current_tenant_id() ORDER BY id;
+SELECT kind, subject FROM oms.open_alerts ORDER BY subject;
+
+-- A run while another holds the job is in iso_replenishment_runs.
+
+-- Bad input.
+\set VERBOSITY terse
+CALL oms.run_job('reindex');
+CALL oms.run_job('alerts', batch_items => 0);
+SELECT oms.schedule('backup', '* * * * *');
+SELECT oms.schedule('alerts', '*/5 * * * *');
+SELECT oms.unschedule('alerts');
+\set VERBOSITY default
+SELECT count(*) AS runs FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id();
