@@ -62,7 +62,9 @@ SELECT (oms.order_status('web', 'SS-2', 'bruno@example.com') -> 'you_can') - 're
 SELECT regexp_replace(oms.request_return('web', 'SS-2', 'bruno@example.com', '[{"line_no": 1, "qty": 1}]', 'changed my mind')::text,
 					  '\d{4}-\d\d-\d\d', '<date>', 'g') AS refused;
 
--- 6. The storefront role: the two functions, nothing else.
+-- 6. The storefront role, granted the tenant (99_access.sql): the two functions (and
+--    current_tenant_id, granted to every role), nothing else.
+SELECT oms.grant_tenant('oms_storefront', 't_self') AS tenant_granted;
 SET ROLE oms_storefront;
 SELECT oms.order_status('web', 'SS-1', 'anna.rossi@example.com') ->> 'status' AS status_as_storefront;
 SELECT count(*) FROM oms.orders;
