@@ -2,6 +2,7 @@
 #   make demo   installs what is missing, builds, starts a throwaway cluster, loads a sample retailer
 #   make test   the same set-up, then every test (pg_regress, isolation, TAP)
 #   make bench  the same set-up, then throughput and latency against baselines (scripts/bench.sh)
+#   make report the BI dashboard (HTML) from the demo database's schema oms_bi (scripts/report.sh)
 # The cluster and test orchestration lives in scripts/; this file only wires it together.
 
 EXTENSION   = oms
@@ -37,7 +38,7 @@ sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
 
-.PHONY: deps test demo demo-stop check-tap bench stress fuzz sqlsmith
+.PHONY: deps test demo demo-stop check-tap bench stress fuzz sqlsmith report
 
 # Installs PostgreSQL 15, its server headers, pg_cron and the TAP modules when missing.
 deps:
@@ -55,6 +56,12 @@ demo: deps
 
 demo-stop:
 	@scripts/cluster.sh stop demo
+
+# The BI dashboard as a self-contained HTML page from the demo database (started when not running);
+# REPORT=FILE to choose where (default /tmp/oms-report.html).
+report: deps
+	@$(MAKE) --no-print-directory -s install
+	@scripts/report.sh $(REPORT)
 
 # Reliability runs, longer than those of `make test` (scripts/reliability.sh):
 #   make stress CLIENTS=16 SECONDS=300   the invariant stress test (test/stress/stress.pl)

@@ -5,6 +5,7 @@
 #   demo/retailer.sql     locations, channels, 500 SKUs, stock          (reference data)
 #   demo/orders.sql       a few hundred orders from every channel, and the cases an OMS must get right
 #   demo/walk/NN_*.sql    one order's life, one file per step           (add a step: add a file)
+#   demo/bi.sql           exchange rates for the BI reports (make report)
 #   demo/summary.sql      what happened, in a few tables
 # The files share psql variables and the helper schema "demo" (demo/retailer.sql creates it).
 set -euo pipefail
@@ -31,13 +32,16 @@ files=(-f demo/retailer.sql -f demo/orders.sql)
 for f in demo/walk/[0-9]*.sql; do
 	files+=(-f "$f")
 done
-files+=(-f demo/summary.sql)
+files+=(-f demo/bi.sql -f demo/summary.sql)
 
 if ! psql_demo -d "$db" "${files[@]}"; then
 	echo "oms demo: FAILED; the cluster is still up for a look: psql -h $host -p $port -U postgres $db" >&2
 	echo "          server log: $host/server.log; stop it with: make demo-stop" >&2
 	exit 1
 fi
+
+# The BI dashboard from schema oms_bi (scripts/report.sh; again any time with make report).
+scripts/report.sh "${OMS_REPORT:-/tmp/oms-report.html}" || echo "oms demo: the BI report failed (make report to retry)" >&2
 
 cat <<EOF
 
@@ -51,5 +55,6 @@ and try, for example:
         "ship_to":{"country":"IT","postal_code":"20121","city":"Milano"},
         "lines":[{"sku":"SHIRT-BRERA-M","qty":1,"unit_price":59.00}]}');
 
+The BI dashboard: ${OMS_REPORT:-/tmp/oms-report.html} (open it in a browser; make report rewrites it).
 Stop it with: make demo-stop
 EOF

@@ -21,7 +21,7 @@
 CREATE TABLE oms.job_runs (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	tenant_id		int NOT NULL REFERENCES oms.tenants,
-	job				text NOT NULL CHECK (job IN ('replenishment', 'alerts', 'subscriptions', 'demand_history')),
+	job				text NOT NULL CHECK (job IN ('replenishment', 'alerts', 'subscriptions', 'demand_history', 'bi_summaries')),
 	started_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	finished_at		timestamptz,
 	status			text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
@@ -39,15 +39,15 @@ CREATE FUNCTION oms._check_job(p_job text) RETURNS text
 	SET search_path = oms, pg_catalog
 AS $$
 BEGIN
-	IF p_job IS NULL OR p_job NOT IN ('replenishment', 'alerts', 'subscriptions', 'demand_history') THEN
+	IF p_job IS NULL OR p_job NOT IN ('replenishment', 'alerts', 'subscriptions', 'demand_history', 'bi_summaries') THEN
 		RAISE EXCEPTION 'unknown job "%"', coalesce(p_job, 'NULL')
 			USING ERRCODE = '22023',
-				  HINT = 'The jobs are replenishment, alerts, subscriptions and demand_history.';
+				  HINT = 'The jobs are replenishment, alerts, subscriptions, demand_history and bi_summaries.';
 	END IF;
 	RETURN p_job;
 END
 $$;
-COMMENT ON FUNCTION oms._check_job(text) IS 'Internal: the job name when it is one of replenishment, alerts, subscriptions, demand_history; 22023 otherwise';
+COMMENT ON FUNCTION oms._check_job(text) IS 'Internal: the job name when it is one of replenishment, alerts, subscriptions, demand_history, bi_summaries; 22023 otherwise';
 
 -- One step of a job: a batch of items for replenishment, the whole job for the others. Returns the
 -- rows it touched.
@@ -67,6 +67,8 @@ BEGIN
 		SELECT count(*) INTO v_rows FROM oms.run_subscriptions(p_today);
 	WHEN 'demand_history' THEN
 		v_rows := oms.compact_demand_history();
+	WHEN 'bi_summaries' THEN
+		v_rows := oms.compact_bi_sales();	-- 95_bi_summaries.sql
 	END CASE;
 	RETURN v_rows;
 END

@@ -24,11 +24,12 @@ SELECT count(*) AS running FROM oms.job_progress WHERE tenant = 't_jobs';
 -- The other jobs, with the tenant named in the call (as pg_cron calls them; the call sets
 -- oms.tenant for the session). Alerts: J-1 has nothing available (stock_out), J-3 has 2, at or
 -- below min 5 (low_stock), J-2 has 30 on hand, above max 20 (overstock): 3 opened. No
--- subscriptions, no demand deltas: 0 rows each.
+-- subscriptions, no demand deltas, no BI sales deltas: 0 rows each.
 RESET oms.tenant;
 CALL oms.run_job('alerts', 't_jobs');
 CALL oms.run_job('subscriptions', 't_jobs');
 CALL oms.run_job('demand_history', 't_jobs');
+CALL oms.run_job('bi_summaries', 't_jobs');
 SELECT job, status, rows_touched, progress_done, progress_total FROM oms.job_runs
  WHERE tenant_id = oms.current_tenant_id() ORDER BY id;
 SELECT kind, subject FROM oms.open_alerts ORDER BY subject;
