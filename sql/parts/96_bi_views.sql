@@ -583,6 +583,16 @@ COMMENT ON COLUMN oms_bi.data_quality.amount IS 'Their revenue in their own curr
 
 -- ----- top-N
 
+-- The reporting currency, for oms_bi.top: a BI login has no USAGE on schema oms, and top() is
+-- PL/pgSQL, whose queries look names up when they run; this body is bound when it is created.
+CREATE FUNCTION oms_bi.reporting_currency() RETURNS char(3)
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = oms_bi, pg_catalog
+	RETURN oms.reporting_currency();
+COMMENT ON FUNCTION oms_bi.reporting_currency() IS 'The currency the BI views report money in (setting oms_bi.reporting_currency, else EUR)';
+REVOKE ALL ON FUNCTION oms_bi.reporting_currency() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms_bi.reporting_currency() TO oms_reader, oms_admin;
+
 CREATE FUNCTION oms_bi.top(dimension text, from_day date, to_day date, n int DEFAULT 10, metric text DEFAULT 'revenue')
 	RETURNS TABLE (rank bigint, key text, label text, orders bigint, units bigint, revenue numeric, currency text,
 				   returns bigint, last_order date)
@@ -593,12 +603,12 @@ AS $$
 BEGIN
 	IF top.dimension IS NULL OR top.dimension NOT IN ('product', 'customer', 'order', 'country', 'brand', 'category', 'seller',
 											 'channel', 'day', 'weekday', 'page') THEN
-		RAISE EXCEPTION 'invalid dimension "%"', oms._clip(top.dimension)
+		RAISE EXCEPTION 'invalid dimension "%"', CASE WHEN length(top.dimension) > 100 THEN left(top.dimension, 100) || '...' ELSE top.dimension END
 			USING ERRCODE = '22023',
 				  HINT = 'Use product, customer, order, country, brand, category, seller, channel, day, weekday or page.';
 	END IF;
 	IF metric IS NULL OR metric NOT IN ('revenue', 'units', 'orders', 'returns') THEN
-		RAISE EXCEPTION 'invalid metric "%"', oms._clip(metric)
+		RAISE EXCEPTION 'invalid metric "%"', CASE WHEN length(metric) > 100 THEN left(metric, 100) || '...' ELSE metric END
 			USING ERRCODE = '22023', HINT = 'Use revenue, units, orders or returns.';
 	END IF;
 	IF from_day IS NULL OR to_day IS NULL OR n IS NULL OR n < 1 THEN
@@ -610,7 +620,7 @@ BEGIN
 		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
 																  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
 												  g.key),
-			   g.key, g.label, g.orders, g.units, g.revenue, oms.reporting_currency()::text, g.returns, g.last_order
+			   g.key, g.label, g.orders, g.units, g.revenue, oms_bi.reporting_currency()::text, g.returns, g.last_order
 		  FROM (SELECT CASE top.dimension WHEN 'customer' THEN l.customer ELSE l.order_id::text END AS key,
 					   pg_catalog.max(CASE top.dimension WHEN 'customer' THEN l.customer_name ELSE l.external_id END) AS label,
 					   pg_catalog.count(DISTINCT l.order_id) AS orders,
@@ -628,7 +638,7 @@ BEGIN
 		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
 																  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
 												  g.key),
-			   g.key, coalesce(g.label, '(none)'), g.orders, g.units, g.revenue, oms.reporting_currency()::text, g.returns,
+			   g.key, coalesce(g.label, '(none)'), g.orders, g.units, g.revenue, oms_bi.reporting_currency()::text, g.returns,
 			   g.last_order
 		  FROM (SELECT CASE top.dimension WHEN 'day' THEN pg_catalog.to_char(s.day, 'YYYY-MM-DD')
 									  WHEN 'weekday' THEN EXTRACT(isodow FROM s.day)::text ELSE s.key END AS key,

@@ -165,7 +165,9 @@ SELECT order_id = :o1 AS is_o1, external_id, order_state, customer_email, line_n
 	   qty_returned, regexp_replace(shipments, '^\d+', 'S') AS shipments
   FROM oms_bi.customer_orders WHERE customer = 'C1' ORDER BY placed_at, line_no;
 
--- oms_reader: reads oms_bi with contact data masked, nothing of schema oms.
+-- oms_reader: reads oms_bi with contact data masked, nothing of schema oms; a BI login acts for
+-- the tenants granted to it (here to the group role itself).
+SELECT oms.grant_tenant('oms_reader', 't_bi') AS granted;
 SET ROLE oms_reader;
 SELECT customer, customer_name, customer_email, customer_phone, ship_street, country, city FROM oms_bi.orders WHERE external_id = 'O1';
 SELECT rank, key, label, revenue FROM oms_bi.top('customer', '2026-11-01', '2026-11-05', 2);
@@ -174,11 +176,16 @@ SELECT count(*) AS kpi_rows FROM oms_bi.kpis_daily;
 SELECT count(*) FROM oms.orders;
 SELECT count(*) FROM oms.bi_sales_daily;
 SELECT oms.compact_bi_sales();
-\set VERBOSITY default
--- Another tenant's rows are not shown.
+-- Another tenant: refused while not granted (42501); once granted, its rows only (it has none).
 SET oms.tenant = 'default';
 SELECT count(*) AS other_tenant_orders FROM oms_bi.orders;
+\set VERBOSITY default
 RESET ROLE;
+SELECT oms.grant_tenant('oms_reader', 'default') AS granted;
+SET ROLE oms_reader;
+SELECT count(*) AS other_tenant_orders FROM oms_bi.orders;
+RESET ROLE;
+SELECT oms.revoke_tenant('oms_reader', 'default') AND oms.revoke_tenant('oms_reader', 't_bi') AS revoked;
 SET oms.tenant = 't_bi';
 SELECT has_schema_privilege('oms_reader', 'oms', 'USAGE') AS reader_uses_oms,
 	   has_schema_privilege('oms_reader', 'oms_bi', 'USAGE') AS reader_uses_oms_bi,
