@@ -24,6 +24,10 @@
  *	OM008	over_authorization			authorising more than the order's total
  *	OM009	release_blocked				releasing an order that holds or a missing authorisation block
  *	OM010	return_window_closed		a return created after the channel's return window
+ *	OM011	tax_rate_missing			no tax rate for the order's country and an item's tax class on
+ *										a channel that handles tax
+ *	OM012	over_credit					a credit note for more than was invoiced and not yet credited
+ *	OM013	document_immutable			an UPDATE or DELETE of an issued invoice or credit note
  *	OM020	over_receipt				a receipt of more than is still open on a purchase order or
  *										transfer
  *	OM030	capacity_exhausted			a location's daily capacity was taken by a concurrent order
@@ -45,6 +49,9 @@
 #define ERRCODE_OMS_OVER_AUTHORIZATION		MAKE_SQLSTATE('O','M','0','0','8')
 #define ERRCODE_OMS_RELEASE_BLOCKED			MAKE_SQLSTATE('O','M','0','0','9')
 #define ERRCODE_OMS_RETURN_WINDOW_CLOSED	MAKE_SQLSTATE('O','M','0','1','0')
+#define ERRCODE_OMS_TAX_RATE_MISSING		MAKE_SQLSTATE('O','M','0','1','1')
+#define ERRCODE_OMS_OVER_CREDIT				MAKE_SQLSTATE('O','M','0','1','2')
+#define ERRCODE_OMS_DOCUMENT_IMMUTABLE		MAKE_SQLSTATE('O','M','0','1','3')
 #define ERRCODE_OMS_OVER_RECEIPT			MAKE_SQLSTATE('O','M','0','2','0')
 #define ERRCODE_OMS_CAPACITY_EXHAUSTED		MAKE_SQLSTATE('O','M','0','3','0')
 

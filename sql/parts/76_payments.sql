@@ -177,6 +177,7 @@ BEGIN
 	END LOOP;
 	PERFORM oms._event(v_tenant, o.id, 'payment_captured',
 		jsonb_build_object('amount', amount, 'currency', o.currency, 'captured_total', v_cap.captured + amount));
+	PERFORM oms._invoice_on_capture(v_tenant, o.id);	-- channels that invoice on capture (89_documents.sql)
 	RETURN amount;
 END
 $$;
@@ -220,6 +221,7 @@ BEGIN
 			VALUES (v_tenant, p.id, o.id, 'refund', v_take, reason, oms._actor());
 		v_left := v_left - v_take;
 	END LOOP;
+	PERFORM oms._credit_refund(v_tenant, o.id, amount, reason);	-- credit note of invoiced goods (89_documents.sql)
 	PERFORM oms._event(v_tenant, o.id, 'refunded',
 		jsonb_build_object('amount', amount, 'currency', o.currency, 'reason', reason,
 						   'refunded_total', v_refunded + amount));

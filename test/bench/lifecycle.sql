@@ -122,3 +122,39 @@ BEGIN
 	RETURN p_n;
 END
 $$;
+
+-- The invoice run (issue 11): one oms.issue_invoice per order that the ship run shipped, each
+-- session on orders of its own; all of them take the one counter row of the tenant's series.
+CREATE TABLE bench.invoice_queue (n bigint PRIMARY KEY, order_id bigint NOT NULL);
+CREATE SEQUENCE bench.invoice_seq;
+
+CREATE FUNCTION bench.fill_invoice_queue() RETURNS bigint
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	TRUNCATE bench.invoice_queue;
+	PERFORM setval('bench.invoice_seq', 1, false);
+	INSERT INTO bench.invoice_queue (n, order_id)
+	SELECT row_number() OVER (ORDER BY o.id), o.id
+	  FROM oms.orders o
+	 WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id LIKE 'sh-%'
+	   AND EXISTS (SELECT FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id AND l.qty_shipped > 0)
+	   AND NOT EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = o.tenant_id AND i.order_id = o.id);
+	RETURN (SELECT count(*) FROM bench.invoice_queue);
+END
+$$;
+
+CREATE FUNCTION bench.invoice_next() RETURNS text
+	LANGUAGE plpgsql
+AS $$
+DECLARE
+	v_n		bigint := nextval('bench.invoice_seq');
+	v_order	bigint;
+BEGIN
+	SELECT q.order_id INTO v_order FROM bench.invoice_queue q WHERE q.n = v_n;
+	IF v_order IS NULL THEN
+		RETURN 'empty';
+	END IF;
+	RETURN oms.issue_invoice(v_order)::text;
+END
+$$;
