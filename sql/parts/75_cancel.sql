@@ -32,6 +32,13 @@ BEGIN
 		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id
 		  AND (l.qty_shipped > 0 OR l.state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned'))
 		ORDER BY l.line_no LIMIT 1;
+	-- Nor can goods packed into a shipment that has not left yet: shipping it would find its
+	-- reservation gone (ship it, and return it, instead).
+	IF v_blocking IS NULL AND EXISTS (SELECT FROM oms.shipments s
+									   WHERE s.tenant_id = v_tenant AND s.order_id = cancel_order.order_id
+										 AND s.state = 'packed') THEN
+		v_blocking := 'packed';
+	END IF;
 	IF v_blocking IS NOT NULL OR v_state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned', 'closed') THEN
 		RAISE EXCEPTION 'order % cannot be cancelled: it is %', cancel_order.order_id,
 				coalesce(v_blocking::text, v_state::text)
@@ -63,4 +70,4 @@ BEGIN
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;
-COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped: releases its reservations, moves order and lines to cancelled, writes the cancelled event; a no-op when already cancelled';
+COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped or packed: releases its reservations, moves order and lines to cancelled, writes the cancelled event; a no-op when already cancelled';
