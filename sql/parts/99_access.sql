@@ -166,7 +166,14 @@ BEGIN
 			('pause_subscription', 'oms_app, oms_operator'),
 			('resume_subscription', 'oms_app, oms_operator'),
 			('cancel_subscription', 'oms_app, oms_operator'),
-			('check_stock_invariants', 'oms_operator')
+			('check_stock_invariants', 'oms_operator'),
+			('reject_line', 'oms_operator'),
+			('tax_split', 'oms_app, oms_operator'),
+			('issue_invoice', 'oms_operator'),
+			('invoice_document', 'oms_operator'),
+			('packing_slip', 'oms_operator, oms_store'),
+			('shipping_label', 'oms_operator, oms_store'),
+			('return_label', 'oms_operator')
 	LOOP
 		FOR v_proc IN
 			SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
