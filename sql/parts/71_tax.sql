@@ -70,6 +70,16 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION oms.tax_split(numeric, numeric, text, int) IS 'Net, tax and gross of an amount at a rate: included (the amount is gross) or excluded (the amount is net), each rounded half away from zero to minor_units';
 
+-- What k units of an order line are worth to the customer: their share of the line's gross (the
+-- amount charged, whatever the tax mode), or of qty x unit_price on an untaxed order. Payments
+-- (capture of what shipped, what cancelled units take off the amount due) and refunds of returns
+-- use it, so that an order on a channel with net prices is charged and refunded its tax too.
+CREATE FUNCTION oms._units_value(p_gross numeric, p_qty int, p_unit_price numeric, p_k numeric, p_minor int) RETURNS numeric
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = oms, pg_catalog
+	RETURN round(coalesce(p_gross, p_qty * p_unit_price) * p_k / p_qty, p_minor);
+COMMENT ON FUNCTION oms._units_value(numeric, int, numeric, numeric, int) IS 'Internal: the gross value of k units of a line (gross, qty, unit_price), its share of the line''s gross rounded to the currency''s minor units';
+
 -- The rate of a country and class on a day (NULL: none).
 CREATE FUNCTION oms._tax_rate(p_tenant int, p_country text, p_class text, p_day date) RETURNS numeric
 	LANGUAGE sql STABLE

@@ -141,8 +141,10 @@ BEGIN
 	IF amount IS NULL THEN
 		-- What has shipped (and the shipping charge, once anything has) and is not captured yet.
 		SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = o.currency;
-		SELECT coalesce(sum(round(l.qty_shipped * l.unit_price, v_minor)), 0)
-			   + CASE WHEN bool_or(l.qty_shipped > 0) THEN o.shipping_amount ELSE 0 END
+		-- Gross amounts: on a channel with net prices (tax_mode excluded) the tax is charged too.
+		SELECT coalesce(sum(oms._units_value(l.gross, l.qty, l.unit_price, l.qty_shipped, v_minor)), 0)
+			   + CASE WHEN bool_or(l.qty_shipped > 0)
+					  THEN coalesce(o.shipping_net + o.shipping_tax, o.shipping_amount) ELSE 0 END
 		  INTO v_due
 		  FROM oms.order_lines l WHERE l.tenant_id = v_tenant AND l.order_id = o.id;
 		v_due := v_due - v_cap.captured;

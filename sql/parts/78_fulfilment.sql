@@ -29,7 +29,8 @@ BEGIN
 		WHERE h.tenant_id = p_tenant AND h.order_id = p_order AND h.resolved_at IS NULL;
 	-- What is due: the total less the cancelled units (oms.cancel_line).
 	SELECT c.requires_authorization,
-		   o.total - coalesce((SELECT sum(round(l.qty_cancelled * l.unit_price, cur.minor_units)) FROM oms.order_lines l
+		   o.total - coalesce((SELECT sum(oms._units_value(l.gross, l.qty, l.unit_price, l.qty_cancelled, cur.minor_units))
+								 FROM oms.order_lines l
 								WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id), 0)
 	  INTO v_required, v_total
 	  FROM oms.orders o

@@ -264,10 +264,11 @@ BEGIN
 		 WHERE x.tenant_id = v_tenant AND x.order_id = r.order_id AND x.line_no = v_req.line_no;
 
 		-- Exchanged units are paid for by the exchange order, not refunded.
-		v_refund := v_refund + round(greatest(v_req.qty - greatest(rl.qty_exchanged - rl.qty_received, 0), 0)
-									 * (SELECT ol.unit_price FROM oms.order_lines ol
-										 WHERE ol.tenant_id = v_tenant AND ol.order_id = r.order_id AND ol.line_no = v_req.line_no),
-									 v_minor);
+		-- The units' share of the line's gross (its tax included on a channel with net prices).
+		v_refund := v_refund + (SELECT oms._units_value(ol.gross, ol.qty, ol.unit_price,
+														greatest(v_req.qty - greatest(rl.qty_exchanged - rl.qty_received, 0), 0), v_minor)
+								  FROM oms.order_lines ol
+								 WHERE ol.tenant_id = v_tenant AND ol.order_id = r.order_id AND ol.line_no = v_req.line_no);
 		v_received := v_received || jsonb_build_object('line_no', v_req.line_no, 'qty', v_req.qty,
 													   'disposition', v_req.disposition #>> '{}');
 	END LOOP;
@@ -278,7 +279,7 @@ BEGIN
 						 AND (x.shipping_refunded OR x.exchange_order_id IS NOT NULL))
 	   AND NOT EXISTS (SELECT FROM oms.order_lines ol WHERE ol.tenant_id = v_tenant AND ol.order_id = o.id
 						 AND ol.qty_returned + ol.qty_cancelled < ol.qty) THEN
-		v_refund := v_refund + o.shipping_amount;
+		v_refund := v_refund + coalesce(o.shipping_net + o.shipping_tax, o.shipping_amount);
 		v_shipping := true;
 	END IF;
 
@@ -289,6 +290,9 @@ BEGIN
 		IF v_paid > 0 THEN
 			PERFORM oms.refund_payment(o.id, v_paid, 'return ' || r.id);
 		END IF;
+	ELSIF v_refund > 0 THEN
+		-- The channel refunds outside oms: the invoiced goods still get their credit note.
+		PERFORM oms._credit_refund(v_tenant, o.id, v_refund, 'return ' || r.id);
 	END IF;
 	UPDATE oms.returns x
 	   SET refund_amount = x.refund_amount + v_refund, refunded = x.refunded + v_paid,

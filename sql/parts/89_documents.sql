@@ -489,6 +489,39 @@ END
 $$;
 COMMENT ON FUNCTION oms._credit_refund(int, bigint, numeric, text) IS 'Internal: for a refund of an invoiced order, issues a credit note of the refund (at most what is invoiced and not credited): returned units first, the rest as an adjustment per tax rate; returns its id or NULL';
 
+-- A credit note for a refund made outside oms (a channel with refunds_outside, a goodwill gesture
+-- paid by the marketplace): the same document oms.refund_payment issues, without touching payments.
+CREATE FUNCTION oms.issue_credit_note(order_id bigint, amount numeric, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	o			oms.orders;
+	v_open		numeric;
+	v_id		bigint;
+BEGIN
+	o := oms._lock_order(v_tenant, issue_credit_note.order_id);
+	PERFORM oms._reason(reason, 'issue a credit note');
+	amount := oms._amount(amount, o.currency, 'credit');
+	IF NOT EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = v_tenant AND i.order_id = o.id AND i.kind = 'invoice') THEN
+		RAISE EXCEPTION 'order % has no invoice to credit', o.id
+			USING ERRCODE = '55000',
+			      HINT = 'A credit note corrects an invoice: issue the invoice first (oms.issue_invoice); a refund of what was never invoiced needs no credit note.';
+	END IF;
+	SELECT coalesce(sum(v.open_gross), 0) INTO v_open FROM oms._invoiced(v_tenant, o.id) v;
+	IF amount > v_open THEN
+		RAISE EXCEPTION 'credit note of % % for order % exceeds what is invoiced and not credited', amount, o.currency, o.id
+			USING ERRCODE = 'OM012',
+			      DETAIL = format('Invoiced and not yet credited: %s %s.', v_open, o.currency),
+			      HINT = 'Credit at most what is still invoiced.';
+	END IF;
+	v_id := oms._credit_refund(v_tenant, o.id, amount, reason);
+	RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION oms.issue_credit_note(bigint, numeric, text) IS 'Issues a credit note of amount against the order''s invoices for a refund made outside oms (returned units not yet credited first, the rest per tax rate); no invoice: 55000; more than is invoiced and not credited: OM012; returns its id';
+
 -- ----- documents
 
 -- Text escaped for HTML.

@@ -170,6 +170,7 @@ BEGIN
 			('reject_line', 'oms_operator'),
 			('tax_split', 'oms_app, oms_operator'),
 			('issue_invoice', 'oms_operator'),
+			('issue_credit_note', 'oms_operator'),
 			('invoice_document', 'oms_operator'),
 			('packing_slip', 'oms_operator, oms_store'),
 			('shipping_label', 'oms_operator, oms_store'),

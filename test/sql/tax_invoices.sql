@@ -44,7 +44,8 @@ SELECT o.external_id AS ord, o.tax_mode, o.tax_country, o.subtotal, o.shipping_a
   FROM oms.orders o WHERE o.tenant_id = oms.current_tenant_id() ORDER BY o.id;
 CREATE TEMP VIEW docs AS
 SELECT i.kind, regexp_replace(i.number, '-\d{4}-', '-YYYY-') AS number, o.external_id AS ord,
-	   regexp_replace(c.number, '-\d{4}-', '-YYYY-') AS credits, i.net, i.tax, i.gross, i.reason
+	   regexp_replace(c.number, '-\d{4}-', '-YYYY-') AS credits, i.net, i.tax, i.gross,
+	   regexp_replace(i.reason, 'return \d+', 'return R') AS reason
   FROM oms.invoices i JOIN oms.orders o ON o.tenant_id = i.tenant_id AND o.id = i.order_id
   LEFT JOIN oms.invoices c ON c.tenant_id = i.tenant_id AND c.id = i.credited_invoice_id
  WHERE i.tenant_id = oms.current_tenant_id() ORDER BY i.id;
@@ -170,3 +171,50 @@ SELECT oms.capture_payment(:o6, 19.90);
 SELECT * FROM docs WHERE ord = 'IV-6';
 SELECT * FROM doc_lines WHERE number = (SELECT regexp_replace(number, '-\d{4}-', '-YYYY-') FROM oms.invoices
 										  WHERE tenant_id = oms.current_tenant_id() AND order_id = :o6);
+
+-- 15. Net prices (B2B, order IV-2 of step 10: gross 36.56 + 36.66 = 73.22): the customer pays the
+--     tax too. Capturing what shipped takes the lines' gross, 73.22 (not the net 63.30), and a
+--     returned T-shirt refunds its share of its line's gross, 36.56 / 3 = 12.1867 -> 12.19, with a
+--     credit note of 12.19 (tax 6.59 / 3 = 2.1967 -> 2.20, net 9.99).
+SELECT id AS o2 FROM oms.orders WHERE tenant_id = oms.current_tenant_id() AND external_id = 'IV-2' \gset
+SELECT oms.authorize_payment(:o2, 73.22, 'psp-2') > 0 AS authorized;
+SELECT oms.release_order(:o2);
+SELECT oms.ship(oms.pack(:o2, 'WH-1'), 'brt.standard', 'BRT-0003');
+SELECT oms.capture_payment(:o2) AS captured;
+SELECT oms.issue_invoice(:o2) > 0 AS invoiced;
+SELECT oms.create_return(:o2, '[{"line_no": 1, "qty": 1}]', 'wrong size') AS rma2 \gset
+SELECT oms.receive_return(:rma2, '[{"line_no": 1, "qty": 1, "disposition": "damaged"}]');
+SELECT refund_amount, refunded FROM oms.returns WHERE tenant_id = oms.current_tenant_id() AND id = :rma2;
+SELECT captured, refunded FROM oms.payments WHERE tenant_id = oms.current_tenant_id() AND order_id = :o2;
+SELECT * FROM docs WHERE ord = 'IV-2';
+
+-- 16. A marketplace refunds its customers itself: a received return records the refund due and
+--     still credits the invoiced unit (10 % book: 12.50, tax 12.50 x 0.10 / 1.10 = 1.1364 -> 1.14;
+--     no payment is touched). A refund made outside for anything else is credited with
+--     oms.issue_credit_note: 5.00 goodwill, split per rate in proportion to what is still invoiced
+--     (10 %: 5.00 x 12.50 / 32.50 = 1.92, tax 1.92 x 0.10 / 1.10 = 0.1745 -> 0.17; 22 %: the rest
+--     3.08, tax 3.08 x 0.22 / 1.22 = 0.5554 -> 0.56).
+INSERT INTO oms.channels (code, kind, name, default_currency, tax_mode, refunds_outside, requires_authorization)
+	VALUES ('market', 'marketplace', 'Marketplace', 'EUR', 'included', true, false);
+SELECT oms.place_order('{"channel": "market", "external_id": "IV-7", "ship_to": {"country": "IT"},
+	"lines": [{"sku": "BOOK", "qty": 2, "unit_price": 12.50}, {"sku": "TEE", "qty": 1, "unit_price": 20.00}]}') AS o7 \gset
+SELECT oms.release_order(:o7);
+SELECT oms.ship(oms.pack(:o7, 'WH-1'), 'brt.standard', 'BRT-0004');
+SELECT oms.issue_invoice(:o7) > 0 AS invoiced;
+SELECT oms.create_return(:o7, '[{"line_no": 1, "qty": 1}]', 'damaged in transit') AS rma7 \gset
+SELECT oms.receive_return(:rma7, '[{"line_no": 1, "qty": 1, "disposition": "damaged"}]');
+SELECT refund_amount, refunded FROM oms.returns WHERE tenant_id = oms.current_tenant_id() AND id = :rma7;
+SELECT count(*) AS payments FROM oms.payments WHERE tenant_id = oms.current_tenant_id() AND order_id = :o7;
+SELECT oms.issue_credit_note(:o7, 5.00, 'goodwill paid by the marketplace') > 0 AS credited;
+SELECT * FROM docs WHERE ord = 'IV-7';
+SELECT pos, line_no, sku, qty, net, tax_rate, tax, gross FROM doc_lines
+ WHERE number IN (SELECT regexp_replace(number, '-\d{4}-', '-YYYY-') FROM oms.invoices
+				   WHERE tenant_id = oms.current_tenant_id() AND order_id = :o7 AND kind = 'credit_note');
+-- Left to credit: 45.00 - 12.50 - 5.00 = 27.50; more is OM012. No invoice: 55000. Nothing written.
+SELECT state, message, detail, hint FROM pg_temp.err(format('SELECT oms.issue_credit_note(%s, 27.51, %L)', :o7, 'too much'));
+SELECT state, message, hint FROM pg_temp.err(format('SELECT oms.issue_credit_note(%s, 1, %L)', :o6 + 1000000, 'unknown'));
+SELECT oms.place_order('{"channel": "market", "external_id": "IV-8", "ship_to": {"country": "IT"},
+	"lines": [{"sku": "BOOK", "qty": 1, "unit_price": 12.50}]}') AS o8 \gset
+SELECT state, message, hint FROM pg_temp.err(format('SELECT oms.issue_credit_note(%s, 1, %L)', :o8, 'not invoiced'));
+SELECT state, message FROM pg_temp.err(format('SELECT oms.issue_credit_note(%s, -1, %L)', :o7, 'negative'));
+SELECT count(*) AS credit_notes FROM oms.invoices WHERE tenant_id = oms.current_tenant_id() AND kind = 'credit_note';
