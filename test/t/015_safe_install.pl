@@ -158,7 +158,9 @@ SELECT coalesce(string_agg(DISTINCT c, ', '), '')
 	'', 'no pinned search_path includes public or $user');
 
 # The install script itself.
-my $script = slurp_file($node->config_data('--sharedir') . '/extension/oms--0.1.0.sql');
+my $extdir = $node->config_data('--sharedir') . '/extension';
+my ($version) = slurp_file("$extdir/oms.control") =~ /^default_version\s*=\s*'([^']+)'/m;
+my $script = slurp_file("$extdir/oms--$version.sql");
 unlike($script, qr/\bCREATE\s+OR\s+REPLACE\b/i, 'the install script has no CREATE OR REPLACE');
 unlike($script, qr/\b(?:CREATE\b[^;(]*|ADD\s+COLUMN\s+)IF\s+NOT\s+EXISTS\b/i, 'the install script has no CREATE ... IF NOT EXISTS');
 unlike($script, qr/\@extschema\@/, 'the install script does not use @extschema@');
