@@ -53,6 +53,7 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Lines are numbered from 1 in the order they were placed (oms.order_lines.line_no).';
 	END IF;
 	v_loc := oms._location_id(v_tenant, reject_line.location);
+	PERFORM oms._check_store_location(v_tenant, v_loc);		-- store staff reject at their own store only
 	SELECT coalesce(sum(x.qty), 0) INTO v_rejected FROM oms.reservations x
 	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no AND x.location_id = v_loc;
 	IF v_rejected = 0 OR NOT oms.is_legal(v_line.state, 'rejected') THEN

@@ -29,8 +29,15 @@ CREATE TABLE oms.job_runs (
 	progress_done	bigint NOT NULL DEFAULT 0,
 	progress_total	bigint,
 	error			text,
-	backend_pid		int NOT NULL DEFAULT pg_catalog.pg_backend_pid()
+	backend_pid		int NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+	error_code		text,
+	batch_items		int,
+	next_item		int,
+	last_item		int,
+	run_day			date
 );
+COMMENT ON COLUMN oms.job_runs.error_code IS 'SQLSTATE of the error of a failed run';
+COMMENT ON COLUMN oms.job_runs.batch_items IS 'The run''s cursor: item ids per batch (replenishment; 1 for the other jobs), next_item the first id of the next batch, last_item the last id to plan, run_day the day it plans for';
 CREATE INDEX job_runs_job_idx ON oms.job_runs (tenant_id, job, started_at);
 COMMENT ON TABLE oms.job_runs IS 'Every run of a scheduled job (oms.run_job): job, tenant, start and end, status (running, succeeded, failed, skipped when another run held the job), rows touched, progress in batches and the error of a failed run';
 
@@ -75,90 +82,146 @@ END
 $$;
 COMMENT ON FUNCTION oms._job_step(text, int, date, int, int) IS 'Internal: one step of a scheduled job for a tenant (a batch of item ids for replenishment, the whole job otherwise); returns the rows it touched';
 
--- The entry point of every scheduled run: CALL oms.run_job('alerts', 'shop'). A procedure, so
--- that it can commit between batches; it therefore has no SET clause (a procedure with one
--- cannot commit) and names every object with its schema instead.
+-- A run is three kinds of calls, each a function with a pinned search_path, that the procedure
+-- oms.run_job strings together with a COMMIT after each: _job_begin (checks, the advisory lock,
+-- the run's row with its cursor), _job_next (one batch; false when there is no more or the batch
+-- failed, which it records) and _job_end (closes the run, releases the lock, raises the error of a
+-- failed run). The procedure itself cannot pin search_path (a procedure with a SET clause cannot
+-- COMMIT), so its body holds nothing but schema-qualified calls with arguments of their exact
+-- types: no operator, cast or unqualified name that a caller's search_path could redirect.
+CREATE FUNCTION oms._job_begin(p_job text, p_tenant text, p_batch_items int) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_job		text := oms._check_job(p_job);
+	v_tenant	int;
+	v_from		int := 0;
+	v_max		int := 0;
+	v_batch		int := p_batch_items;
+	v_run		bigint;
+BEGIN
+	IF p_batch_items IS NULL OR p_batch_items < 1 THEN
+		RAISE EXCEPTION 'batch_items must be at least 1, got %', coalesce(p_batch_items::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'A replenishment run commits after every batch of this many item ids.';
+	END IF;
+	IF p_tenant IS NOT NULL THEN
+		PERFORM set_config('oms.tenant', p_tenant, false);
+	END IF;
+	v_tenant := oms.current_tenant_id();
+
+	IF NOT pg_try_advisory_lock(hashtext('oms.' || v_job), v_tenant) THEN
+		INSERT INTO oms.job_runs (tenant_id, job, status, finished_at, error)
+		VALUES (v_tenant, v_job, 'skipped', clock_timestamp(), 'another run of this job was in progress');
+		RAISE NOTICE 'job "%" of tenant "%" is already running in another session; this run does nothing',
+			v_job, current_setting('oms.tenant');
+		RETURN NULL;
+	END IF;
+
+	-- Runs left 'running' by a backend that is gone are closed as failed.
+	UPDATE oms.job_runs r SET status = 'failed', finished_at = clock_timestamp(),
+							  error = 'the run ended without finishing (server restart or backend terminated)'
+	 WHERE r.tenant_id = v_tenant AND r.job = v_job AND r.status = 'running';
+	IF v_job = 'replenishment' THEN
+		SELECT min(i.id), max(i.id) INTO v_from, v_max FROM oms.items i WHERE i.tenant_id = v_tenant;
+	ELSE
+		v_batch := 1;
+	END IF;
+	INSERT INTO oms.job_runs (tenant_id, job, status, progress_total, batch_items, next_item, last_item, run_day)
+	VALUES (v_tenant, v_job, 'running', coalesce(ceil((v_max - v_from + 1)::numeric / v_batch), 0),
+			v_batch, v_from, v_max, oms.today())
+	RETURNING id INTO v_run;
+	RETURN v_run;
+END
+$$;
+COMMENT ON FUNCTION oms._job_begin(text, text, int) IS 'Internal (oms.run_job): checks the job, takes its advisory lock for the tenant (or records a skipped run and returns NULL), closes runs left running, and records the new run with its cursor; returns its id';
+
+CREATE FUNCTION oms._job_next(p_run bigint) RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r		oms.job_runs;
+	v_to	int;
+	v_rows	bigint;
+	v_state	text;
+	v_msg	text;
+BEGIN
+	SELECT * INTO r FROM oms.job_runs x
+	 WHERE x.id = p_run AND x.tenant_id = oms.current_tenant_id() AND x.status = 'running' AND x.backend_pid = pg_backend_pid();
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job run % is not running in this session', coalesce(p_run::text, 'NULL')
+			USING ERRCODE = '55000', HINT = 'Runs are started with CALL oms.run_job(job, tenant).';
+	END IF;
+	IF r.next_item IS NULL OR r.next_item > r.last_item THEN
+		RETURN false;
+	END IF;
+	v_to := int4(LEAST(r.next_item::bigint + r.batch_items - 1, r.last_item));
+	BEGIN
+		v_rows := oms._job_step(r.job, r.tenant_id, r.run_day, r.next_item, v_to);
+	EXCEPTION WHEN OTHERS THEN
+		-- The batches before this one are committed; the run is recorded as failed, and
+		-- oms._job_end raises the error once this record is committed.
+		GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+		UPDATE oms.job_runs x SET status = 'failed', finished_at = clock_timestamp(), error = v_msg, error_code = v_state
+		 WHERE x.id = p_run;
+		RETURN false;
+	END;
+	UPDATE oms.job_runs x SET progress_done = x.progress_done + 1, rows_touched = x.rows_touched + v_rows, next_item = v_to + 1
+	 WHERE x.id = p_run;
+	RETURN v_to < r.last_item;
+END
+$$;
+COMMENT ON FUNCTION oms._job_next(bigint) IS 'Internal (oms.run_job): runs the next batch of a run of this session and records its progress; false when nothing is left or the batch failed (recorded)';
+
+CREATE FUNCTION oms._job_end(p_run bigint) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	oms.job_runs;
+BEGIN
+	SELECT * INTO r FROM oms.job_runs x
+	 WHERE x.id = p_run AND x.tenant_id = oms.current_tenant_id() AND x.backend_pid = pg_backend_pid();
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job run % is not a run of this session', coalesce(p_run::text, 'NULL')
+			USING ERRCODE = '55000', HINT = 'Runs are started with CALL oms.run_job(job, tenant).';
+	END IF;
+	IF r.status = 'running' THEN
+		UPDATE oms.job_runs x SET status = 'succeeded', finished_at = clock_timestamp() WHERE x.id = p_run;
+	END IF;
+	PERFORM pg_advisory_unlock(hashtext('oms.' || r.job), r.tenant_id);
+	IF r.status = 'failed' THEN
+		RAISE EXCEPTION USING ERRCODE = coalesce(r.error_code, 'XX000'), MESSAGE = r.error,
+			  DETAIL = format('Job "%s", run %s: the batches before this one are committed.', r.job, r.id);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._job_end(bigint) IS 'Internal (oms.run_job): marks a finished run succeeded, releases the job''s advisory lock, and raises the recorded error of a failed run';
+
+-- The entry point of every scheduled run: CALL oms.run_job('alerts', 'shop').
 CREATE PROCEDURE oms.run_job(job text, tenant text DEFAULT NULL, batch_items int DEFAULT 1000)
 	LANGUAGE plpgsql
 AS $$
 DECLARE
-	v_job		text := oms._check_job(job);
-	v_tenant	int;
-	v_run		bigint;
-	v_rows		bigint := 0;
-	v_batch		int := batch_items;
-	v_from		int;
-	v_to		int;
-	v_max		int;
-	v_today		date;
-	v_state		text;
-	v_msg		text;
+	v_run	bigint;
 BEGIN
-	IF batch_items IS NULL OR batch_items < 1 THEN
-		RAISE EXCEPTION 'batch_items must be at least 1, got %', coalesce(batch_items::text, 'NULL')
-			USING ERRCODE = '22023', HINT = 'A replenishment run commits after every batch of this many item ids.';
-	END IF;
-	IF tenant IS NOT NULL THEN
-		PERFORM pg_catalog.set_config('oms.tenant', tenant, false);
-	END IF;
-	v_tenant := oms.current_tenant_id();
-	v_today := oms.today();
-
-	IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('oms.' || v_job), v_tenant) THEN
-		INSERT INTO oms.job_runs (tenant_id, job, status, finished_at, error)
-		VALUES (v_tenant, v_job, 'skipped', pg_catalog.clock_timestamp(), 'another run of this job was in progress');
-		COMMIT;
-		RAISE NOTICE 'job "%" of tenant "%" is already running in another session; this run does nothing',
-			v_job, pg_catalog.current_setting('oms.tenant');
+	v_run := oms._job_begin(job, tenant, batch_items);
+	COMMIT;
+	IF v_run IS NULL THEN
 		RETURN;
 	END IF;
-
-	-- Runs left 'running' by a backend that is gone are closed as failed.
-	UPDATE oms.job_runs r SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-							  error = 'the run ended without finishing (server restart or backend terminated)'
-	 WHERE r.tenant_id = v_tenant AND r.job = v_job AND r.status = 'running';
-	IF v_job = 'replenishment' THEN
-		SELECT pg_catalog.min(i.id), pg_catalog.max(i.id) INTO v_from, v_max FROM oms.items i WHERE i.tenant_id = v_tenant;
-	ELSE
-		v_from := 0;
-		v_max := 0;
-		v_batch := 1;
-	END IF;
-	INSERT INTO oms.job_runs (tenant_id, job, status, progress_total)
-	VALUES (v_tenant, v_job, 'running', coalesce(pg_catalog.ceil((v_max - v_from + 1)::numeric / v_batch), 0))
-	RETURNING id INTO v_run;
-	COMMIT;
-
-	WHILE v_from <= v_max LOOP
-		v_to := pg_catalog.int4(LEAST(v_from::bigint + v_batch - 1, v_max));
-		BEGIN
-			v_rows := v_rows + oms._job_step(v_job, v_tenant, v_today, v_from, v_to);
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-		END;
-		IF v_msg IS NOT NULL THEN
-			-- The batches committed so far stay; the run is recorded as failed and the error raised.
-			UPDATE oms.job_runs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(), rows_touched = v_rows,
-									error = v_msg
-			 WHERE id = v_run;
-			COMMIT;
-			PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('oms.' || v_job), v_tenant);
-			RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_msg,
-				  DETAIL = pg_catalog.format('Job "%s", run %s: the batches before this one are committed.', v_job, v_run);
-		END IF;
-		UPDATE oms.job_runs SET progress_done = progress_done + 1, rows_touched = v_rows WHERE id = v_run;
+	WHILE oms._job_next(v_run) LOOP
 		COMMIT;
-		v_from := v_to + 1;
 	END LOOP;
-
-	UPDATE oms.job_runs SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp() WHERE id = v_run;
 	COMMIT;
-	PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('oms.' || v_job), v_tenant);
+	PERFORM oms._job_end(v_run);
+	COMMIT;
 END
 $$;
 -- Procedures are not covered by 90_security's REVOKE ON ALL FUNCTIONS.
 REVOKE ALL ON PROCEDURE oms.run_job(text, text, int) FROM PUBLIC;
-COMMENT ON PROCEDURE oms.run_job(text, text, int) IS 'Runs a scheduled job (replenishment, alerts, subscriptions, demand_history) for a tenant (default: the setting oms.tenant): records it in oms.job_runs, commits after each batch (replenishment: batch_items item ids at a time) with its progress, and does nothing but record a skipped run when the same job of the tenant is already running';
+COMMENT ON PROCEDURE oms.run_job(text, text, int) IS 'Runs a scheduled job (replenishment, alerts, subscriptions, demand_history, bi_summaries) for a tenant (default: the setting oms.tenant): records it in oms.job_runs, commits after each batch (replenishment: batch_items item ids at a time) with its progress, and does nothing but record a skipped run when the same job of the tenant is already running';
 
 CREATE VIEW oms.job_progress AS
 SELECT r.id, t.code AS tenant, r.job, r.status, r.started_at, r.progress_done, r.progress_total,

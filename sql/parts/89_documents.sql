@@ -927,6 +927,7 @@ BEGIN
 		RAISE EXCEPTION 'unknown shipment %', coalesce(packing_slip.shipment_id::text, 'NULL')
 			USING ERRCODE = '22023', HINT = 'Shipments are created by oms.pack() and listed in oms.shipments.';
 	END IF;
+	PERFORM oms._check_store_location(v_tenant, s.location_id);	-- store staff: their own locations' packages only
 	SELECT * INTO o FROM oms.orders x WHERE x.tenant_id = v_tenant AND x.id = s.order_id;
 	v_no := oms._package_no(v_tenant, s);
 	h := '<!DOCTYPE html>' || E'\n' || '<html><head><meta charset="utf-8"><title>Packing slip ' || oms._html(o.external_id)
@@ -991,6 +992,7 @@ BEGIN
 		RAISE EXCEPTION 'unknown shipment %', coalesce(shipping_label.shipment_id::text, 'NULL')
 			USING ERRCODE = '22023', HINT = 'Shipments are created by oms.pack() and listed in oms.shipments.';
 	END IF;
+	PERFORM oms._check_store_location(v_tenant, s.location_id);	-- store staff: their own locations' packages only
 	IF s.sscc IS NULL THEN
 		RAISE EXCEPTION 'shipment % has no SSCC', s.id
 			USING ERRCODE = '55000',

@@ -155,6 +155,14 @@ BEGIN
 			('forecast_methods', 'oms_operator'),
 			('policy', 'oms_operator'),
 			('plan_replenishment', 'oms_operator'),
+			('run_replenishment', 'oms_operator'),
+			('check_alerts', 'oms_operator'),
+			('run_subscriptions', 'oms_operator'),
+			('compact_demand_history', 'oms_operator'),
+			('compact_bi_sales', 'oms_operator'),
+			('_job_begin', 'oms_operator'),
+			('_job_next', 'oms_operator'),
+			('_job_end', 'oms_operator'),
 			('create_purchase_order', 'oms_operator'),
 			('send_purchase_order', 'oms_operator'),
 			('cancel_purchase_order', 'oms_operator'),
@@ -167,7 +175,7 @@ BEGIN
 			('resume_subscription', 'oms_app, oms_operator'),
 			('cancel_subscription', 'oms_app, oms_operator'),
 			('check_stock_invariants', 'oms_operator'),
-			('reject_line', 'oms_operator'),
+			('reject_line', 'oms_operator, oms_store'),
 			('tax_split', 'oms_app, oms_operator'),
 			('issue_invoice', 'oms_operator'),
 			('issue_credit_note', 'oms_operator'),
@@ -188,3 +196,8 @@ BEGIN
 	END LOOP;
 END
 $$;
+-- Operators run the scheduled jobs by hand (CALL oms.run_job('alerts')). The procedure runs as
+-- its caller (a SECURITY DEFINER procedure cannot commit); the three calls it makes are definer
+-- functions granted above. Scheduling with pg_cron (oms.schedule, oms.unschedule) is the
+-- administrators'.
+GRANT EXECUTE ON PROCEDURE oms.run_job(text, text, int) TO oms_operator;

@@ -45,3 +45,25 @@ SELECT oms.schedule('alerts', '*/5 * * * *');
 SELECT oms.unschedule('alerts');
 \set VERBOSITY default
 SELECT count(*) AS runs FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id();
+
+-- A hostile search_path cannot reach into run_job: the procedure (which cannot pin search_path,
+-- as it commits) makes only schema-qualified calls with arguments of their exact types, and
+-- everything else runs in functions that pin it. Operators and functions planted in a schema
+-- put before pg_catalog are never called.
+CREATE SCHEMA regress_evil;
+CREATE TABLE regress_evil.trap_log (what text);
+CREATE FUNCTION regress_evil.trap_int(int, int) RETURNS boolean LANGUAGE plpgsql AS
+	$$BEGIN INSERT INTO regress_evil.trap_log VALUES ('int <= int'); RETURN $1 OPERATOR(pg_catalog.<=) $2; END$$;
+CREATE OPERATOR regress_evil.<= (LEFTARG = int, RIGHTARG = int, FUNCTION = regress_evil.trap_int);
+CREATE FUNCTION regress_evil.trap_text(text, text) RETURNS text LANGUAGE plpgsql AS
+	$$BEGIN INSERT INTO regress_evil.trap_log VALUES ('text || text'); RETURN $1 OPERATOR(pg_catalog.||) $2; END$$;
+CREATE OPERATOR regress_evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.trap_text);
+CREATE FUNCTION regress_evil.hashtext(text) RETURNS int LANGUAGE plpgsql AS
+	$$BEGIN INSERT INTO regress_evil.trap_log VALUES ('hashtext'); RETURN 0; END$$;
+SET search_path = regress_evil, pg_catalog;
+CALL oms.run_job('replenishment', 't_jobs', 2);
+CALL oms.run_job('alerts', 't_jobs');
+RESET search_path;
+SELECT count(*) AS traps_sprung FROM regress_evil.trap_log;
+SELECT job, status FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() ORDER BY id DESC LIMIT 2;
+DROP SCHEMA regress_evil CASCADE;

@@ -118,6 +118,28 @@ INSERT INTO matrix (role, action, sql) VALUES
 
 SELECT n, role, action, pg_temp.as_role('regress_roles_' || role, sql) AS result FROM matrix ORDER BY n;
 
+-- Store staff print the documents of their own location's packages only, and reject lines only
+-- at their own store; operators run the scheduled jobs by hand (scheduling them with pg_cron is
+-- the administrators'), store staff do not.
+SELECT s.id AS ship_a FROM oms.shipments s JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+ WHERE s.tenant_id = oms.current_tenant_id() AND l.code = 'STORE-A' \gset
+SELECT s.id AS ship_b FROM oms.shipments s JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+ WHERE s.tenant_id = oms.current_tenant_id() AND l.code = 'STORE-B' \gset
+SELECT role, action, pg_temp.as_role('regress_roles_' || role, sql) AS result
+  FROM (VALUES ('store_a', 'packing_slip at STORE-A', format($$SELECT oms.packing_slip(%s, 'text') LIKE 'PACKING SLIP%%'$$, :ship_a)),
+			   ('store_a', 'packing_slip at STORE-B', format($$SELECT oms.packing_slip(%s, 'text')$$, :ship_b)),
+			   ('store_a', 'shipping_label at STORE-B', format($$SELECT oms.shipping_label(%s)$$, :ship_b)),
+			   ('store_a', 'reject_line at STORE-B', format($$SELECT oms.reject_line(%s, 1, 'STORE-B', 'not on the shelf')$$, :ob)),
+			   ('store_a', 'check_alerts', $$SELECT count(*) FROM oms.check_alerts()$$),
+			   ('operator', 'check_alerts', $$SELECT count(*) FROM oms.check_alerts()$$),
+			   ('operator', 'run_subscriptions', $$SELECT count(*) FROM oms.run_subscriptions()$$),
+			   ('operator', 'schedule', $$SELECT oms.schedule('alerts', '*/5 * * * *')$$))
+	   AS t (role, action, sql);
+SET ROLE regress_roles_operator;
+CALL oms.run_job('alerts');
+RESET ROLE;
+SELECT job, status, error FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() ORDER BY id;
+
 -- Another tenant: only the admin may act for it, whatever oms.tenant says.
 SET oms.tenant = 't_roles_x';
 SELECT role, action, pg_temp.as_role('regress_roles_' || role, sql) AS result
