@@ -442,3 +442,17 @@ ALTER FUNCTION oms.compact_demand_history() SECURITY DEFINER;
 ALTER FUNCTION oms.compact_bi_sales() SECURITY DEFINER;
 GRANT EXECUTE ON PROCEDURE oms.run_job(text, text, int) TO oms_operator;
 COMMENT ON PROCEDURE oms.run_job(text, text, int) IS 'Runs a scheduled job (replenishment, alerts, subscriptions, demand_history, bi_summaries) for a tenant (default: the setting oms.tenant): records it in oms.job_runs, commits after each batch (replenishment: batch_items item ids at a time) with its progress, and does nothing but record a skipped run when the same job of the tenant is already running';
+
+-- ===== Routing: backends keep each tenant's locations for the pruned search; changes of the
+-- locations or the country centroids drop them (63_routing).
+CREATE FUNCTION oms._routing_data_changed() RETURNS trigger
+	LANGUAGE c
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_routing_data_changed';
+COMMENT ON FUNCTION oms._routing_data_changed() IS 'Internal: trigger invalidating every backend''s cached routing locations after a change of oms.locations or oms.country_centroids';
+REVOKE ALL ON FUNCTION oms._routing_data_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._routing_data_changed() TO oms_admin;
+CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.locations
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
+CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();

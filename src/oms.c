@@ -32,6 +32,7 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 char	   *oms_tenant = NULL;
+bool		oms_route_pruning = true;
 char	   *oms_database = NULL;
 int			oms_worker_naptime = 10;
 char	   *oms_reason = NULL;
@@ -150,6 +151,14 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("oms.route_pruning",
+							 "Whether routing and promises over many locations read the most promising ones first.",
+							 "Off: every location is read on every call (the same answers, slower); for tests and comparisons.",
+							 &oms_route_pruning,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("oms");
 

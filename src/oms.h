@@ -26,6 +26,7 @@ typedef enum OmsNotifyMode
 	OMS_NOTIFY_WORKER,				/* the background worker, once per round with new events */
 	OMS_NOTIFY_OFF					/* nobody: consumers poll */
 } OmsNotifyMode;
+extern bool oms_route_pruning;		/* oms.route_pruning: pruned routing searches (routing.c) */
 extern char *oms_now_setting;		/* oms.now: the time routing and promises work at (tests) */
 
 /*

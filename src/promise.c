@@ -204,6 +204,124 @@ promise_pickup(Route *r, PromiseOut *out)
 	}
 }
 
+static int
+compare_store_distance(const void *a, const void *b)
+{
+	const RouteStatic *x = *(const RouteStatic *const *) a;
+	const RouteStatic *y = *(const RouteStatic *const *) b;
+
+	if (x->distance != y->distance)
+		return x->distance < y->distance ? -1 : 1;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+/*
+ * With a pruned load, the stores promise_pickup weighs are read in the order it ranks them
+ * (distance, priority, id): the nearest PICKUP_BATCH with the shipping batch, and all of them
+ * only when fewer than PICKUP_STORES of those have the whole cart. Its answer is then the same as
+ * with every location read.
+ */
+#define PICKUP_BATCH 16
+
+typedef struct PrunedLoad
+{
+	RouteStatic *st;
+	int			nst;
+	int32	   *stores;			/* every pickup store's id, in promise_pickup's order */
+	int			nstores;
+} PrunedLoad;
+
+/*
+ * A pruned load for a tenant with many locations (routing.c, "pruned search"): the locations
+ * with the lowest bounds for any delivery mode are read with the nearest pickup stores, and every
+ * mode is solved on them; if each mode's answer stands, they are what the promise uses, otherwise
+ * every location is read. Returns whether the load is pruned.
+ */
+static bool
+load_pruned(Route *r, bool *has_mode, PrunedLoad *pl)
+{
+	int32	   *ids;
+	int			n;
+	bool		ok = true;
+	RouteStatic **stores;
+
+	if (!oms_route_pruning)
+	{
+		route_load(r);
+		return false;
+	}
+	pl->nst = route_load_static(r, &pl->st);
+	if (pl->nst <= ROUTE_PRUNE_MIN_LOCATIONS)
+	{
+		route_load(r);
+		return false;
+	}
+	r->mode = DM_ANY;			/* a bound for every mode */
+	n = route_prune_batch(r, pl->st, pl->nst, &ids);
+
+	/* the stores, nearest first (route_prune_batch measured the distances) */
+	stores = palloc(sizeof(RouteStatic *) * pl->nst);
+	pl->nstores = 0;
+	for (int i = 0; i < pl->nst; i++)
+		if (pl->st[i].can_pickup)
+			stores[pl->nstores++] = &pl->st[i];
+	qsort(stores, pl->nstores, sizeof(RouteStatic *), compare_store_distance);
+	pl->stores = palloc(sizeof(int32) * Max(pl->nstores, 1));
+	ids = repalloc(ids, sizeof(int32) * (n + PICKUP_BATCH));
+	for (int k = 0; k < pl->nstores; k++)
+	{
+		pl->stores[k] = stores[k]->id;
+		if (k < PICKUP_BATCH && !stores[k]->read)
+		{
+			stores[k]->read = true;
+			ids[n++] = stores[k]->id;
+		}
+	}
+
+	route_load_at(r, ids, n);
+	for (int m = DM_ECONOMY - (r->nservices == 0 ? 1 : 0); m <= DM_EXPRESS && ok; m++)
+	{
+		if (m >= DM_ECONOMY && !has_mode[m])
+			continue;
+		route_reset(r);
+		r->mode = (DeliveryMode) m;
+		route_prune_rebound(r, pl->st, pl->nst);
+		route_solve(r);
+		ok = route_pruned_ok(r);
+		if (r->nservices == 0)
+			break;
+	}
+	if (ok)
+		return true;
+	elog(DEBUG1, "oms: pruned promise not taken in mode %d", (int) r->mode);
+	route_unload(r);
+	route_load(r);
+	return false;
+}
+
+static void
+load_pickup_stores(Route *r, PrunedLoad *pl)
+{
+	int			found = 0;
+
+	for (int k = 0; k < Min(pl->nstores, PICKUP_BATCH); k++)
+	{
+		int			i = route_find_location(r, pl->stores[k]);
+		bool		all = i >= 0 && r->locs[i].can_pickup;
+
+		for (int l = 0; l < r->nlines && all; l++)
+			all = r->locs[i].avail[l] >= r->lines[l].qty;
+		found += all ? 1 : 0;
+	}
+	if (found < PICKUP_STORES && pl->nstores > PICKUP_BATCH)
+	{
+		elog(DEBUG1, "oms: promise reads every store: %d of the nearest %d have the cart", found, PICKUP_BATCH);
+		route_add_locations_with_stock(r, pl->stores + PICKUP_BATCH, pl->nstores - PICKUP_BATCH);
+	}
+}
+
 PG_FUNCTION_INFO_V1(oms_promise);
 
 /*
@@ -229,22 +347,28 @@ oms_promise(PG_FUNCTION_ARGS)
 	route_parse_lines(&r, PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0), "promise");
 	route_parse_ship_to(&r, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), "promise");
 	route_load_profile(&r, PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
-	route_load(&r);
+	route_load_services(&r);
+	for (int s = 0; s < r.nservices; s++)
+		has_mode[r.services[s].mode] = true;
 
-	if (r.pickup >= 0)
+	if (r.pickup_id != 0)
 	{
 		/* a pickup store named: its own option only (in stock, or transferred there) */
+		route_load(&r);
 		promise_mode(&r, DM_ANY, "pickup", r.locs[r.pickup].code, &out);
 	}
 	else
 	{
-		for (int s = 0; s < r.nservices; s++)
-			has_mode[r.services[s].mode] = true;
+		PrunedLoad	pl;
+		bool		pruned = load_pruned(&r, has_mode, &pl);
+
 		if (r.nservices == 0)
 			promise_mode(&r, DM_ANY, "standard", NULL, &out);
 		for (int m = DM_ECONOMY; m <= DM_EXPRESS; m++)
 			if (has_mode[m])
 				promise_mode(&r, (DeliveryMode) m, mode_names[m], NULL, &out);
+		if (pruned)
+			load_pickup_stores(&r, &pl);
 		promise_pickup(&r, &out);
 	}
 	SPI_finish();

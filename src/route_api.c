@@ -60,8 +60,13 @@ solve_public(Route *r, FunctionCallInfo fcinfo, bool explain, const char *what)
 	route_parse_lines(r, lines, what);
 	route_parse_ship_to(r, ship_to, what);
 	route_load_profile(r, profile);
-	route_load(r);
-	route_solve(r);
+	if (explain)
+	{
+		route_load(r);
+		route_solve(r);
+	}
+	else
+		route_load_and_solve(r);
 }
 
 #define ROUTE_COLUMNS 10
@@ -149,8 +154,7 @@ oms_route_internal(PG_FUNCTION_ARGS)
 	else
 		route_parse_ship_to(&r, PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), "order payload");
 	route_load_profile(&r, PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9)));
-	route_load(&r);
-	route_solve(&r);
+	route_load_and_solve(&r);
 
 	for (int k = 0; k < r.nrows; k++)
 	{

@@ -18,8 +18,12 @@
 
 #include <limits.h>
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -77,7 +81,7 @@
  * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
  * pickup store, supply). One row per location, its stock of the items in two arrays.
  */
-#define Q_CANDIDATES \
+#define Q_CANDIDATES_WITH(STOCK_FILTER, LOCATION_FILTER) \
 	"SELECT l.id, l.code, l.kind," \
 	"       coalesce(l.latitude, cc.latitude), coalesce(l.longitude, cc.longitude)," \
 	"       l.latitude IS NULL AND cc.latitude IS NOT NULL, l.country," \
@@ -86,7 +90,7 @@
 	"  FROM (SELECT s.location_id, pg_catalog.array_agg(s.item_id) AS items," \
 	"               pg_catalog.array_agg(s.on_hand - s.reserved - s.safety_stock) AS avail" \
 	"          FROM oms.stock s" \
-	"         WHERE s.tenant_id = $1 AND s.item_id = ANY ($2)" \
+	"         WHERE s.tenant_id = $1 AND s.item_id = ANY ($2)" STOCK_FILTER \
 	"           AND ($5 OR s.on_hand - s.reserved - s.safety_stock > 0 OR s.location_id = ANY ($4))" \
 	"         GROUP BY s.location_id) st" \
 	"  FULL JOIN (SELECT DISTINCT x.id FROM unnest($4) AS x(id)) x ON x.id = st.location_id" \
@@ -98,7 +102,30 @@
 	"  LEFT JOIN oms.location_capacity_used cu" \
 	"         ON l.daily_capacity IS NOT NULL AND cu.tenant_id = $1 AND cu.location_id = l.id" \
 	"        AND cu.day = d.start_day" \
-	" WHERE l.active" \
+	" WHERE l.active" LOCATION_FILTER \
+	" ORDER BY l.id"
+
+/*
+ * The candidates: every active location with stock of one of the items ($2) that is available
+ * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
+ * pickup store, supply). One row per location, its stock of the items in two arrays.
+ */
+#define Q_CANDIDATES Q_CANDIDATES_WITH("", "")
+
+/* The same, for the locations $6 only (a pruned search reads the promising locations first). */
+#define Q_CANDIDATES_AT Q_CANDIDATES_WITH(" AND s.location_id = ANY ($6)", " AND l.id = ANY ($6)")
+
+/*
+ * What the bound of a pruned search needs of every active location: no stock, no time zones,
+ * one row each (route_bounds in routing.c).
+ */
+#define Q_LOCATION_STATIC \
+	"SELECT l.id, l.kind, coalesce(l.latitude, cc.latitude), coalesce(l.longitude, cc.longitude)," \
+	"       l.can_ship, l.can_pickup, l.priority, l.handling_days, l.cost_per_package::float8," \
+	"       l.timezone IS NULL" \
+	"  FROM oms.locations l" \
+	"  LEFT JOIN oms.country_centroids cc ON l.latitude IS NULL AND cc.country = l.country" \
+	" WHERE l.tenant_id = $1 AND l.active" \
 	" ORDER BY l.id"
 
 #define Q_SUPPLY \
@@ -117,6 +144,8 @@ typedef enum RouteQuery
 	RQ_SERVICES,
 	RQ_CENTROID,
 	RQ_CANDIDATES,
+	RQ_CANDIDATES_AT,
+	RQ_LOCATION_STATIC,
 	RQ_SUPPLY,
 	RQ_COUNT
 } RouteQuery;
@@ -131,7 +160,7 @@ prepare_plans(void)
 	Oid			int_one_text[2] = {INT4OID, TEXTOID};
 	Oid			int_only[1] = {INT4OID};
 	Oid			text_only[1] = {TEXTOID};
-	Oid			cand[5] = {INT4OID, INT4ARRAYOID, TIMESTAMPTZOID, INT4ARRAYOID, BOOLOID};
+	Oid			cand[6] = {INT4OID, INT4ARRAYOID, TIMESTAMPTZOID, INT4ARRAYOID, BOOLOID, INT4ARRAYOID};
 
 	if (plans[RQ_SUPPLY] != NULL)
 		return;
@@ -143,6 +172,8 @@ prepare_plans(void)
 	plans[RQ_SERVICES] = oms_prepare(Q_SERVICES, 1, int_only);
 	plans[RQ_CENTROID] = oms_prepare(Q_CENTROID, 1, text_only);
 	plans[RQ_CANDIDATES] = oms_prepare(Q_CANDIDATES, 5, cand);
+	plans[RQ_CANDIDATES_AT] = oms_prepare(Q_CANDIDATES_AT, 6, cand);
+	plans[RQ_LOCATION_STATIC] = oms_prepare(Q_LOCATION_STATIC, 1, int_only);
 	plans[RQ_SUPPLY] = oms_prepare(Q_SUPPLY, 2, int_ints);
 }
 
@@ -920,9 +951,9 @@ line_of_item(ItemLine *map, int n, int32 item_id)
  * appends the locations not yet known. Returns how many were appended.
  */
 static int
-load_locations(Route *r, bool with_items, int32 *extra, int nextra)
+load_locations(Route *r, bool with_items, int32 *extra, int nextra, int32 *only, int nonly)
 {
-	Datum		args[5];
+	Datum		args[6];
 	int32	   *item_ids = palloc(sizeof(int32) * Max(r->nlines, 1));
 	ItemLine   *map = palloc(sizeof(ItemLine) * Max(r->nlines, 1));
 	int			added = 0;
@@ -941,7 +972,13 @@ load_locations(Route *r, bool with_items, int32 *extra, int nextra)
 	args[2] = TimestampTzGetDatum(r->now);
 	args[3] = int_array(extra, nextra);
 	args[4] = BoolGetDatum(r->explain);
-	run(RQ_CANDIDATES, args);
+	if (only != NULL)
+	{
+		args[5] = int_array(only, nonly);
+		run(RQ_CANDIDATES_AT, args);
+	}
+	else
+		run(RQ_CANDIDATES, args);
 
 	r->locs = r->nlocs == 0 ? palloc0(sizeof(RouteLocation) * Max(SPI_processed, 1)) :
 		repalloc(r->locs, sizeof(RouteLocation) * (r->nlocs + SPI_processed));
@@ -1018,19 +1055,24 @@ route_find_location(Route *r, int32 id)
 	return -1;
 }
 
-void
-route_load(Route *r)
+/*
+ * Loads the candidate locations with their stock of the lines' items: every one (only == NULL),
+ * or the given ones (a pruned search; the holds' locations must be among them).
+ */
+static void
+load_candidates(Route *r, int32 *only, int nonly)
 {
 	int32	   *extra = palloc(sizeof(int32) * (r->nlines + 1));
 	int			nextra = 0;
 
-	load_services(r);
+
+	route_load_services(r);
 	for (int i = 0; i < r->nlines; i++)
 		if (r->lines[i].hold_location_id != 0)
 			extra[nextra++] = r->lines[i].hold_location_id;
 	if (r->pickup_id != 0)
 		extra[nextra++] = r->pickup_id;
-	load_locations(r, true, extra, nextra);
+	load_locations(r, true, extra, nextra, only, nonly);
 
 	for (int i = 0; i < r->nlines; i++)
 	{
@@ -1066,10 +1108,184 @@ route_load(Route *r)
 	}
 }
 
+void
+route_load(Route *r)
+{
+	load_candidates(r, NULL, 0);
+}
+
+/* route_load for the given locations only (their stock of the lines' items included). */
+void
+route_load_at(Route *r, int32 *ids, int nids)
+{
+	load_candidates(r, ids, nids);
+}
+
+/* Forgets the loaded locations, so that route_load can load them all again. */
+void
+route_unload(Route *r)
+{
+	r->nlocs = 0;
+	r->locs = NULL;
+	r->pickup = -1;
+	for (int i = 0; i < r->nlines; i++)
+		r->lines[i].hold_loc = -1;
+	route_reset(r);
+}
+
 int
 route_add_locations(Route *r, int32 *ids, int nids)
 {
-	return load_locations(r, false, ids, nids);
+	return load_locations(r, false, ids, nids, NULL, 0);
+}
+
+/* Appends the given locations with their stock of the lines' items (those not loaded yet). */
+int
+route_add_locations_with_stock(Route *r, int32 *ids, int nids)
+{
+	return load_locations(r, true, ids, nids, ids, nids);
+}
+
+/* The tenant's active carrier services, once per route. */
+void
+route_load_services(Route *r)
+{
+	if (r->services == NULL)
+		load_services(r);
+}
+
+/*
+ * What a pruned search bounds, every active location of a tenant without stock, is kept per
+ * backend for the last few tenants: a checkout page calls oms.promise on every view, and reading
+ * 1,000 locations each time would cost more than the search. Any change of oms.locations or
+ * oms.country_centroids drops it in every backend: their statement triggers
+ * (oms._routing_data_changed) send a relcache invalidation of the table, processed by every
+ * backend once the change commits.
+ */
+#define STATIC_CACHE_TENANTS 8
+
+typedef struct StaticCacheEntry
+{
+	int32		tenant_id;
+	int			n;
+	RouteStatic *locs;			/* in TopMemoryContext */
+} StaticCacheEntry;
+
+static StaticCacheEntry static_cache[STATIC_CACHE_TENANTS];
+static int	static_cache_n = 0;
+static int	static_cache_next = 0;	/* the entry replaced next when full */
+static bool static_cache_registered = false;
+static Oid	static_cache_rels[2];	/* oms.locations, oms.country_centroids */
+
+static void
+static_cache_reset(void)
+{
+	for (int k = 0; k < static_cache_n; k++)
+		pfree(static_cache[k].locs);
+	static_cache_n = 0;
+	static_cache_next = 0;
+}
+
+static void
+static_cache_callback(Datum arg, Oid relid)
+{
+	/* no catalog access here: the tables' oids were noted at registration */
+	if (!OidIsValid(relid) || relid == static_cache_rels[0] || relid == static_cache_rels[1])
+		static_cache_reset();
+}
+
+static void
+static_cache_register(void)
+{
+	Oid			nsp;
+
+	if (static_cache_registered)
+		return;
+	nsp = get_namespace_oid("oms", false);
+	static_cache_rels[0] = get_relname_relid("locations", nsp);
+	static_cache_rels[1] = get_relname_relid("country_centroids", nsp);
+	CacheRegisterRelcacheCallback(static_cache_callback, (Datum) 0);
+	static_cache_registered = true;
+}
+
+static int
+read_static(Route *r, RouteStatic **out)
+{
+	Datum		args[1];
+	RouteStatic *st;
+
+	args[0] = Int32GetDatum(r->tenant_id);
+	run(RQ_LOCATION_STATIC, args);
+	st = MemoryContextAlloc(TopMemoryContext, sizeof(RouteStatic) * Max(SPI_processed, 1));
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		RouteStatic *s = &st[row];
+		char	   *kind = col_text(row, 2);
+		bool		isnull;
+
+		memset(s, 0, sizeof(RouteStatic));
+		s->id = col_int(row, 1, 0);
+		if (!kind_from_text(kind, &s->kind))
+			s->kind = LK_WAREHOUSE;
+		s->lat = col_float(row, 3, 0);
+		col(row, 3, &isnull);
+		s->has_pos = !isnull;
+		s->lon = col_float(row, 4, 0);
+		s->can_ship = col_bool(row, 5, false);
+		s->can_pickup = col_bool(row, 6, false);
+		s->priority = col_int(row, 7, 0);
+		s->handling_days = col_int(row, 8, 0);
+		s->cost_per_package = col_float(row, 9, 0);
+		s->server_time_zone = col_bool(row, 10, false);
+	}
+	*out = st;
+	return (int) SPI_processed;
+}
+
+/* Every active location of the tenant, without stock (a copy the caller may reorder). */
+int
+route_load_static(Route *r, RouteStatic **out)
+{
+	StaticCacheEntry *e = NULL;
+
+	static_cache_register();
+	for (int k = 0; k < static_cache_n && e == NULL; k++)
+		if (static_cache[k].tenant_id == r->tenant_id)
+			e = &static_cache[k];
+	if (e == NULL)
+	{
+		if (static_cache_n < STATIC_CACHE_TENANTS)
+			e = &static_cache[static_cache_n++];
+		else
+		{
+			e = &static_cache[static_cache_next];
+			static_cache_next = (static_cache_next + 1) % STATIC_CACHE_TENANTS;
+			pfree(e->locs);
+		}
+		e->tenant_id = r->tenant_id;
+		e->n = read_static(r, &e->locs);
+	}
+	*out = palloc(sizeof(RouteStatic) * Max(e->n, 1));
+	memcpy(*out, e->locs, sizeof(RouteStatic) * e->n);
+	return e->n;
+}
+
+PG_FUNCTION_INFO_V1(oms_routing_data_changed);
+
+/*
+ * Trigger oms._routing_data_changed(), after any change of oms.locations or
+ * oms.country_centroids: a relcache invalidation of the table, so that every backend drops the
+ * locations it keeps for routing.
+ */
+Datum
+oms_routing_data_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "oms: _routing_data_changed must be called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -1145,6 +1145,241 @@ route_solve(Route *r)
 	qsort(r->rows, r->nrows, sizeof(RouteRow), compare_rows);
 }
 
+/* ----- pruned search
+ *
+ * A tenant with many locations (more than ROUTE_PRUNE_MIN_LOCATIONS active ones) is not read
+ * whole. Every location gets, from its static data alone, a lower bound of the score of any plan
+ * that serves the whole cart and ships a package from it: the lower of (a) the whole cart in one
+ * package from there, with its best carrier service, and (b) its lightest unit from there and the
+ * rest in at least one more package (one more package's weight, the cheapest base cost, every
+ * other kilogram at the lowest cost per kg), leaving today (the day before for a location with a
+ * time zone of its own, whose local date may lag the server's). Every term of a plan's score is
+ * at least what the bound counts, so no such plan scores less. The PRUNE_BATCH locations with the lowest bounds
+ * (then priority, then id) are read with their stock and solved. The answer stands when the
+ * chosen plan ships every line from stock in one package and scores strictly less than the bound
+ * of every location not read; otherwise everything is read and solved again. So a pruned answer is
+ * the plan the full search would choose whenever the full search's best plan is one package (the
+ * other locations could only give worse plans), and the same input and state always give the
+ * same answer.
+ */
+#define PRUNE_BATCH 32
+
+static double
+static_bound(Route *r, RouteStatic *s, double w_min, double w_total, double kg_rate, double base_min)
+{
+	RouteProfile *p = &r->profile;
+	bool		known = !isinf(s->distance);	/* measured by route_prune_batch */
+	double		d = known ? s->distance : 0;
+	int			days = s->handling_days - (s->server_time_zone ? 0 : 1);
+	double		best = INFINITY;
+
+	if (!p->kinds[s->kind] || !s->can_ship)
+		return INFINITY;
+	if (p->max_distance_km > 0 && (!known || d > p->max_distance_km))
+		return INFINITY;
+	if (r->nservices == 0)
+		return package_score(r, s->cost_per_package, days, 0);
+	for (int k = 0; k < r->nservices; k++)
+	{
+		CarrierService *cs = &r->services[k];
+		int			transit;
+		double		fixed;
+
+		if (r->mode != DM_ANY && cs->mode != r->mode)
+			continue;
+		if (cs->max_weight > 0 && w_min > cs->max_weight + SCORE_EPS)
+			continue;
+		if (cs->max_distance > 0 && d > cs->max_distance)
+			continue;
+		if (!serves_country(cs, r->dest_country))
+			continue;
+		transit = cs->base_days + (cs->km_per_day > 0 ? (int) floor(d / cs->km_per_day) : 0);
+		fixed = s->cost_per_package + cs->base_cost + cs->cost_per_km * d;
+		/* the whole cart in this one package */
+		if (cs->max_weight <= 0 || w_total <= cs->max_weight + SCORE_EPS)
+			best = Min(best, package_score(r, fixed + cs->cost_per_kg * w_total, days + transit,
+										   d * (cs->co2_per_km + cs->co2_per_kg_km * w_total)));
+		/*
+		 * or at least its lightest unit here and the rest in other packages: each one more
+		 * package, at least the cheapest service's base cost, every kilogram at the lowest rate
+		 */
+		if (p->max_packages > 1)
+			best = Min(best, package_score(r, fixed + cs->cost_per_kg * w_min, days + transit,
+										   d * (cs->co2_per_km + cs->co2_per_kg_km * w_min)) +
+					   p->w_cost * (base_min + kg_rate * (w_total - w_min)) + p->w_packages);
+	}
+	return best;
+}
+
+static int
+compare_static(const void *a, const void *b)
+{
+	const RouteStatic *x = a;
+	const RouteStatic *y = b;
+
+	if (x->bound != y->bound)
+		return x->bound < y->bound ? -1 : 1;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+/*
+ * What the bounds need of the cart and the carrier services of the current mode: a plan that
+ * could beat one serving every unit must serve every unit too (compare_plans), so its packages
+ * carry the cart's whole weight, each kilogram at least at the lowest cost per kg and each
+ * package at least the lowest base cost of the services it may use.
+ */
+static void
+bound_params(Route *r, double *w_min, double *w_total, double *kg_rate, double *base_min)
+{
+	*w_min = INFINITY;
+	*w_total = 0;
+	*kg_rate = INFINITY;
+	*base_min = INFINITY;
+	for (int l = 0; l < r->nlines; l++)
+	{
+		*w_min = Min(*w_min, r->lines[l].weight);
+		*w_total += r->lines[l].weight * r->lines[l].qty;
+	}
+	if (isinf(*w_min) || *w_min < 0)
+		*w_min = 0;
+	*w_total = Max(*w_total, *w_min);
+	for (int k = 0; k < r->nservices; k++)
+		if ((r->mode == DM_ANY || r->services[k].mode == r->mode) && serves_country(&r->services[k], r->dest_country))
+		{
+			*kg_rate = Min(*kg_rate, r->services[k].cost_per_kg);
+			*base_min = Min(*base_min, r->services[k].base_cost);
+		}
+	if (isinf(*kg_rate))
+		*kg_rate = 0;
+	if (isinf(*base_min))
+		*base_min = 0;
+}
+
+/*
+ * Bounds every location for the current mode and returns the ids to read first: the PRUNE_BATCH
+ * best bounded (marked read in st) and the locations the cart holds stock at. Sets r->prune_next,
+ * the lowest bound of a location not read.
+ */
+int
+route_prune_batch(Route *r, RouteStatic *st, int nst, int32 **ids)
+{
+	double		w_min,
+				w_total,
+				kg_rate,
+				base_min;
+	int32	   *out = palloc(sizeof(int32) * (PRUNE_BATCH + r->nlines + 1));
+	int			n = 0;
+
+	RouteStatic **best = palloc(sizeof(RouteStatic *) * (PRUNE_BATCH + 1));
+	int			nbest = 0;
+
+	bound_params(r, &w_min, &w_total, &kg_rate, &base_min);
+	for (int i = 0; i < nst; i++)
+	{
+		RouteStatic *x = &st[i];
+		int			j;
+
+		x->distance = r->dest_known && x->has_pos ?
+			oms_distance_km(x->lat, x->lon, r->dest_lat, r->dest_lon) : INFINITY;
+		x->bound = static_bound(r, x, w_min, w_total, kg_rate, base_min);
+		x->read = false;
+		if (isinf(x->bound))
+			continue;
+		/* the PRUNE_BATCH + 1 best, in order: a selection, not a sort of every location */
+		if (nbest == PRUNE_BATCH + 1 && compare_static(x, best[PRUNE_BATCH]) >= 0)
+			continue;
+		j = nbest < PRUNE_BATCH + 1 ? nbest++ : PRUNE_BATCH;
+		while (j > 0 && compare_static(x, best[j - 1]) < 0)
+		{
+			best[j] = best[j - 1];
+			j--;
+		}
+		best[j] = x;
+	}
+	for (int k = 0; k < Min(nbest, PRUNE_BATCH); k++)
+	{
+		best[k]->read = true;
+		out[n++] = best[k]->id;
+	}
+	r->prune_next = nbest > PRUNE_BATCH ? best[PRUNE_BATCH]->bound : INFINITY;
+	for (int l = 0; l < r->nlines; l++)
+		if (r->lines[l].hold_location_id != 0)
+			out[n++] = r->lines[l].hold_location_id;
+	*ids = out;
+	return n;
+}
+
+/*
+ * After route_prune_batch: r->prune_next again for the current mode (the lowest bound among the
+ * locations not read), when the batch was chosen for another (promise: DM_ANY for every mode).
+ */
+void
+route_prune_rebound(Route *r, RouteStatic *st, int nst)
+{
+	double		w_min,
+				w_total,
+				kg_rate,
+				base_min;
+
+	bound_params(r, &w_min, &w_total, &kg_rate, &base_min);
+	r->prune_next = INFINITY;
+	for (int i = 0; i < nst; i++)
+		if (!st[i].read)
+			r->prune_next = Min(r->prune_next, static_bound(r, &st[i], w_min, w_total, kg_rate, base_min));
+}
+
+/* Whether a route solved on a pruned batch is the answer (see above). */
+bool
+route_pruned_ok(Route *r)
+{
+	RoutePlan  *p;
+
+	if (r->chosen_plan < 0)
+		return false;
+	p = &r->plans[r->chosen_plan];
+	if (!p->valid || p->npackages != 1)
+		return false;
+	for (int k = 0; k < r->nrows; k++)
+		if (r->rows[k].kind != RK_SHIP && r->rows[k].kind != RK_DROPSHIP)
+			return false;
+	return p->score < r->prune_next && !same_score(p->score, r->prune_next);
+}
+
+/*
+ * Loads and solves: a pruned search first when the tenant has many locations and the route ships
+ * to a customer (not for explain, which shows every candidate, nor click & collect), else, or when
+ * the pruned answer does not stand, every candidate.
+ */
+void
+route_load_and_solve(Route *r)
+{
+	if (oms_route_pruning && !r->explain && r->pickup_id == 0)
+	{
+		RouteStatic *st;
+		int			nst;
+
+		route_load_services(r);
+		nst = route_load_static(r, &st);
+		if (nst > ROUTE_PRUNE_MIN_LOCATIONS)
+		{
+			int32	   *ids;
+			int			n = route_prune_batch(r, st, nst, &ids);
+
+			route_load_at(r, ids, n);
+			route_solve(r);
+			if (route_pruned_ok(r))
+				return;
+			elog(DEBUG1, "oms: pruned route not taken: chosen %d, score %g, next bound %g",
+				 r->chosen_plan, r->chosen_plan >= 0 ? r->plans[r->chosen_plan].score : -1, r->prune_next);
+			route_unload(r);
+		}
+	}
+	route_load(r);
+	route_solve(r);
+}
+
 LocationStatus
 route_line_status(Route *r, int line, int loc)
 {

@@ -141,6 +141,25 @@ typedef struct RouteLine
 	int32	   *exclude;			/* location ids */
 } RouteLine;
 
+/* A location as a pruned search first sees it: no stock, no start day (route_load_static). */
+typedef struct RouteStatic
+{
+	int32		id;
+	LocationKind kind;
+	bool		has_pos;
+	double		lat;
+	double		lon;
+	bool		can_ship;
+	bool		can_pickup;
+	int32		priority;
+	int32		handling_days;
+	double		cost_per_package;
+	bool		server_time_zone;	/* no time zone of its own: its start day is not before today */
+	double		bound;				/* lower bound of the score of any plan that ships from it */
+	double		distance;			/* km to the destination, INFINITY: unknown */
+	bool		read;				/* in the batch read first */
+} RouteStatic;
+
 /* One part of a plan: qty units of a line from a location. */
 typedef struct Assignment
 {
@@ -251,6 +270,7 @@ typedef struct Route
 	int			maxplans;
 	RoutePlan  *plans;
 	int			chosen_plan;		/* -1: none */
+	double		prune_next;			/* pruned search: lowest bound of a location not read */
 
 	int			nrows;
 	int			maxrows;
@@ -270,12 +290,24 @@ extern void route_parse_ship_to(Route *r, Jsonb *ship_to, const char *what);
 extern void route_set_pickup_id(Route *r, int32 location_id);
 extern void route_load_profile(Route *r, const char *code);
 extern void route_load(Route *r);
+extern void route_load_at(Route *r, int32 *ids, int nids);
+extern void route_unload(Route *r);
+extern int	route_load_static(Route *r, RouteStatic **out);
+extern int	route_add_locations_with_stock(Route *r, int32 *ids, int nids);
+extern void route_load_services(Route *r);
 extern int	route_add_locations(Route *r, int32 *ids, int nids);
 extern void route_load_supply(Route *r, int *lines, int nlines, int64 **supply_out, int *nsupply);
 extern int	route_find_location(Route *r, int32 id);
 
 /* routing.c: the engine */
 extern void route_solve(Route *r);
+extern void route_load_and_solve(Route *r);
+extern int	route_prune_batch(Route *r, RouteStatic *st, int nst, int32 **ids);
+extern bool route_pruned_ok(Route *r);
+extern void route_prune_rebound(Route *r, RouteStatic *st, int nst);
+
+/* A pruned search (routing.c) needs more active locations than this to be worth it. */
+#define ROUTE_PRUNE_MIN_LOCATIONS 64
 extern void route_reset(Route *r);
 extern bool route_eval_package(Route *r, int loc, double weight, RoutePackage *out);
 extern LocationStatus route_line_status(Route *r, int line, int loc);

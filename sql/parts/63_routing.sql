@@ -42,3 +42,15 @@ CREATE FUNCTION oms.promise(cart jsonb, ship_to jsonb, profile text DEFAULT 'bal
 	SET search_path = oms, pg_catalog
 	AS 'MODULE_PATHNAME', 'oms_promise';
 COMMENT ON FUNCTION oms.promise(jsonb, jsonb, text) IS 'The delivery options of a cart [{"sku","qty"}] for a checkout page: per delivery mode of the carrier services (economy, standard, express) the date the whole cart arrives, cost, CO2, packages and where from, and click & collect at the 3 nearest stores that have the whole cart (or, for {"pickup": store}, that store''s date, transfers included); reserves nothing';
+
+-- Backends keep each tenant's active locations for routing's pruned search (src/route_load.c);
+-- any change of the locations or of the country centroids drops them everywhere.
+CREATE FUNCTION oms._routing_data_changed() RETURNS trigger
+	LANGUAGE c
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_routing_data_changed';
+COMMENT ON FUNCTION oms._routing_data_changed() IS 'Internal: trigger invalidating every backend''s cached routing locations after a change of oms.locations or oms.country_centroids';
+CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.locations
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
+CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
