@@ -7,7 +7,9 @@ set -euo pipefail
 
 missing=()
 [ -x "$PGBIN/postgres" ] || missing+=(postgresql-15)
-[ -f "$PGXSDIR/src/makefiles/pgxs.mk" ] || missing+=(postgresql-server-dev-15)
+# pgxs.mk alone is not enough: postgresql-client-15 ships it without the server headers.
+[ -f "$PGXSDIR/src/makefiles/pgxs.mk" ] && [ -f /usr/include/postgresql/15/server/postgres.h ] \
+	|| missing+=(postgresql-server-dev-15)
 [ -f /usr/share/postgresql/15/extension/pg_cron.control ] || missing+=(postgresql-15-cron)
 perl -MIPC::Run -e1 2>/dev/null || missing+=(libipc-run-perl)
 command -v sqlsmith >/dev/null || missing+=(sqlsmith)
