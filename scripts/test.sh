@@ -7,6 +7,8 @@ set -uo pipefail
 cd "$ROOT"
 
 port=${OMS_TEST_PORT:-54329}
+# The cluster's name (/tmp/oms-NAME): two runs side by side need a name and a port each.
+cname=${OMS_TEST_NAME:-test}
 passed=0
 failed=0
 failures=()
@@ -17,9 +19,9 @@ stage=$(pg_scratch stage)
 cp -r "$ROOT/test" "$ROOT/expected" "$stage/"
 [ "$(id -u)" = 0 ] && chown -R "$PG_USER" "$stage"
 
-scripts/cluster.sh start test "$port" contrib_regression || exit 1
-trap 'scripts/cluster.sh stop test' EXIT
-host=/tmp/oms-test
+scripts/cluster.sh start "$cname" "$port" contrib_regression || exit 1
+trap 'scripts/cluster.sh stop "$cname"' EXIT
+host=/tmp/oms-$cname
 
 # Runs one pg_regress-style suite; counts its "... ok" and "... FAILED" lines.
 run_suite() {
@@ -64,7 +66,7 @@ if [ -n "$specs" ]; then
 	run_suite isolation "$PGXSDIR/src/test/isolation/pg_isolation_regress" isolation $specs
 fi
 
-scripts/cluster.sh stop test
+scripts/cluster.sh stop "$cname"
 trap - EXIT
 
 tap=${TAP-$(cd test && ls t/*.pl 2>/dev/null | sort)}

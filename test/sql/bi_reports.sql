@@ -8,8 +8,10 @@ SET oms.tenant = 't_bi';
 SET oms_bi.reporting_currency = 'EUR';
 SET oms.today = '2026-11-05';
 SET TIME ZONE 'UTC';
-INSERT INTO oms.channels (code, kind, name, default_currency, requires_authorization) VALUES
-	('web', 'web', 'Web shop', 'EUR', false), ('mkt', 'marketplace', 'Marketplace', 'USD', false);
+-- The orders are dated November 2026 and returns are checked against the real clock: a return
+-- window of ten years keeps the test's return valid whenever it runs.
+INSERT INTO oms.channels (code, kind, name, default_currency, requires_authorization, return_days) VALUES
+	('web', 'web', 'Web shop', 'EUR', false, 3650), ('mkt', 'marketplace', 'Marketplace', 'USD', false, 3650);
 INSERT INTO oms.locations (code, kind, name, priority, country) VALUES ('WH-1', 'warehouse', 'Warehouse 1', 1, 'DE');
 INSERT INTO oms.items (sku, name, brand, category, unit_cost, backorderable) VALUES
 	('TEE', 'T-shirt', 'Acme', 'Apparel', 5, false), ('MUG', 'Mug', 'Potter', 'Home', 3, false),
