@@ -456,3 +456,884 @@ CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
 CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
+
+-- ===== Capacity follows the order: oms.order_capacity records where each order counts, and an
+-- order that leaves a location (cancelled, a line rejected, a new address) gives its count back
+-- (62_shipping, 67_route_apply, 70_place_order, 74_reject_line, 75_cancel, 84_order_edits).
+-- Orders placed before 0.2.0 have no row there: their counts stay taken (as in 0.1.0).
+CREATE TABLE oms.order_capacity (
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
+	order_id		bigint NOT NULL,
+	location_id		int NOT NULL,
+	day				date NOT NULL,
+	PRIMARY KEY (tenant_id, order_id, location_id),
+	FOREIGN KEY (tenant_id, order_id) REFERENCES oms.orders,
+	FOREIGN KEY (tenant_id, location_id) REFERENCES oms.locations
+);
+COMMENT ON TABLE oms.order_capacity IS 'The (location, day) each order is counted at in oms.location_capacity_used (one per order and location); the count is given back when the order no longer uses the location (cancelled, rejected, re-routed)';
+SELECT pg_catalog.pg_extension_config_dump('oms.order_capacity', '');
+GRANT ALL ON oms.order_capacity TO oms_admin;
+GRANT SELECT ON oms.order_capacity TO oms_operator;
+ALTER TABLE oms.order_capacity ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON oms.order_capacity USING (tenant_id OPERATOR(pg_catalog.=) (SELECT oms.current_tenant_id()));
+CREATE POLICY admin ON oms.order_capacity TO oms_admin USING (true) WITH CHECK (true);
+CREATE FUNCTION oms._take_order_capacity(p_tenant int, p_order bigint, p_loc int[], p_day date[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_loc	int[];
+	v_day	date[];
+BEGIN
+	-- The first (lowest) day per location the order is not yet counted at, in location order.
+	SELECT array_agg(x.location_id ORDER BY x.location_id, x.day), array_agg(x.day ORDER BY x.location_id, x.day)
+	  INTO v_loc, v_day
+	  FROM (SELECT DISTINCT ON (p_loc[n]) p_loc[n] AS location_id, p_day[n] AS day
+			  FROM generate_subscripts(p_loc, 1) n
+			 WHERE p_day[n] IS NOT NULL
+			   AND NOT EXISTS (SELECT FROM oms.order_capacity c
+								WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = p_loc[n])
+			 ORDER BY p_loc[n], p_day[n]) x;
+	IF v_loc IS NULL THEN
+		RETURN;
+	END IF;
+	PERFORM oms._take_capacity(p_tenant, v_loc, v_day);
+	INSERT INTO oms.order_capacity (tenant_id, order_id, location_id, day)
+		SELECT p_tenant, p_order, v_loc[n], v_day[n] FROM generate_subscripts(v_loc, 1) n
+		 WHERE EXISTS (SELECT FROM oms.locations l
+						WHERE l.tenant_id = p_tenant AND l.id = v_loc[n] AND l.daily_capacity > 0);
+END
+$$;
+COMMENT ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]) IS 'Internal: counts an order at the locations (and their days) a route sends it to, once per order and location (oms.order_capacity); OM030 when a day''s capacity is gone';
+CREATE FUNCTION oms._release_order_capacity(p_tenant int, p_order bigint)
+	RETURNS TABLE (location_id int, day date)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN SELECT c.location_id, c.day FROM oms.order_capacity c
+			  WHERE c.tenant_id = p_tenant AND c.order_id = p_order
+				AND NOT EXISTS (SELECT FROM oms.reservations x
+								 WHERE x.tenant_id = p_tenant AND x.order_id = p_order
+								   AND x.location_id = c.location_id)
+				AND NOT EXISTS (SELECT FROM oms.shipments s
+								 WHERE s.tenant_id = p_tenant AND s.order_id = p_order
+								   AND s.location_id = c.location_id)
+			  ORDER BY c.location_id, c.day
+	LOOP
+		UPDATE oms.location_capacity_used u SET used = u.used - 1
+		 WHERE u.tenant_id = p_tenant AND u.location_id = r.location_id AND u.day = r.day AND u.used > 0;
+		DELETE FROM oms.order_capacity c
+		 WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = r.location_id;
+		location_id := r.location_id;
+		day := r.day;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._release_order_capacity(int, bigint) IS 'Internal: gives back the daily capacity an order counted at locations it no longer uses (no reservation there, nothing shipped from there); returns those (location, day)';
+REVOKE ALL ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) TO oms_admin;
+CREATE OR REPLACE FUNCTION oms.place_order("order" jsonb) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	p				jsonb := $1;
+	v_tenant		int := oms.current_tenant_id();
+	v_channel_id	int;
+	v_channel_cur	text;
+	v_channel_on	boolean;
+	v_ext			text;
+	v_currency		text;
+	v_minor			int;
+	v_customer		jsonb;
+	v_ship_to		jsonb;
+	v_country		text;
+	v_lat			double precision;
+	v_lon			double precision;
+	v_pickup		int;
+	v_cart			text;
+	v_shipping		numeric := 0;
+	v_attributes	jsonb := '{}';
+	v_lines			jsonb;
+	v_bad			record;
+	v_skus			text[];
+	v_qtys			int[];
+	v_prices		numeric[];
+	v_items			int[];
+	v_backorder		boolean[];
+	v_prefer		int[];
+	v_credit		bigint[];
+	v_locs			int[];
+	v_promised		date[];
+	v_profile		text;
+	v_channel_profile text;
+	v_a_line		int[];
+	v_a_loc			int[];
+	v_a_qty			int[];
+	v_a_kind		text[];
+	v_a_eta			date[];
+	v_a_capday		date[];
+	v_a_reason		text[];
+	v_a_supply		bigint[];
+	v_states		oms.line_state[];
+	v_state			oms.order_state;
+	v_order_id		bigint;
+	v_subtotal		numeric;
+	v_attempt		int := 0;
+	v_sku			text;
+	v_i				int;
+	r				record;
+BEGIN
+	-- 1. The fields that identify the order, then idempotency: a retry returns the first result.
+	IF p IS NULL OR jsonb_typeof(p) <> 'object' THEN
+		PERFORM oms._payload_error('order', 'must be a JSON object', p,
+			'See the README for the shape: {"channel": "web", "external_id": "W-1", "lines": [...], ...}.');
+	END IF;
+	PERFORM oms._check_keys(p, '', ARRAY['attributes', 'cart', 'channel', 'currency', 'customer',
+										 'external_id', 'lines', 'pickup', 'placed_at', 'routing', 'ship_to',
+										 'shipping_amount']);
+	IF jsonb_typeof(p -> 'channel') IS DISTINCT FROM 'string' THEN
+		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
+			'Channels are rows of oms.channels, e.g. "web".');
+	END IF;
+	SELECT c.id, c.default_currency, c.active, c.routing_profile
+	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile
+		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
+	IF v_channel_id IS NULL THEN
+		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
+			USING ERRCODE = '22023', HINT = 'Channels are rows of oms.channels of the current tenant (setting oms.tenant).';
+	END IF;
+	IF jsonb_typeof(p -> 'external_id') IS DISTINCT FROM 'string' OR p ->> 'external_id' = ''
+	   OR length(p ->> 'external_id') > 200 THEN
+		PERFORM oms._payload_error('external_id', 'must be the channel''s order id (text of 1 to 200 characters)',
+			p -> 'external_id', 'The same channel and external_id always give the same order: a retry is safe.');
+	END IF;
+	v_ext := p ->> 'external_id';
+
+	SELECT o.id INTO v_order_id FROM oms.orders o
+		WHERE o.tenant_id = v_tenant AND o.channel_id = v_channel_id AND o.external_id = v_ext;
+	IF v_order_id IS NOT NULL THEN
+		RETURN v_order_id;
+	END IF;
+	IF NOT v_channel_on THEN
+		RAISE EXCEPTION 'channel "%" is not active', p ->> 'channel'
+			USING ERRCODE = '22023', HINT = 'An inactive channel cannot place new orders; set oms.channels.active to true.';
+	END IF;
+
+	-- 2. The rest of the header.
+	IF p ? 'currency' THEN
+		IF jsonb_typeof(p -> 'currency') IS DISTINCT FROM 'string' THEN
+			PERFORM oms._payload_error('currency', 'must be an ISO 4217 code', p -> 'currency', 'For example "EUR" or "RON".');
+		END IF;
+		v_currency := p ->> 'currency';
+	ELSE
+		v_currency := v_channel_cur;
+	END IF;
+	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = v_currency;
+	IF v_minor IS NULL OR v_currency !~ '^[A-Z]{3}$' THEN
+		RAISE EXCEPTION 'unsupported currency code "%"', oms._clip(v_currency)
+			USING ERRCODE = '22023', HINT = 'Currencies are the ISO 4217 codes in oms.currencies, e.g. "EUR".';
+	END IF;
+
+	IF p ? 'customer' THEN
+		v_customer := p -> 'customer';
+		IF jsonb_typeof(v_customer) <> 'object' THEN
+			PERFORM oms._payload_error('customer', 'must be an object', v_customer,
+				'{"ref": "C1", "email": "a@example.com", "name": "...", "phone": "..."}, every field optional.');
+		END IF;
+		PERFORM oms._check_keys(v_customer, 'customer.', ARRAY['email', 'name', 'phone', 'ref']);
+		SELECT k INTO v_sku FROM jsonb_each(v_customer) AS f(k, v)
+			WHERE jsonb_typeof(f.v) <> 'string' OR length(f.v #>> '{}') > 320 ORDER BY k LIMIT 1;
+		IF v_sku IS NOT NULL THEN
+			PERFORM oms._payload_error('customer.' || v_sku, 'must be text of at most 320 characters',
+				v_customer -> v_sku, 'Customer fields are text.');
+		END IF;
+		IF v_customer ? 'email' AND v_customer ->> 'email' !~ '^[^@\s]+@[^@\s]+$' THEN
+			PERFORM oms._payload_error('customer.email', 'must be an e-mail address', v_customer -> 'email',
+				'For example "anna@example.com".');
+		END IF;
+	END IF;
+
+	IF p ? 'ship_to' AND p ? 'pickup' THEN
+		RAISE EXCEPTION 'order payload has both "ship_to" and "pickup"'
+			USING ERRCODE = '22023', HINT = 'Give "ship_to" (an address) to ship, or "pickup" (a store code) for click & collect.';
+	ELSIF p ? 'ship_to' THEN
+		v_ship_to := p -> 'ship_to';
+		IF jsonb_typeof(v_ship_to) <> 'object' THEN
+			PERFORM oms._payload_error('ship_to', 'must be an address object', v_ship_to,
+				'{"name": "...", "line1": "...", "city": "Milano", "postal_code": "20121", "country": "IT", "lat": 45.46, "lon": 9.19}.');
+		END IF;
+		PERFORM oms._check_keys(v_ship_to, 'ship_to.', ARRAY['city', 'company', 'country', 'lat', 'line1', 'line2',
+															 'lon', 'name', 'phone', 'postal_code', 'region']);
+		SELECT k INTO v_sku FROM jsonb_each(v_ship_to) AS f(k, v)
+			WHERE k NOT IN ('lat', 'lon') AND (jsonb_typeof(f.v) <> 'string' OR length(f.v #>> '{}') > 200)
+			ORDER BY k LIMIT 1;
+		IF v_sku IS NOT NULL THEN
+			PERFORM oms._payload_error('ship_to.' || v_sku, 'must be text of at most 200 characters',
+				v_ship_to -> v_sku, 'Address fields are text; lat and lon are numbers.');
+		END IF;
+		IF jsonb_typeof(v_ship_to -> 'country') IS DISTINCT FROM 'string' OR v_ship_to ->> 'country' !~ '^[A-Za-z]{2}$' THEN
+			PERFORM oms._payload_error('ship_to.country', 'must be an ISO 3166 country code', v_ship_to -> 'country',
+				'Two letters, e.g. "IT" or "RO".');
+		END IF;
+		v_country := upper(v_ship_to ->> 'country');
+		v_ship_to := jsonb_set(v_ship_to, '{country}', to_jsonb(v_country));
+		IF (v_ship_to ? 'lat') <> (v_ship_to ? 'lon') THEN
+			PERFORM oms._payload_error(CASE WHEN v_ship_to ? 'lat' THEN 'ship_to.lon' ELSE 'ship_to.lat' END,
+				'is required with the other coordinate', NULL, 'Give both lat and lon, or neither.');
+		END IF;
+		IF v_ship_to ? 'lat' THEN
+			IF jsonb_typeof(v_ship_to -> 'lat') <> 'number' OR abs((v_ship_to ->> 'lat')::numeric) > 90 THEN
+				PERFORM oms._payload_error('ship_to.lat', 'must be a latitude between -90 and 90', v_ship_to -> 'lat',
+					'Decimal degrees, e.g. 45.4642.');
+			END IF;
+			IF jsonb_typeof(v_ship_to -> 'lon') <> 'number' OR abs((v_ship_to ->> 'lon')::numeric) > 180 THEN
+				PERFORM oms._payload_error('ship_to.lon', 'must be a longitude between -180 and 180', v_ship_to -> 'lon',
+					'Decimal degrees, e.g. 9.19.');
+			END IF;
+			v_lat := round((v_ship_to ->> 'lat')::numeric, 12)::double precision;	-- (1e-400 would underflow)
+			v_lon := round((v_ship_to ->> 'lon')::numeric, 12)::double precision;
+		END IF;
+	ELSIF p ? 'pickup' THEN
+		IF jsonb_typeof(p -> 'pickup') IS DISTINCT FROM 'string' THEN
+			PERFORM oms._payload_error('pickup', 'must be a store''s location code', p -> 'pickup',
+				'Click & collect names the store, e.g. "STORE-MI-01".');
+		END IF;
+		SELECT l.id INTO v_pickup FROM oms.locations l
+			WHERE l.tenant_id = v_tenant AND l.code = p ->> 'pickup';
+		IF v_pickup IS NULL THEN
+			RAISE EXCEPTION 'unknown location "%"', oms._clip(p ->> 'pickup')
+				USING ERRCODE = '22023', HINT = 'A pickup location is a row of oms.locations with can_pickup.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup AND l.active AND l.can_pickup) THEN
+			RAISE EXCEPTION 'location "%" does not offer pickup', p ->> 'pickup'
+				USING ERRCODE = '22023', HINT = 'Choose an active location with can_pickup for click & collect.';
+		END IF;
+	ELSE
+		RAISE EXCEPTION 'order payload has neither "ship_to" nor "pickup"'
+			USING ERRCODE = '22023', HINT = 'Give "ship_to" (an address) to ship, or "pickup" (a store code) for click & collect.';
+	END IF;
+
+	IF p ? 'cart' THEN
+		IF jsonb_typeof(p -> 'cart') IS DISTINCT FROM 'string' OR p ->> 'cart' = '' OR length(p ->> 'cart') > 200 THEN
+			PERFORM oms._payload_error('cart', 'must be a cart id (text of 1 to 200 characters)', p -> 'cart',
+				'The cart whose holds (oms.hold) this order takes over.');
+		END IF;
+		v_cart := p ->> 'cart';
+	END IF;
+	IF p ? 'shipping_amount' THEN
+		IF jsonb_typeof(p -> 'shipping_amount') IS DISTINCT FROM 'number' OR (p ->> 'shipping_amount')::numeric < 0
+		   OR (p ->> 'shipping_amount')::numeric >= 1e15 THEN
+			PERFORM oms._payload_error('shipping_amount', 'must be an amount of 0 or more', p -> 'shipping_amount',
+				'The shipping charged to the customer, in the order''s currency.');
+		END IF;
+		v_shipping := round((p ->> 'shipping_amount')::numeric, v_minor);
+	END IF;
+	IF p ? 'routing' AND (jsonb_typeof(p -> 'routing') IS DISTINCT FROM 'string' OR p ->> 'routing' = '') THEN
+		PERFORM oms._payload_error('routing', 'must be a routing profile code', p -> 'routing',
+			'For example "cheapest", "fastest", "greenest" or "balanced" (oms.routing_profiles); default: the channel''s.');
+	END IF;
+	IF p ? 'attributes' THEN
+		IF jsonb_typeof(p -> 'attributes') IS DISTINCT FROM 'object' THEN
+			PERFORM oms._payload_error('attributes', 'must be an object', p -> 'attributes',
+				'Free key/value data kept with the order, e.g. {"gift": true}.');
+		END IF;
+		v_attributes := p -> 'attributes';
+	END IF;
+
+	-- 3. The lines: shape, then SKUs (one line per SKU), then items.
+	v_lines := p -> 'lines';
+	IF jsonb_typeof(v_lines) IS DISTINCT FROM 'array' OR jsonb_array_length(v_lines) = 0 THEN
+		PERFORM oms._payload_error('lines', 'must be a non-empty array', v_lines,
+			'An order has 1 to 10000 lines: [{"sku": "SKU-1", "qty": 2, "unit_price": 19.90}].');
+	END IF;
+	IF jsonb_array_length(v_lines) > 10000 THEN
+		RAISE EXCEPTION 'order payload field "lines" has % lines, more than 10000', jsonb_array_length(v_lines)
+			USING ERRCODE = '22023', HINT = 'Split the order: one order has at most 10000 lines.';
+	END IF;
+	SELECT * INTO v_bad FROM oms._check_lines(v_lines);
+	IF v_bad.path IS NOT NULL THEN
+		PERFORM oms._payload_error(v_bad.path, v_bad.problem, v_bad.value, v_bad.hint);
+	END IF;
+	SELECT array_agg(a.v ->> 'sku' ORDER BY a.i), array_agg((a.v -> 'qty')::numeric::int ORDER BY a.i),
+		   array_agg((a.v ->> 'unit_price')::numeric ORDER BY a.i)
+	  INTO v_skus, v_qtys, v_prices
+	  FROM jsonb_array_elements(v_lines) WITH ORDINALITY a(v, i);
+	SELECT s INTO v_sku FROM unnest(v_skus) s GROUP BY s HAVING count(*) > 1 ORDER BY s LIMIT 1;
+	IF v_sku IS NOT NULL THEN
+		RAISE EXCEPTION 'SKU "%" appears in more than one line', v_sku
+			USING ERRCODE = '22023', HINT = 'Send one line per SKU with the total quantity.';
+	END IF;
+	SELECT array_agg(it.id ORDER BY u.i), array_agg(it.backorderable ORDER BY u.i),
+		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active)
+	  INTO v_items, v_backorder, v_i, v_attempt
+	  FROM unnest(v_skus) WITH ORDINALITY u(sku, i)
+	  LEFT JOIN oms.items it ON it.tenant_id = v_tenant AND it.sku = u.sku;
+	IF v_i IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown SKU "%" in order payload field "lines[%].sku"', v_skus[v_i], v_i - 1
+			USING ERRCODE = '22023', HINT = 'Items are rows of oms.items of the current tenant (setting oms.tenant).';
+	END IF;
+	IF v_attempt IS NOT NULL THEN
+		RAISE EXCEPTION 'item "%" in order payload field "lines[%].sku" is not active', v_skus[v_attempt], v_attempt - 1
+			USING ERRCODE = '22023', HINT = 'Inactive items cannot be sold; remove the line or reactivate the item.';
+	END IF;
+	v_attempt := 0;
+	v_subtotal := (SELECT sum(round(v_qtys[i] * v_prices[i], v_minor)) FROM generate_subscripts(v_qtys, 1) i);
+
+	-- 4. The cart's live holds are credited at their location (locked, so that the worker does not
+	--    expire them under us).
+	IF v_cart IS NOT NULL THEN
+		PERFORM FROM oms.reservations h WHERE h.tenant_id = v_tenant AND h.cart = v_cart FOR UPDATE;
+		SELECT array_agg(h.location_id ORDER BY u.i), array_agg(h.qty::bigint ORDER BY u.i)
+		  INTO v_prefer, v_credit
+		  FROM unnest(v_items) WITH ORDINALITY u(item_id, i)
+		  LEFT JOIN oms.reservations h ON h.tenant_id = v_tenant AND h.cart = v_cart
+			   AND h.item_id = u.item_id AND h.expires_at > pg_catalog.now();
+	END IF;
+
+	-- 5. Route (oms._route, under the profile the payload names in "routing", else the channel's),
+	--    insert, reserve, count capacity. A location that lost the race for its last units (OM001
+	--    from the reservation trigger) or for its last order of the day (OM030) makes us route
+	--    again on fresh data, up to three times: the line goes to the next best location.
+	v_profile := coalesce(p ->> 'routing', v_channel_profile);
+	IF NOT EXISTS (SELECT FROM oms.routing_profiles rp
+					WHERE rp.code = v_profile AND (rp.tenant_id = v_tenant OR rp.tenant_id IS NULL)) THEN
+		RAISE EXCEPTION 'unknown routing profile "%" in %', oms._clip(v_profile),
+				CASE WHEN p ? 'routing' THEN 'order payload field "routing"'
+					 ELSE format('the default of channel "%s"', oms._clip(p ->> 'channel')) END
+			USING ERRCODE = '22023',
+			      HINT = 'Routing profiles are rows of oms.routing_profiles: balanced, cheapest, fastest, greenest, or the tenant''s own.';
+	END IF;
+	LOOP
+		-- One row per line and location (a split line has several).
+		SELECT array_agg(rt.line_no ORDER BY rt.ord), array_agg(rt.location_id ORDER BY rt.ord),
+			   array_agg(rt.qty ORDER BY rt.ord), array_agg(rt.kind ORDER BY rt.ord),
+			   array_agg(rt.eta ORDER BY rt.ord), array_agg(rt.capacity_day ORDER BY rt.ord),
+			   array_agg(rt.reason ORDER BY rt.ord), array_agg(rt.supply_id ORDER BY rt.ord)
+		  INTO v_a_line, v_a_loc, v_a_qty, v_a_kind, v_a_eta, v_a_capday, v_a_reason, v_a_supply
+		  FROM oms._route(v_tenant, v_items, v_qtys, v_prefer, v_credit::int[], NULL, NULL,
+						  v_ship_to, v_pickup, v_profile) WITH ORDINALITY AS rt(line_no, item_id, location_id, qty, kind,
+																			 carrier_service, eta, capacity_day,
+																			 supply_id, reason, ord);
+		v_i := NULL;
+		SELECT min(a.n) INTO v_i FROM generate_subscripts(v_a_kind, 1) a(n) WHERE v_a_kind[a.n] = 'unservable';
+		IF v_i IS NOT NULL THEN
+			RAISE EXCEPTION 'insufficient stock for SKU "%"%', v_skus[v_a_line[v_i]],
+					CASE WHEN v_pickup IS NOT NULL THEN format(' for pickup at "%s"', p ->> 'pickup') ELSE '' END
+				USING ERRCODE = 'OM001',
+				      DETAIL = format('Requested %s: %s.', v_qtys[v_a_line[v_i]], regexp_replace(v_a_reason[v_i], '^unservable: ', '')),
+				      HINT = 'Lower the quantity or remove the line; oms.atp_by_location() shows where the stock is, oms.route_explain() why it cannot be used.';
+		END IF;
+		-- Per line: its state, its location (NULL when split over several, or backordered) and
+		-- the date promised (the latest of its parts).
+		SELECT array_agg(CASE WHEN x.kinds && ARRAY['ship', 'drop-ship', 'pickup', 'transfer'] THEN 'allocated'
+							  WHEN x.kinds && ARRAY['preorder'] THEN 'preordered'
+							  ELSE 'backordered' END::oms.line_state ORDER BY x.line_no),
+			   -- a click & collect line waiting for stock waits at its store (a receipt there serves it)
+			   array_agg(CASE WHEN x.nlocs = 1 AND NOT x.kinds && ARRAY['backorder'] THEN x.loc
+							  WHEN x.kinds = ARRAY['backorder'] THEN v_pickup END ORDER BY x.line_no),
+			   array_agg(x.eta ORDER BY x.line_no)
+		  INTO v_states, v_locs, v_promised
+		  FROM (SELECT v_a_line[a.n] AS line_no, array_agg(DISTINCT v_a_kind[a.n]) AS kinds,
+					   count(DISTINCT v_a_loc[a.n]) AS nlocs, min(v_a_loc[a.n]) AS loc, max(v_a_eta[a.n]) AS eta
+				  FROM generate_subscripts(v_a_line, 1) a(n)
+				 GROUP BY v_a_line[a.n]) x;
+		v_state := oms.rollup(v_states);
+
+		IF v_order_id IS NULL THEN
+			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
+										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
+										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
+										 shipping_amount, total, cart, attributes, placed_at, routing_profile)
+				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
+						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
+						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
+						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes,
+						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()), v_profile)
+				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
+				RETURNING o.id INTO v_order_id;
+			IF v_order_id IS NULL THEN
+				-- A concurrent submission of the same order committed first: return its result.
+				SELECT o.id INTO v_order_id FROM oms.orders o
+					WHERE o.tenant_id = v_tenant AND o.channel_id = v_channel_id AND o.external_id = v_ext;
+				RETURN v_order_id;
+			END IF;
+		ELSE
+			UPDATE oms.orders o SET state = v_state
+				WHERE o.tenant_id = v_tenant AND o.id = v_order_id AND o.state <> v_state;
+		END IF;
+
+		BEGIN
+			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id,
+										 promised_date)
+				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i]
+				  FROM generate_subscripts(v_items, 1) i;
+			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
+										v_a_supply);
+			PERFORM oms._take_order_capacity(v_tenant, v_order_id, v_a_loc, v_a_capday);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- 6. What follows the capture of a new order (events): sql/parts/72_placed.sql.
+	PERFORM oms._order_placed(v_tenant, v_order_id);
+	RETURN v_order_id;
+END
+$$;
+COMMENT ON FUNCTION oms.place_order(jsonb) IS 'Places an order from any channel in one call: validates, deduplicates on (channel, external_id), chooses locations, reserves stock, records history, writes its events; returns the order id';
+CREATE OR REPLACE FUNCTION oms.reject_line(order_id bigint, line_no int, location text, reason text)
+	RETURNS TABLE (routed_line int, routed_location text, routed_qty int, line_state oms.line_state,
+				   eta date, detail text)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_order		record;
+	v_line		record;
+	v_loc		int;
+	v_rejected	int;
+	v_kept		int;
+	v_attempt	int := 0;
+	v_excl		int[];
+	v_a_loc		int[];
+	v_a_qty		int[];
+	v_a_kind	text[];
+	v_a_eta		date[];
+	v_a_capday	date[];
+	v_a_reason	text[];
+	v_a_supply	bigint[];
+	v_state		oms.line_state;
+	v_new_loc	int;
+	v_promised	date;
+	r			record;
+BEGIN
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to reject line % of order %', reject_line.line_no, reject_line.order_id
+			USING ERRCODE = '22023', HINT = 'Say why the location cannot fulfil it (e.g. ''damaged''); it is kept in oms.order_history.';
+	END IF;
+	SELECT o.id, o.ship_to, o.pickup_location_id, o.state,
+		   coalesce(o.routing_profile, c.routing_profile, 'balanced') AS profile
+	  INTO v_order
+	  FROM oms.orders o JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+	 WHERE o.tenant_id = v_tenant AND o.id = reject_line.order_id
+	   FOR UPDATE OF o;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown order %', coalesce(reject_line.order_id::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Orders are rows of oms.orders of the current tenant (setting oms.tenant).';
+	END IF;
+	SELECT l.line_no, l.item_id, l.state, l.qty, i.sku INTO v_line
+	  FROM oms.order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = reject_line.line_no;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % has no line %', v_order.id, coalesce(reject_line.line_no::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Lines are numbered from 1 in the order they were placed (oms.order_lines.line_no).';
+	END IF;
+	v_loc := oms._location_id(v_tenant, reject_line.location);
+	PERFORM oms._check_store_location(v_tenant, v_loc);		-- store staff reject at their own store only
+	SELECT coalesce(sum(x.qty), 0) INTO v_rejected FROM oms.reservations x
+	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no AND x.location_id = v_loc;
+	IF v_rejected = 0 OR NOT oms.is_legal(v_line.state, 'rejected') THEN
+		RAISE EXCEPTION 'line % of order % cannot be rejected at location "%": it is % %', v_line.line_no, v_order.id,
+				oms._clip(reject_line.location), v_line.state, CASE WHEN v_rejected = 0 THEN 'with nothing reserved there' ELSE 'there' END
+			USING ERRCODE = '55000',
+			      HINT = 'A location rejects a line that is allocated, released or picked there (oms.reservations shows where).';
+	END IF;
+
+	-- The rejection: exclusion, then the line's state (history: why, by whom).
+	INSERT INTO oms.line_exclusions (tenant_id, order_id, line_no, location_id, reason, excluded_by)
+		VALUES (v_tenant, v_order.id, v_line.line_no, v_loc, reason, oms._actor())
+		ON CONFLICT DO NOTHING;
+	PERFORM pg_catalog.set_config('oms.reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000)), true);
+	UPDATE oms.order_lines l SET state = 'rejected', location_id = NULL
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
+	SELECT array_agg(e.location_id ORDER BY e.location_id) INTO v_excl FROM oms.line_exclusions e
+	 WHERE e.tenant_id = v_tenant AND e.order_id = v_order.id AND e.line_no = v_line.line_no;
+
+	-- Route the rejected units again and move the reservation, in stock-lock order. A location
+	-- that lost the race meanwhile (OM001, OM030) makes us route again, as place_order does.
+	LOOP
+		SELECT array_agg(rt.location_id ORDER BY rt.ord), array_agg(rt.qty ORDER BY rt.ord),
+			   array_agg(rt.kind ORDER BY rt.ord), array_agg(rt.eta ORDER BY rt.ord),
+			   array_agg(rt.capacity_day ORDER BY rt.ord), array_agg(rt.reason ORDER BY rt.ord),
+			   array_agg(rt.supply_id ORDER BY rt.ord)
+		  INTO v_a_loc, v_a_qty, v_a_kind, v_a_eta, v_a_capday, v_a_reason, v_a_supply
+		  FROM oms._route(v_tenant, ARRAY[v_line.item_id], ARRAY[v_rejected], NULL, NULL,
+						  array_fill(1, ARRAY[cardinality(v_excl)]), v_excl,
+						  v_order.ship_to, v_order.pickup_location_id, v_order.profile)
+			   WITH ORDINALITY AS rt(line_no, item_id, location_id, qty, kind, carrier_service, eta,
+									 capacity_day, supply_id, reason, ord);
+		BEGIN
+			FOR r IN SELECT o.loc, o.qty
+					   FROM (SELECT v_loc AS loc, 0 AS qty
+							 UNION ALL
+							 SELECT v_a_loc[n], v_a_qty[n] FROM generate_subscripts(v_a_loc, 1) n
+							  WHERE v_a_kind[n] = ANY (oms._stock_kinds())) o
+					  ORDER BY o.loc, o.qty
+			LOOP
+				IF r.loc = v_loc AND r.qty = 0 THEN
+					DELETE FROM oms.reservations x
+					 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no
+					   AND x.location_id = v_loc;
+				ELSE
+					INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+						VALUES (v_tenant, v_line.item_id, r.loc, r.qty, v_order.id, v_line.line_no);
+				END IF;
+			END LOOP;
+			-- a pre-order reserves its supply, after the stock rows
+			INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no, supply_id)
+				SELECT v_tenant, v_line.item_id, v_a_loc[n], v_a_qty[n], v_order.id, v_line.line_no, v_a_supply[n]
+				  FROM generate_subscripts(v_a_loc, 1) n
+				 WHERE v_a_kind[n] = 'preorder';
+			PERFORM oms._take_order_capacity(v_tenant, v_order.id, v_a_loc, v_a_capday);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- The line's new state: allocated where stock was found, else pre-ordered, else backordered
+	-- (also when nothing can serve it: it waits for stock). Its location: the one place that holds
+	-- all of it now, or NULL.
+	v_state := CASE WHEN v_a_kind && oms._stock_kinds() THEN 'allocated'
+					WHEN v_a_kind && ARRAY['preorder'] THEN 'preordered'
+					ELSE 'backordered' END;
+	SELECT CASE WHEN count(DISTINCT x.location_id) = 1 THEN min(x.location_id) END, coalesce(sum(x.qty), 0)
+	  INTO v_new_loc, v_kept
+	  FROM oms.reservations x
+	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no
+	   AND x.supply_id IS NULL;
+	IF v_state = 'backordered' AND v_kept > 0 THEN
+		-- Part of the line is still reserved elsewhere: the line stays allocated for that part.
+		v_state := 'allocated';
+	END IF;
+	-- The date promised: the new route's, or the later of it and the old one while other parts of
+	-- a split line are still reserved where they were.
+	SELECT max(e) INTO v_promised FROM unnest(v_a_eta) e;
+	IF v_kept > (SELECT coalesce(sum(v_a_qty[n]), 0) FROM generate_subscripts(v_a_loc, 1) n
+				  WHERE v_a_kind[n] = ANY (oms._stock_kinds())) THEN
+		v_promised := (SELECT greatest(v_promised, l.promised_date) FROM oms.order_lines l
+						WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no);
+	END IF;
+	PERFORM pg_catalog.set_config('oms.reason',
+		format('rerouted after rejection at %s: %s', reject_line.location,
+			   coalesce((SELECT string_agg(x, '; ') FROM unnest(v_a_reason) x), 'no route')), true);
+	IF v_state = 'preordered' THEN
+		v_new_loc := v_a_loc[1];
+	END IF;
+	UPDATE oms.order_lines l
+	   SET state = v_state, location_id = CASE WHEN v_state IN ('allocated', 'preordered') THEN v_new_loc END,
+		   promised_date = v_promised
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
+	PERFORM oms._rollup(v_tenant, v_order.id);
+	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	-- The rejecting location's daily capacity comes back when the order no longer uses it.
+	PERFORM oms._release_order_capacity(v_tenant, v_order.id);
+	-- The customer hears of a line that now waits for stock (a line served elsewhere keeps its
+	-- promise or gets the new date in the order's history and oms.order_status).
+	IF v_state = 'backordered' THEN
+		PERFORM oms._event(v_tenant, v_order.id, 'line_backordered',
+			jsonb_build_object('lines', jsonb_build_array(jsonb_build_object(
+				'line_no', v_line.line_no, 'sku', v_line.sku, 'qty', v_line.qty, 'promised_date', v_promised)),
+				'reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000))));
+	END IF;
+
+	RETURN QUERY
+		SELECT v_line.line_no, l.code, v_a_qty[n], v_state, v_a_eta[n], v_a_reason[n]
+		  FROM generate_subscripts(v_a_loc, 1) n
+		  LEFT JOIN oms.locations l ON l.tenant_id = v_tenant AND l.id = v_a_loc[n]
+								   AND v_a_kind[n] <> 'backorder'
+		 ORDER BY n;
+END
+$$;
+COMMENT ON FUNCTION oms.reject_line(bigint, int, text, text) IS 'A location cannot fulfil a line (damaged, not found): releases the line''s reservation there, excludes the location for the line, routes the units again under the order''s profile and reserves them (allocated, pre-ordered, or backordered when nothing can serve them); every move in order_history; returns the new route';
+CREATE OR REPLACE FUNCTION oms.cancel_order(order_id bigint, reason text) RETURNS oms.order_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_state		oms.order_state;
+	v_blocking	oms.line_state;
+	r			record;
+BEGIN
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to cancel order %', cancel_order.order_id
+			USING ERRCODE = '22023', HINT = 'Say why (e.g. ''customer request''); it is kept in oms.order_history.';
+	END IF;
+	SELECT o.state INTO v_state FROM oms.orders o
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id
+		FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown order %', coalesce(cancel_order.order_id::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Orders are rows of oms.orders of the current tenant (setting oms.tenant).';
+	END IF;
+	IF v_state = 'cancelled' THEN
+		RETURN v_state;
+	END IF;
+
+	-- Goods that have left (or are staged for the customer) cannot be cancelled.
+	SELECT l.state INTO v_blocking FROM oms.order_lines l
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id
+		  AND (l.qty_shipped > 0 OR l.state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned'))
+		ORDER BY l.line_no LIMIT 1;
+	-- Nor can goods packed into a shipment that has not left yet: shipping it would find its
+	-- reservation gone (ship it, and return it, instead).
+	IF v_blocking IS NULL AND EXISTS (SELECT FROM oms.shipments s
+									   WHERE s.tenant_id = v_tenant AND s.order_id = cancel_order.order_id
+										 AND s.state = 'packed') THEN
+		v_blocking := 'packed';
+	END IF;
+	IF v_blocking IS NOT NULL OR v_state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned', 'closed') THEN
+		RAISE EXCEPTION 'order % cannot be cancelled: it is %', cancel_order.order_id,
+				coalesce(v_blocking::text, v_state::text)
+			USING ERRCODE = '55000',
+			      HINT = 'Only orders with nothing shipped can be cancelled; return what was shipped instead.';
+	END IF;
+
+	PERFORM pg_catalog.set_config('oms.reason', reason, true);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = v_tenant AND x.order_id = cancel_order.order_id
+			  ORDER BY x.supply_id IS NOT NULL, x.item_id, x.location_id, x.supply_id
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
+	END LOOP;
+	UPDATE oms.order_lines l SET state = 'cancelled', qty_cancelled = l.qty - l.qty_shipped
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id AND l.state <> 'cancelled';
+	UPDATE oms.orders o SET state = 'cancelled'
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
+	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	PERFORM oms._release_order_capacity(v_tenant, cancel_order.order_id);
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	SELECT v_tenant, cancel_order.order_id, 'cancelled',
+		   oms._order_header(v_tenant, cancel_order.order_id)
+		   || jsonb_build_object('reason', cancel_order.reason,
+				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+															  'qty', l.qty_cancelled) ORDER BY l.line_no)
+							FROM oms.order_lines l
+							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
+	RETURN 'cancelled'::oms.order_state;
+END
+$$;
+COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped or packed: releases its reservations, moves order and lines to cancelled, writes the cancelled event; a no-op when already cancelled';
+CREATE OR REPLACE FUNCTION oms.cancel_line(order_id bigint, line_no int, qty int, reason text) RETURNS oms.line_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	o			oms.orders;
+	l			record;
+	v_open		int;
+	v_left		int;
+	v_take		int;
+	v_state		oms.line_state;
+	v_order		oms.order_state;
+	r			record;
+BEGIN
+	o := oms._lock_order(v_tenant, cancel_line.order_id);
+	PERFORM oms._reason(reason, 'cancel a line');
+	SELECT x.line_no, x.item_id, x.qty, x.qty_cancelled, x.qty_shipped, x.state, i.sku, i.name INTO l
+		FROM oms.order_lines x JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
+		WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = cancel_line.line_no;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % has no line %', o.id, coalesce(cancel_line.line_no::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Lines are numbered from 1 in the order they were placed.';
+	END IF;
+	IF NOT oms._editable(l.state) THEN
+		RAISE EXCEPTION 'line % of order % cannot be cancelled: it is %', l.line_no, o.id, l.state
+			USING ERRCODE = '55000',
+			      HINT = CASE WHEN l.state = 'cancelled' THEN 'The line is cancelled already.'
+						 ELSE 'Goods released to a location are no longer cancelled here; once shipped, return them (oms.create_return).' END;
+	END IF;
+	v_open := l.qty - l.qty_cancelled - l.qty_shipped;
+	IF cancel_line.qty IS NULL OR cancel_line.qty < 1 OR cancel_line.qty > v_open THEN
+		RAISE EXCEPTION 'invalid qty % to cancel of line % of order %', coalesce(cancel_line.qty::text, 'NULL'), l.line_no, o.id
+			USING ERRCODE = '22023',
+			      DETAIL = format('Ordered %s, cancelled %s, shipped %s: %s open.', l.qty, l.qty_cancelled, l.qty_shipped, v_open),
+			      HINT = 'Cancel from 1 up to the open quantity.';
+	END IF;
+
+	-- The stock comes back: the line's reservations shrink by qty, in (location) order (one item).
+	v_left := cancel_line.qty;
+	FOR r IN SELECT x.id, x.qty FROM oms.reservations x
+			  WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = l.line_no
+			  ORDER BY x.location_id, x.id
+	LOOP
+		EXIT WHEN v_left = 0;
+		v_take := least(v_left, r.qty);
+		IF v_take = r.qty THEN
+			DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
+		ELSE
+			UPDATE oms.reservations x SET qty = x.qty - v_take WHERE x.tenant_id = v_tenant AND x.id = r.id;
+		END IF;
+		v_left := v_left - v_take;
+	END LOOP;
+
+	PERFORM set_config('oms.reason', 'line cancelled: ' || reason, true);
+	UPDATE oms.order_lines x
+	   SET qty_cancelled = x.qty_cancelled + cancel_line.qty,
+		   state = CASE WHEN x.qty_cancelled + cancel_line.qty = x.qty THEN 'cancelled'::oms.line_state ELSE x.state END
+	 WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = l.line_no
+	RETURNING x.state INTO v_state;
+	v_order := oms._rollup(v_tenant, o.id);
+	PERFORM oms._release_order_capacity(v_tenant, o.id);
+	PERFORM oms._event(v_tenant, o.id, 'line_cancelled',
+		jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'name', l.name, 'qty', cancel_line.qty,
+						   'qty_left', v_open - cancel_line.qty, 'reason', reason, 'order_state', v_order::text));
+	PERFORM set_config('oms.reason', '', true);
+	RETURN v_state;
+END
+$$;
+COMMENT ON FUNCTION oms.cancel_line(bigint, int, int, text) IS 'Cancels qty units of a line not yet released (its reservation shrinks, the stock returns to ATP; all of it: the line is cancelled), rolls the order up, event line_cancelled; a released, shipped or cancelled line: 55000 naming its state; returns the line state';
+CREATE OR REPLACE FUNCTION oms._reroute_for_address(p_tenant int, p_order bigint) RETURNS jsonb
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	o			record;
+	v_lines		int[];
+	v_items		int[];
+	v_qtys		int[];
+	v_old_line	int[];
+	v_old_item	int[];
+	v_old_loc	int[];
+	v_old_qty	int[];
+	v_new_line	int[];
+	v_new_item	int[];
+	v_new_loc	int[];
+	v_new_qty	int[];
+	v_new_eta	date[];
+	v_new_day	date[];
+	v_moved		jsonb;
+	v_attempt	int := 0;
+	v_cap_loc	int[];
+	v_cap_day	date[];
+	r			record;
+BEGIN
+	SELECT x.ship_to, coalesce(x.routing_profile, c.routing_profile, 'balanced') AS profile INTO o
+	  FROM oms.orders x JOIN oms.channels c ON c.tenant_id = x.tenant_id AND c.id = x.channel_id
+	 WHERE x.tenant_id = p_tenant AND x.id = p_order;
+	-- The allocated lines with stock reserved (pre-ordered lines wait for their supply: not moved).
+	SELECT array_agg(l.line_no ORDER BY l.line_no), array_agg(l.item_id ORDER BY l.line_no),
+		   array_agg((l.qty - l.qty_cancelled - l.qty_shipped)::int ORDER BY l.line_no)
+	  INTO v_lines, v_items, v_qtys
+	  FROM oms.order_lines l
+	 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.state = 'allocated'
+	   AND l.qty - l.qty_cancelled - l.qty_shipped > 0
+	   AND NOT EXISTS (SELECT FROM oms.reservations x
+						WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = l.line_no
+						  AND x.supply_id IS NOT NULL);
+	IF v_lines IS NULL THEN
+		RETURN '[]';
+	END IF;
+	SELECT array_agg(x.line_no ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.item_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.location_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.qty ORDER BY x.item_id, x.location_id, x.line_no)
+	  INTO v_old_line, v_old_item, v_old_loc, v_old_qty
+	  FROM oms.reservations x
+	 WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines)
+			  ORDER BY x.item_id, x.location_id, x.line_no
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = p_tenant AND x.id = r.id;
+	END LOOP;
+	-- The capacity the order counted where only these lines were gives way too, so the route sees
+	-- those locations as they would be without the order; a line that keeps its old reservation
+	-- counts there again for the same day.
+	SELECT array_agg(c.location_id), array_agg(c.day) INTO v_cap_loc, v_cap_day
+	  FROM oms._release_order_capacity(p_tenant, p_order) c;
+
+	LOOP
+		BEGIN
+			-- The new route; per line, its rows when all of them reserve stock, else its old ones.
+			WITH rt AS (
+				SELECT v_lines[q.line_no] AS line_no, v_items[q.line_no] AS item_id, q.location_id, q.qty, q.kind,
+					   q.eta, q.capacity_day
+				  FROM oms._route(p_tenant, v_items, v_qtys, NULL, NULL, NULL, NULL, o.ship_to, NULL, o.profile) q
+			), served AS (
+				SELECT rt.line_no FROM rt GROUP BY rt.line_no HAVING bool_and(rt.kind = ANY (oms._stock_kinds()))
+			), plan AS (
+				SELECT rt.line_no, rt.item_id, rt.location_id, rt.qty, rt.eta, rt.capacity_day
+				  FROM rt WHERE rt.line_no IN (SELECT line_no FROM served)
+				UNION ALL
+				SELECT v_old_line[n], v_old_item[n], v_old_loc[n], v_old_qty[n], NULL,
+					   v_cap_day[array_position(v_cap_loc, v_old_loc[n])]
+				  FROM generate_subscripts(v_old_line, 1) n
+				 WHERE v_old_line[n] NOT IN (SELECT line_no FROM served)
+			)
+			SELECT array_agg(p.line_no ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.item_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.location_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.qty ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.eta ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.capacity_day ORDER BY p.item_id, p.location_id, p.line_no)
+			  INTO v_new_line, v_new_item, v_new_loc, v_new_qty, v_new_eta, v_new_day
+			  FROM plan p;
+			INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+				SELECT p_tenant, v_new_item[n], v_new_loc[n], v_new_qty[n], p_order, v_new_line[n]
+				  FROM generate_subscripts(v_new_line, 1) n
+				 ORDER BY v_new_item[n], v_new_loc[n], v_new_line[n];
+			PERFORM oms._take_order_capacity(p_tenant, p_order, v_new_loc, v_new_day);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- Every line the new route serves: its one location (NULL when split) and the new date; the
+	-- answer lists those whose locations changed.
+	WITH old AS (
+		SELECT v_old_line[n] AS line_no, array_agg(v_old_loc[n] ORDER BY v_old_loc[n]) AS locs
+		  FROM generate_subscripts(v_old_line, 1) n GROUP BY 1
+	), new AS (
+		SELECT v_new_line[n] AS line_no, array_agg(v_new_loc[n] ORDER BY v_new_loc[n]) AS locs,
+			   max(v_new_eta[n]) AS eta
+		  FROM generate_subscripts(v_new_line, 1) n GROUP BY 1
+		HAVING count(v_new_eta[n]) > 0
+	), upd AS (
+		UPDATE oms.order_lines l
+		   SET location_id = CASE WHEN cardinality(new.locs) = 1 THEN new.locs[1] END, promised_date = new.eta
+		  FROM new
+		 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = new.line_no
+		RETURNING l.line_no, l.item_id
+	)
+	SELECT jsonb_agg(jsonb_build_object(
+				'line_no', new.line_no, 'sku', i.sku,
+				'from', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						  WHERE c.tenant_id = p_tenant AND c.id = ANY (old.locs)),
+				'to', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						WHERE c.tenant_id = p_tenant AND c.id = ANY (new.locs)))
+			ORDER BY new.line_no)
+	  INTO v_moved
+	  FROM new
+	  JOIN old USING (line_no)
+	  JOIN upd u USING (line_no)
+	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = u.item_id
+	 WHERE old.locs IS DISTINCT FROM new.locs;
+	RETURN coalesce(v_moved, '[]');
+END
+$$;
+COMMENT ON FUNCTION oms._reroute_for_address(int, bigint) IS 'Internal: after a change of address, routes the order''s allocated lines again for the new address (their reservations released first, a line the new route cannot serve from stock keeps its old one), reserves in stock-lock order, counts capacity; returns the lines that moved';
+ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
+ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
+ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
+ALTER FUNCTION oms.cancel_line(bigint, int, int, text) SECURITY DEFINER;

@@ -422,7 +422,7 @@ BEGIN
 				  FROM generate_subscripts(v_items, 1) i;
 			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
 										v_a_supply);
-			PERFORM oms._take_capacity(v_tenant, v_a_loc, v_a_capday);
+			PERFORM oms._take_order_capacity(v_tenant, v_order_id, v_a_loc, v_a_capday);
 			EXIT;
 		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
 			v_attempt := v_attempt + 1;
