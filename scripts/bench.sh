@@ -18,7 +18,8 @@
 #   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
 #   WRITE_CLIENTS=8 (cancel, hold); ROUTE_CLIENTS=1; SCALE=10 (pgbench -i)
 #   ONLY="place_order flash"   run only the named workloads (and the baselines they need);
-#                      lifecycle: events (place_order with and without its events), drain (one
+#                      lifecycle: events (place_order with and without its events), tax (with
+#                      tax_mode included and none, at TAX_CLIENTS=8), drain (one
 #                      consumer of the outbox), ship, receive_return (needs ship), invoice (issue_invoice
 #                      of the orders the ship run shipped)
 #   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
@@ -221,21 +222,62 @@ done
 # row, its id nor its NOTIFY happens); everything else place_order does (tax, fraud rules,
 # automatic release) still runs. The trigger is dropped afterwards. One consumer draining the outbox, 1000 events per call. Then ship
 # and receive_return, each call on a shipment or return of its own (queues filled beforehand).
+# ab_compare NAME CLIENTS ON_FN OFF_FN WHAT TARGET_PCT pgbench-arguments...: the price of a
+# feature of place_order. Four runs in the order off, on, on, off, so that a cache warming up or
+# the machine's load drifting weighs on both sides alike; the note compares the sums of the two
+# sides (on's cost = off's throughput / on's - 1).
+ab_compare() {
+	local name=$1 c=$2 on=$3 off=$4 what=$5 target=$6 k
+	shift 6
+	"$off" || die "could not switch $what off"
+	run "$name-off1@$c" "place_order without $what" "$c" "" "$@"
+	"$on" || die "could not switch $what on"
+	run "$name-on1@$c" "place_order with $what" "$c" "$name-off1@$c" "$@"
+	run "$name-on2@$c" "place_order with $what" "$c" "$name-off1@$c" "$@"
+	"$off" || die "could not switch $what off"
+	run "$name-off2@$c" "place_order without $what" "$c" "" "$@"
+	for k in off1 on1 on2 off2; do
+		[[ "${TPS[$name-$k@$c]}" =~ ^[0-9.]+$ ]] || return 0
+	done
+	notes+=("$what at $c clients: place_order costs $(awk -v a="${TPS[$name-on1@$c]}" -v b="${TPS[$name-on2@$c]}" \
+		-v x="${TPS[$name-off1@$c]}" -v y="${TPS[$name-off2@$c]}" 'BEGIN {printf "%.1f%%", ((x + y) / (a + b) - 1) * 100}') more with $what \
+		(on $(printf '%.0f' "${TPS[$name-on1@$c]}") and $(printf '%.0f' "${TPS[$name-on2@$c]}") tps, off $(printf '%.0f' "${TPS[$name-off1@$c]}") and $(printf '%.0f' "${TPS[$name-off2@$c]}"); target: at most $target%)")
+}
+
+# ---- Lifecycle (issue 7). The price of the outbox: place_order with its events and without them
+# (their rows dropped before they are written, by a BEFORE INSERT trigger on oms.events that
+# returns NULL, named to fire before the numbering trigger, so that neither the row, its id nor
+# its NOTIFY happens); everything else place_order does (tax, fraud rules, automatic release)
+# still runs. The trigger is dropped afterwards. One consumer draining the outbox, 1000 events per
+# call. Then ship and receive_return, each call on a shipment or return of its own (queues filled
+# beforehand).
+events_on() { psql_b -c "DROP TRIGGER IF EXISTS a_bench_skip_event ON oms.events" >/dev/null; }
+events_off() {
+	events_on && psql_b -c "CREATE TRIGGER a_bench_skip_event BEFORE INSERT ON oms.events
+			FOR EACH ROW EXECUTE FUNCTION public.bench_skip_event()" >/dev/null
+}
 if wanted events; then
 	psql_b -c "CREATE FUNCTION public.bench_skip_event() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'" >/dev/null 2>&1 || true
 	for c in $CLIENTS; do
-		run "events-on@$c" "place_order with events" "$c" "" \
+		ab_compare events "$c" events_on events_off "events" 10 \
 			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		psql_b -c "CREATE TRIGGER a_bench_skip_event BEFORE INSERT ON oms.events
-					FOR EACH ROW EXECUTE FUNCTION public.bench_skip_event()" >/dev/null
-		run "events-off@$c" "place_order without events" "$c" "events-on@$c" \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		psql_b -c "DROP TRIGGER a_bench_skip_event ON oms.events" >/dev/null || die "could not drop the trigger that skips events"
-		if [[ "${TPS[events-on@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[events-off@$c]}" =~ ^[0-9.]+$ ]]; then
-			notes+=("events at $c clients: place_order costs $(awk -v a="${TPS[events-on@$c]}" -v b="${TPS[events-off@$c]}" \
-				'BEGIN {printf "%.1f%%", (b / a - 1) * 100}') more with its events ($(printf '%.0f' "${TPS[events-on@$c]}") vs $(printf '%.0f' "${TPS[events-off@$c]}") tps; target: at most 10%)")
-		fi
 	done
+	events_on || die "could not drop the trigger that skips events"
+fi
+# ---- Documents (issue 11). The price of tax: the shop's web channel with tax_mode 'included'
+# (each line's net and tax split at placement, rates looked up per country and class: IT standard
+# 22%, reduced 10%) against tax_mode 'none', at TAX_CLIENTS (default 8).
+tax_on() { psql_b -c "UPDATE oms.channels SET tax_mode = 'included' WHERE tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND code = 'web'" >/dev/null; }
+tax_off() { psql_b -c "UPDATE oms.channels SET tax_mode = 'none' WHERE tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND code = 'web'" >/dev/null; }
+if wanted tax; then
+	psql_b -c "SET oms.tenant = 'default'" -c "INSERT INTO oms.tax_rates (country, tax_class, rate, valid_from)
+		VALUES ('IT', 'standard', 0.22, '2000-01-01'), ('IT', 'reduced', 0.10, '2000-01-01') ON CONFLICT DO NOTHING" \
+		-c "UPDATE oms.items SET tax_class = 'reduced' WHERE sku ~ '[05]$'" >/dev/null || die "could not set the tax rates"
+	for c in ${TAX_CLIENTS:-8}; do
+		ab_compare tax "$c" tax_on tax_off "tax" 5 \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+	done
+	tax_off || die "could not switch tax off"
 fi
 if wanted drain; then
 	n=${DRAIN_EVENTS:-200000}
