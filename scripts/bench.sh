@@ -23,13 +23,16 @@
 #                      consumer of the outbox), ship, receive_return (needs ship), invoice (issue_invoice
 #                      of the orders the ship run shipped)
 #   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
-#   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
+#   PROFILE=1 (PROFILE_SQL="..." run before it): where one place_order's time goes, no runs
+#   OMS_BENCH_PORT=54440 OMS_BENCH_NAME= (cluster /tmp/oms-bench-NAME); INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
 port=${OMS_BENCH_PORT:-54440}
-host=/tmp/oms-bench
+# The cluster's name (/tmp/oms-NAME): two runs side by side need a name and a port each.
+cname=bench${OMS_BENCH_NAME:+-$OMS_BENCH_NAME}
+host=/tmp/oms-$cname
 db=oms_bench
 DURATION=${DURATION:-20}
 ROUTE_DURATION=${ROUTE_DURATION:-10}
@@ -74,7 +77,7 @@ start_cluster() {
 	if [ "${INSTALL:-1}" = 1 ]; then
 		make -s install >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
 	fi
-	scripts/cluster.sh start bench "$port" "$db" || return 1
+	scripts/cluster.sh start "$cname" "$port" "$db" || return 1
 	"$PGBIN/psql" -X -q -h "$host" -p "$port" -U postgres -d postgres -c "CREATE DATABASE $db" &&
 		psql_b -c 'CREATE EXTENSION oms'
 }
@@ -88,7 +91,7 @@ if [ "${INSTALL:-1}" = 1 ] && ! holds_lock; then
 else
 	start_cluster || die "could not start the cluster"
 fi
-[ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+[ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop "$cname"' EXIT
 started=$(date +%s)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -116,6 +119,8 @@ if [ "${PROFILE:-0}" = 1 ]; then
 		as_pg tee -a "$host/data/postgresql.conf" >/dev/null
 	as_pg pg_ctl -D "$host/data" -l "$host/server.log" -w -m fast restart >/dev/null || die "restart failed"
 	psql_b -c 'CREATE EXTENSION pg_stat_statements' || die "no pg_stat_statements"
+	# PROFILE_SQL: statements run first, e.g. "UPDATE oms.channels SET tax_mode = 'included'".
+	[ -z "${PROFILE_SQL:-}" ] || psql_b -c "SET oms.tenant = 'default'" -c "$PROFILE_SQL" >/dev/null || die "PROFILE_SQL failed"
 	pgb=("$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared -c 1
 		-f test/bench/place_order.pgbench -D skus="$SKUS" -D zipf="$ZIPF")
 	"${pgb[@]}" -T 3 "$db" >/dev/null 2>&1
