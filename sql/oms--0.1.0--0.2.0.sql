@@ -536,6 +536,7 @@ $$;
 COMMENT ON FUNCTION oms._release_order_capacity(int, bigint) IS 'Internal: gives back the daily capacity an order counted at locations it no longer uses (no reservation there, nothing shipped from there); returns those (location, day)';
 REVOKE ALL ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) TO oms_admin;
+-- >>> functions changed in 0.2.0, at their latest definition
 CREATE OR REPLACE FUNCTION oms.place_order("order" jsonb) RETURNS bigint
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -586,6 +587,20 @@ DECLARE
 	v_attempt		int := 0;
 	v_sku			text;
 	v_i				int;
+	v_placed_at		timestamptz;
+	v_tax_mode		text;
+	v_tax_country	text;
+	v_tax_day		date;
+	v_classes		text[];
+	v_rates			numeric[];
+	v_net			numeric[];
+	v_tax			numeric[];
+	v_gross			numeric[];
+	v_amount		numeric;
+	v_ship_rate		numeric;
+	v_ship_net		numeric;
+	v_ship_gross	numeric;
+	v_total			numeric;
 	r				record;
 BEGIN
 	-- 1. The fields that identify the order, then idempotency: a retry returns the first result.
@@ -600,8 +615,8 @@ BEGIN
 		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
 			'Channels are rows of oms.channels, e.g. "web".');
 	END IF;
-	SELECT c.id, c.default_currency, c.active, c.routing_profile
-	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile
+	SELECT c.id, c.default_currency, c.active, c.routing_profile, c.tax_mode
+	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile, v_tax_mode
 		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
 	IF v_channel_id IS NULL THEN
 		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
@@ -769,8 +784,9 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Send one line per SKU with the total quantity.';
 	END IF;
 	SELECT array_agg(it.id ORDER BY u.i), array_agg(it.backorderable ORDER BY u.i),
-		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active)
-	  INTO v_items, v_backorder, v_i, v_attempt
+		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active),
+		   array_agg(it.tax_class ORDER BY u.i)
+	  INTO v_items, v_backorder, v_i, v_attempt, v_classes
 	  FROM unnest(v_skus) WITH ORDINALITY u(sku, i)
 	  LEFT JOIN oms.items it ON it.tenant_id = v_tenant AND it.sku = u.sku;
 	IF v_i IS NOT NULL THEN
@@ -783,6 +799,60 @@ BEGIN
 	END IF;
 	v_attempt := 0;
 	v_subtotal := (SELECT sum(round(v_qtys[i] * v_prices[i], v_minor)) FROM generate_subscripts(v_qtys, 1) i);
+	v_total := v_subtotal + v_shipping;
+	v_placed_at := coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now());
+
+	-- Tax (71_tax.sql), on a channel with a tax mode: each line's rate (its item's class, in the
+	-- country of the ship-to address or of the pickup store, valid on the order's UTC day), net,
+	-- tax and gross, rounded per line to the currency's minor units as oms.tax_split does; the
+	-- shipping charge is taxed at the standard rate. A missing rate refuses the order (OM011).
+	IF v_tax_mode <> 'none' THEN
+		v_tax_day := (v_placed_at AT TIME ZONE 'UTC')::date;
+		v_tax_country := coalesce((SELECT l.country FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup),
+								  v_country);
+		SELECT array_agg(cr.rate ORDER BY u.i) INTO v_rates
+		  FROM unnest(v_classes) WITH ORDINALITY u(tax_class, i)
+		  LEFT JOIN LATERAL (SELECT tr.rate FROM oms.tax_rates tr
+							  WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country
+								AND tr.tax_class = u.tax_class AND tr.valid_from <= v_tax_day
+							  ORDER BY tr.valid_from DESC LIMIT 1) cr ON true;
+		IF v_shipping > 0 THEN
+			SELECT tr.rate INTO v_ship_rate FROM oms.tax_rates tr
+			 WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country AND tr.tax_class = 'standard'
+			   AND tr.valid_from <= v_tax_day
+			 ORDER BY tr.valid_from DESC LIMIT 1;
+		END IF;
+		SELECT min(x.tax_class) INTO v_sku
+		  FROM (SELECT v_classes[i] AS tax_class FROM generate_subscripts(v_rates, 1) i WHERE v_rates[i] IS NULL
+				UNION ALL SELECT 'standard' WHERE v_shipping > 0 AND v_ship_rate IS NULL) x;
+		IF v_sku IS NOT NULL THEN
+			RAISE EXCEPTION 'no tax rate for country "%" and tax class "%"', coalesce(v_tax_country, 'NULL'), v_sku
+				USING ERRCODE = 'OM011',
+				      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v_tax_mode, to_char(v_tax_day, 'YYYY-MM-DD')),
+				      HINT = 'Add the rate to oms.tax_rates (country, tax_class, rate, valid_from), or set the channel''s tax_mode to none.';
+		END IF;
+		FOR v_i IN 1 .. cardinality(v_items) LOOP
+			v_amount := round(v_qtys[v_i] * v_prices[v_i], v_minor);
+			IF v_tax_mode = 'excluded' THEN
+				v_net[v_i] := v_amount;
+				v_gross[v_i] := v_amount + round(v_amount * v_rates[v_i], v_minor);
+			ELSE
+				v_net[v_i] := round(v_amount / (1 + v_rates[v_i]), v_minor);
+				v_gross[v_i] := v_amount;
+			END IF;
+			v_tax[v_i] := v_gross[v_i] - v_net[v_i];
+		END LOOP;
+		v_amount := round(v_shipping, v_minor);
+		IF v_tax_mode = 'excluded' THEN
+			v_ship_net := v_amount;
+			v_ship_gross := v_amount + round(v_amount * coalesce(v_ship_rate, 0), v_minor);
+		ELSE
+			v_ship_net := round(v_amount / (1 + coalesce(v_ship_rate, 0)), v_minor);
+			v_ship_gross := v_amount;
+		END IF;
+		-- subtotal: the lines' net (excluded) or gross (included), both the sum of qty x price
+		v_total := (SELECT sum(g) FROM unnest(v_gross) g) + v_ship_gross;
+	END IF;
 
 	-- 4. The cart's live holds are credited at their location (locked, so that the worker does not
 	--    expire them under us).
@@ -848,12 +918,17 @@ BEGIN
 			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
 										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
 										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
-										 shipping_amount, total, cart, attributes, placed_at, routing_profile)
+										 shipping_amount, total, cart, attributes, placed_at, routing_profile,
+										 tax_mode, tax_country, shipping_tax_rate, shipping_net, shipping_tax,
+										 net_total, tax_total)
 				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
 						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
 						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
-						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes,
-						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()), v_profile)
+						v_subtotal, v_shipping, v_total, v_cart, v_attributes, v_placed_at, v_profile,
+						v_tax_mode, CASE WHEN v_tax_mode <> 'none' THEN v_tax_country END, v_ship_rate, v_ship_net,
+						v_ship_gross - v_ship_net,
+						(SELECT sum(x) FROM unnest(v_net) x) + v_ship_net,
+						(SELECT sum(x) FROM unnest(v_tax) x) + v_ship_gross - v_ship_net)
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN
@@ -869,8 +944,9 @@ BEGIN
 
 		BEGIN
 			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id,
-										 promised_date)
-				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i]
+										 promised_date, tax_rate, net, tax, gross)
+				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i],
+					   v_rates[i], v_net[i], v_tax[i], v_gross[i]
 				  FROM generate_subscripts(v_items, 1) i;
 			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
 										v_a_supply);
@@ -1333,7 +1409,173 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._reroute_for_address(int, bigint) IS 'Internal: after a change of address, routes the order''s allocated lines again for the new address (their reservations released first, a line the new route cannot serve from stock keeps its old one), reserves in stock-lock order, counts capacity; returns the lines that moved';
+CREATE OR REPLACE FUNCTION oms._order_placed(p_tenant int, p_order bigint) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_next		record;
+BEGIN
+	WITH o AS (
+		SELECT jsonb_build_object(
+					'order_id', o.id, 'order_ref', o.external_id, 'channel', c.code,
+					'customer', jsonb_strip_nulls(jsonb_build_object('ref', o.customer_ref, 'name', o.customer_name,
+																	 'email', o.customer_email, 'phone', o.customer_phone))) AS header,
+				   o.state, o.placed_at, o.currency, o.subtotal, o.shipping_amount, o.total, o.ship_to,
+				   pl.code AS pickup_code, pl.name AS pickup_name, c.auto_release,
+				   EXISTS (SELECT FROM oms.fraud_rules r WHERE r.tenant_id = p_tenant AND r.active) AS screen
+			  FROM oms.orders o
+			  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+			  LEFT JOIN oms.locations pl ON pl.tenant_id = o.tenant_id AND pl.id = o.pickup_location_id
+			 WHERE o.tenant_id = p_tenant AND o.id = p_order),
+	written AS (
+		INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	SELECT p_tenant, p_order, ev.type, ev.payload
+	  FROM o
+	 CROSS JOIN LATERAL (
+			SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty,
+												'unit_price', l.unit_price, 'state', l.state::text)
+							 ORDER BY l.line_no) AS lines,
+				   jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty,
+												'promised_date', l.promised_date)
+							 ORDER BY l.line_no) FILTER (WHERE l.state = 'backordered') AS backordered
+			  FROM oms.order_lines l
+			  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+			 WHERE l.tenant_id = p_tenant AND l.order_id = p_order) l
+	 CROSS JOIN LATERAL (VALUES
+			('order_received',
+			 o.header || jsonb_build_object(
+				'state', o.state::text, 'placed_at', o.placed_at, 'currency', o.currency, 'subtotal', o.subtotal,
+				'shipping_amount', o.shipping_amount, 'total', o.total, 'lines', l.lines)
+			 || CASE WHEN o.pickup_code IS NOT NULL
+					 THEN jsonb_build_object('pickup', jsonb_build_object('location', o.pickup_code, 'name', o.pickup_name))
+					 ELSE jsonb_build_object('ship_to', o.ship_to) END),
+			('line_backordered',
+			 CASE WHEN l.backordered IS NOT NULL THEN o.header || jsonb_build_object('lines', l.backordered) END)
+		) ev(type, payload)
+	 WHERE ev.payload IS NOT NULL)
+	SELECT o.auto_release, o.screen INTO v_next FROM o;
+
+	IF v_next.screen THEN
+		PERFORM oms._screen_order(p_tenant, p_order);
+	END IF;
+	IF v_next.auto_release THEN
+		PERFORM oms._auto_release(p_tenant, p_order);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._order_placed(int, bigint) IS 'Internal: what follows the capture of a new order in place_order''s transaction: its events (order_received, line_backordered), fraud rules, automatic release';
+CREATE OR REPLACE FUNCTION oms._reserve_routed(p_tenant int, p_order bigint, p_cart text, p_items int[],
+									p_line int[], p_loc int[], p_qty int[], p_kind text[],
+									p_supply bigint[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	IF p_cart IS NULL THEN
+		-- Sorted by (item, location): every transaction locks stock rows in this order.
+		INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+			SELECT p_tenant, p_items[p_line[n]], p_loc[n], p_qty[n], p_order, p_line[n]
+			  FROM generate_subscripts(p_line, 1) n
+			 WHERE p_kind[n] = ANY (oms._stock_kinds())
+			 ORDER BY p_items[p_line[n]], p_loc[n];
+		IF 'preorder' = ANY (p_kind) THEN
+			PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		END IF;
+		RETURN;
+	END IF;
+	-- A cart's hold at a location chosen for its line becomes that line's reservation there (the
+	-- trigger moves only the difference); the cart's other holds are released. All in stock-lock
+	-- order.
+	FOR r IN
+		SELECT ops.line_no, ops.item_id, ops.location_id, ops.qty, ops.hold_id
+		  FROM (SELECT p_line[n] AS line_no, p_items[p_line[n]] AS item_id, p_loc[n] AS location_id, p_qty[n] AS qty,
+					   (SELECT h.id FROM oms.reservations h
+						 WHERE h.tenant_id = p_tenant AND h.cart = p_cart
+						   AND h.item_id = p_items[p_line[n]] AND h.location_id = p_loc[n]) AS hold_id
+				  FROM generate_subscripts(p_line, 1) n
+				 WHERE p_kind[n] = ANY (oms._stock_kinds())
+				UNION ALL
+				SELECT NULL, h.item_id, h.location_id, 0, h.id
+				  FROM oms.reservations h
+				 WHERE h.tenant_id = p_tenant AND h.cart = p_cart
+				   AND NOT EXISTS (SELECT FROM generate_subscripts(p_line, 1) n
+									WHERE p_kind[n] = ANY (oms._stock_kinds()) AND p_items[p_line[n]] = h.item_id
+									  AND p_loc[n] = h.location_id)) ops
+		 ORDER BY ops.item_id, ops.location_id, ops.line_no NULLS FIRST
+	LOOP
+		IF r.line_no IS NULL THEN
+			DELETE FROM oms.reservations h WHERE h.tenant_id = p_tenant AND h.id = r.hold_id;
+		ELSE
+			UPDATE oms.reservations h
+			   SET cart = NULL, expires_at = NULL, order_id = p_order, line_no = r.line_no, qty = r.qty
+			 WHERE h.tenant_id = p_tenant AND h.id = r.hold_id;
+			IF NOT FOUND THEN
+				INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+					VALUES (p_tenant, r.item_id, r.location_id, r.qty, p_order, r.line_no);
+			END IF;
+		END IF;
+	END LOOP;
+	IF 'preorder' = ANY (p_kind) THEN
+		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._reserve_routed(int, bigint, text, int[], int[], int[], int[], text[], bigint[]) IS 'Internal: reserves the stock a route assigns to an order''s lines, in (item, location) order, converting the cart''s holds, then the supply of its pre-orders; OM001 from the reservation trigger when a location or supply lost the race';
+CREATE OR REPLACE FUNCTION oms._check_lines(p_lines jsonb)
+	RETURNS TABLE (path text, problem text, value jsonb, hint text)
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT format('lines[%s]%s', x.i - 1, x.field), x.problem, x.value, x.hint
+	  FROM (SELECT e.i,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN ''
+					WHEN e.extra IS NOT NULL THEN '.' || e.extra
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN '.sku'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN '.qty'
+					WHEN jsonb_typeof(e.v -> 'unit_price') IS DISTINCT FROM 'number' OR (e.v -> 'unit_price')::numeric < 0
+						OR (e.v -> 'unit_price')::numeric >= 1e15 THEN '.unit_price'
+				   END AS field,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN 'must be an object'
+					WHEN e.extra IS NOT NULL THEN 'is not known'
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN 'must be a SKU (text of 1 to 100 characters)'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN 'must be a whole number greater than 0'
+					ELSE 'must be a price of 0 or more'
+				   END AS problem,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN e.v
+					WHEN e.extra IS NOT NULL THEN e.v -> e.extra
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN e.v -> 'sku'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN e.v -> 'qty'
+					ELSE e.v -> 'unit_price'
+				   END AS value,
+				   'A line is {"sku": "SKU-1", "qty": 2, "unit_price": 19.90}: a known SKU, a whole quantity of at least 1 and a price of 0 or more.' AS hint
+			  FROM (SELECT a.v, a.i,
+						   CASE WHEN jsonb_typeof(a.v) = 'object' THEN
+								(SELECT k FROM jsonb_object_keys(a.v) k
+								  WHERE k NOT IN ('sku', 'qty', 'unit_price') ORDER BY k LIMIT 1) END AS extra
+					  FROM jsonb_array_elements(p_lines) WITH ORDINALITY a(v, i)) e) x
+	 WHERE x.field IS NOT NULL
+	 ORDER BY x.i
+	 LIMIT 1;
+END
+$$;
+COMMENT ON FUNCTION oms._check_lines(jsonb) IS 'Internal: the first malformed line of an order payload (path, problem, value, hint), or no row';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_line(bigint, int, int, text) SECURITY DEFINER;
+-- place_order computes the tax of a new order itself (71_tax, 72_placed)
+DROP FUNCTION oms._order_tax(int, bigint);
+DROP FUNCTION oms._tax_rate(int, text, text, date);
+-- <<< (end of the functions changed in 0.2.0)

@@ -30,7 +30,9 @@ BEGIN
 			  FROM generate_subscripts(p_line, 1) n
 			 WHERE p_kind[n] = ANY (oms._stock_kinds())
 			 ORDER BY p_items[p_line[n]], p_loc[n];
-		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		IF 'preorder' = ANY (p_kind) THEN
+			PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		END IF;
 		RETURN;
 	END IF;
 	-- A cart's hold at a location chosen for its line becomes that line's reservation there (the
@@ -65,7 +67,9 @@ BEGIN
 			END IF;
 		END IF;
 	END LOOP;
-	PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	IF 'preorder' = ANY (p_kind) THEN
+		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION oms._reserve_routed(int, bigint, text, int[], int[], int[], int[], text[], bigint[]) IS 'Internal: reserves the stock a route assigns to an order''s lines, in (item, location) order, converting the cart''s holds, then the supply of its pre-orders; OM001 from the reservation trigger when a location or supply lost the race';
