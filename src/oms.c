@@ -35,6 +35,7 @@ char	   *oms_tenant = NULL;
 bool		oms_route_pruning = true;
 char	   *oms_database = NULL;
 int			oms_worker_naptime = 10;
+int			oms_notify_interval = 100;
 char	   *oms_reason = NULL;
 char	   *oms_actor = NULL;
 int			oms_notify_events = OMS_NOTIFY_COMMIT;
@@ -104,6 +105,15 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("oms.notify_interval",
+							"With oms.notify_events = worker, how often the background worker looks for new events to announce.",
+							"Listeners hear of an event at most this long after its commit.",
+							&oms_notify_interval,
+							100, 10, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("oms.reason",
 							   "Reason recorded in order_history for the state changes of this transaction.",
 							   "API functions set it with SET LOCAL; applications rarely need to.",
@@ -126,7 +136,7 @@ _PG_init(void)
 	DefineCustomEnumVariable("oms.notify_events",
 							 "Who sends NOTIFY oms_events when events are written: commit, worker or off.",
 							 "commit: the writing transaction, at its commit (PostgreSQL serialises the commits of "
-							 "notifying transactions); worker: the background worker, once per round; off: nobody.",
+							 "notifying transactions); worker: the background worker, every oms.notify_interval; off: nobody.",
 							 &oms_notify_events,
 							 OMS_NOTIFY_COMMIT,
 							 notify_options,
