@@ -38,7 +38,7 @@ int			oms_worker_naptime = 10;
 int			oms_notify_interval = 100;
 char	   *oms_reason = NULL;
 char	   *oms_actor = NULL;
-int			oms_notify_events = OMS_NOTIFY_COMMIT;
+int			oms_notify_events = OMS_NOTIFY_WORKER;
 int			oms_event_retention = 7 * 24 * 3600;
 
 static const struct config_enum_entry notify_options[] = {
@@ -138,7 +138,7 @@ _PG_init(void)
 							 "commit: the writing transaction, at its commit (PostgreSQL serialises the commits of "
 							 "notifying transactions); worker: the background worker, every oms.notify_interval; off: nobody.",
 							 &oms_notify_events,
-							 OMS_NOTIFY_COMMIT,
+							 OMS_NOTIFY_WORKER,
 							 notify_options,
 							 PGC_USERSET,
 							 0,
