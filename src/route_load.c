@@ -81,6 +81,13 @@
  * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
  * pickup store, supply). One row per location, its stock of the items in two arrays.
  */
+/* What a stock row s can still give: a hot SKU's (oms.set_hot) slots count too. */
+#define STOCK_AVAILABLE \
+	"(s.on_hand - s.reserved - s.safety_stock" \
+	" + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
+	"                          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id" \
+	"                            AND z.location_id = s.location_id) ELSE 0 END)"
+
 #define Q_CANDIDATES_WITH(STOCK_FILTER, LOCATION_FILTER) \
 	"SELECT l.id, l.code, l.kind," \
 	"       coalesce(l.latitude, cc.latitude), coalesce(l.longitude, cc.longitude)," \
@@ -88,10 +95,10 @@
 	"       l.can_ship, l.can_pickup, l.priority, l.handling_days, l.cost_per_package::float8," \
 	"       coalesce(l.daily_capacity, -1), coalesce(cu.used, 0), d.start_day, st.items, st.avail" \
 	"  FROM (SELECT s.location_id, pg_catalog.array_agg(s.item_id) AS items," \
-	"               pg_catalog.array_agg(s.on_hand - s.reserved - s.safety_stock) AS avail" \
+	"               pg_catalog.array_agg(" STOCK_AVAILABLE ") AS avail" \
 	"          FROM oms.stock s" \
 	"         WHERE s.tenant_id = $1 AND s.item_id = ANY ($2)" STOCK_FILTER \
-	"           AND ($5 OR s.on_hand - s.reserved - s.safety_stock > 0 OR s.location_id = ANY ($4))" \
+	"           AND ($5 OR " STOCK_AVAILABLE " > 0 OR s.location_id = ANY ($4))" \
 	"         GROUP BY s.location_id) st" \
 	"  FULL JOIN (SELECT DISTINCT x.id FROM unnest($4) AS x(id)) x ON x.id = st.location_id" \
 	"  JOIN oms.locations l ON l.tenant_id = $1 AND l.id = coalesce(st.location_id, x.id)" \
