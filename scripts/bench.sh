@@ -311,7 +311,13 @@ if wanted flash; then
 	c=$FLASH_CLIENTS
 	run "spread@$c" "spread (1 line, uniform SKUs)" "$c" "" \
 		-f test/bench/spread.pgbench -D skus="$SKUS" -T "$DURATION"
-	run "flash@$c" "flash (1 line, one SKU)" "$c" "spread@$c" \
+	# The same SKU, first through its one stock row, then declared hot (oms.set_hot: stock slots,
+	# one per client); the sell-out runs hot too.
+	run "flash-row@$c" "flash (1 line, one SKU, one row)" "$c" "spread@$c" \
+		-f test/bench/flash.pgbench -D sku=FLASH-1 -D tag=fl0 -T "$DURATION"
+	psql_b -c "SET oms.tenant = 'default'" -c "SELECT oms.set_hot('FLASH-1', true, $c), oms.set_hot('FLASH-2', true, $c)" \
+		>/dev/null || die "oms.set_hot failed"
+	run "flash@$c" "flash (1 line, one SKU, hot)" "$c" "spread@$c" \
 		-f test/bench/flash.pgbench -D sku=FLASH-1 -D tag=fl1 -T "$DURATION"
 	# The sell-out: 1.5 times as many buyers as units of FLASH-2; exactly FLASH_STOCK are served.
 	per_client=$(((FLASH_STOCK * 3 / 2 + c - 1) / c))

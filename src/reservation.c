@@ -149,14 +149,19 @@ static SPIPlanPtr refill_plan = NULL;
 	"UPDATE oms.stock_slots SET free = free - $4" \
 	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3 AND slot = $5 AND free >= $4"
 
-/* Any slot that nobody holds and that has the units (with $6 added), slot $5 first: no waiting. */
+/*
+ * Any slot that nobody holds and that has the units (with $6 added), slot $5 first: no waiting.
+ * The slot is chosen by a scalar subquery, run once (an InitPlan): as a join, the subquery would
+ * be scanned again for each slot row and, skipping the row this statement had just updated,
+ * choose and update another slot each time.
+ */
 #define SLOT_TAKE_UNHELD_SQL \
 	"UPDATE oms.stock_slots u SET free = u.free + $6 - $4" \
-	"  FROM (SELECT x.slot FROM oms.stock_slots x" \
-	"         WHERE x.tenant_id = $1 AND x.item_id = $2 AND x.location_id = $3 AND x.free + $6 >= $4" \
-	"         ORDER BY x.slot = $5 DESC, x.slot LIMIT 1 FOR UPDATE SKIP LOCKED) c" \
-	" WHERE u.tenant_id = $1 AND u.item_id = $2 AND u.location_id = $3 AND u.slot = c.slot" \
-	"   AND u.free + $6 >= $4"
+	" WHERE u.tenant_id = $1 AND u.item_id = $2 AND u.location_id = $3 AND u.free + $6 >= $4" \
+	"   AND u.slot = (SELECT x.slot FROM oms.stock_slots x" \
+	"                  WHERE x.tenant_id = $1 AND x.item_id = $2 AND x.location_id = $3" \
+	"                    AND x.free + $6 >= $4" \
+	"                  ORDER BY x.slot = $5 DESC, x.slot LIMIT 1 FOR UPDATE SKIP LOCKED)"
 
 /* A refill into slot $5 (waiting for it if held), the order's units taken from it at once. */
 #define SLOT_REFILL_SQL \
