@@ -536,6 +536,89 @@ $$;
 COMMENT ON FUNCTION oms._release_order_capacity(int, bigint) IS 'Internal: gives back the daily capacity an order counted at locations it no longer uses (no reservation there, nothing shipped from there); returns those (location, day)';
 REVOKE ALL ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) TO oms_admin;
+-- ===== Flash sales: stock slots for hot SKUs (56_stock_slots, 55_reservation, 65_allocation,
+-- 99_access).
+ALTER TABLE oms.stock
+	ADD COLUMN hot boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN oms.stock.hot IS 'The SKU is hot here (oms.set_hot): reservations take from oms.stock_slots, and reserved counts the slots'' free units too';
+
+CREATE TABLE oms.stock_slots (
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
+	item_id			int NOT NULL,
+	location_id		int NOT NULL,
+	slot			int NOT NULL CHECK (slot >= 0 AND slot < 64),
+	free			bigint NOT NULL DEFAULT 0 CHECK (free >= 0),
+	PRIMARY KEY (tenant_id, item_id, location_id, slot),
+	FOREIGN KEY (tenant_id, item_id, location_id) REFERENCES oms.stock
+) WITH (fillfactor = 20);
+COMMENT ON TABLE oms.stock_slots IS 'Units of a hot SKU at a location set aside for concurrent orders: each slot is taken by its own orders (pid mod slots); free units count in stock.reserved and in ATP';
+
+-- The stock row's side of moving units between a stock row and its slots: reserved moves by
+-- delta (positive: units into the slots, only if that many are available; negative: back), with
+-- the stock guard open for that row, as only the reservation trigger may otherwise move reserved.
+CREATE FUNCTION oms._slot_units(p_tenant int, p_item int, p_location int, p_delta bigint) RETURNS boolean
+	LANGUAGE c
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_slot_units';
+COMMENT ON FUNCTION oms._slot_units(int, int, int, bigint) IS 'Internal: moves reserved of a hot stock row by delta for its slots (positive only within on_hand - reserved - safety_stock); false when the units are not there';
+
+CREATE FUNCTION oms.set_hot(sku text, hot boolean, slots int DEFAULT 16) RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, set_hot.sku);
+	r			record;
+	v_free		bigint;
+	v_n			int := 0;
+BEGIN
+	IF set_hot.hot IS NULL THEN
+		RAISE EXCEPTION 'hot must be true or false for SKU "%"', set_hot.sku
+			USING ERRCODE = '22023', HINT = 'oms.set_hot(''SKU-1'', true) before a flash sale, false after it.';
+	END IF;
+	IF set_hot.slots IS NULL OR set_hot.slots < 2 OR set_hot.slots > 64 THEN
+		RAISE EXCEPTION 'invalid number of slots % for SKU "%"', coalesce(set_hot.slots::text, 'NULL'), set_hot.sku
+			USING ERRCODE = '22023', HINT = 'From 2 to 64; about the number of clients that buy at once (default 16).';
+	END IF;
+	-- Every stock row of the SKU, in lock order; its slots' free units go back to the row first.
+	FOR r IN SELECT s.location_id, s.hot FROM oms.stock s
+			  WHERE s.tenant_id = v_tenant AND s.item_id = v_item
+			  ORDER BY s.location_id
+			  FOR UPDATE
+	LOOP
+		SELECT coalesce(sum(x.free), 0) INTO v_free FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		IF v_free > 0 THEN
+			PERFORM oms._slot_units(v_tenant, v_item, r.location_id, -v_free);
+		END IF;
+		DELETE FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		UPDATE oms.stock s SET hot = set_hot.hot
+		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = r.location_id;
+		IF set_hot.hot THEN
+			-- Empty slots: the first orders fill them from the stock row.
+			INSERT INTO oms.stock_slots (tenant_id, item_id, location_id, slot)
+				SELECT v_tenant, v_item, r.location_id, n FROM generate_series(0, set_hot.slots - 1) n;
+		END IF;
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION oms.set_hot(text, boolean, int) IS 'Declares a SKU hot (a flash sale) or not: its stock rows get slots that concurrent orders take from without queuing on one row (true), or give their free units back (false); returns the number of stock rows; unknown SKU: 22023';
+SELECT pg_catalog.pg_extension_config_dump('oms.stock_slots', '');
+GRANT ALL ON oms.stock_slots TO oms_admin;
+GRANT SELECT ON oms.stock_slots TO oms_operator, oms_app, oms_store;
+ALTER TABLE oms.stock_slots ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON oms.stock_slots USING (tenant_id OPERATOR(pg_catalog.=) (SELECT oms.current_tenant_id()));
+CREATE POLICY admin ON oms.stock_slots TO oms_admin USING (true) WITH CHECK (true);
+CREATE POLICY store ON oms.stock_slots AS RESTRICTIVE TO oms_store USING (location_id OPERATOR(pg_catalog.=) ANY ((SELECT oms._store_locations())::int[]));
+REVOKE ALL ON FUNCTION oms._slot_units(int, int, int, bigint), oms.set_hot(text, boolean, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._slot_units(int, int, int, bigint), oms.set_hot(text, boolean, int) TO oms_admin;
+GRANT EXECUTE ON FUNCTION oms.set_hot(text, boolean, int) TO oms_operator;
+ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
+
 -- >>> functions changed in 0.2.0, at their latest definition
 CREATE OR REPLACE FUNCTION oms.place_order("order" jsonb) RETURNS bigint
 	LANGUAGE plpgsql
@@ -1571,6 +1654,97 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._check_lines(jsonb) IS 'Internal: the first malformed line of an order payload (path, problem, value, hint), or no row';
+CREATE OR REPLACE FUNCTION oms.check_stock_invariants(tenant text)
+	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,
+				   problem text)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant_id int;
+BEGIN
+	SELECT t.id INTO v_tenant_id FROM oms.tenants t WHERE t.code = check_stock_invariants.tenant;
+	IF v_tenant_id IS NULL THEN
+		RAISE EXCEPTION 'unknown tenant "%"', oms._clip(check_stock_invariants.tenant)
+			USING ERRCODE = '22023',
+			      HINT = 'Tenants are listed in oms.tenants.';
+	END IF;
+	RETURN QUERY
+	WITH r AS (
+		SELECT r.item_id, r.location_id, pg_catalog.sum(r.qty)::bigint AS qty
+		  FROM oms.reservations r
+		 WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NULL	-- pre-orders take supply (64_preorders.sql)
+		 GROUP BY r.item_id, r.location_id
+	), s AS (
+		-- a hot SKU's stock row also counts the free units of its slots (56_stock_slots.sql)
+		SELECT s.item_id, s.location_id, s.on_hand, s.reserved, s.hot,
+			   (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+				 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
+		  FROM oms.stock s
+		 WHERE s.tenant_id = v_tenant_id
+	)
+	SELECT i.sku, l.code, s.on_hand, s.reserved, coalesce(r.qty, 0), p.problem
+	  FROM s FULL JOIN r ON r.item_id = s.item_id AND r.location_id = s.location_id
+	  JOIN oms.items i ON i.tenant_id = v_tenant_id AND i.id = coalesce(s.item_id, r.item_id)
+	  JOIN oms.locations l ON l.tenant_id = v_tenant_id AND l.id = coalesce(s.location_id, r.location_id)
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN s.item_id IS NULL THEN 'reservations without a stock row' END),
+		(CASE WHEN s.reserved <> coalesce(r.qty, 0) + s.slot_free THEN 'reserved differs from the sum of reservations' END),
+		(CASE WHEN s.slot_free > 0 AND NOT s.hot THEN 'stock slots hold units of a SKU that is not hot' END),
+		(CASE WHEN s.reserved > s.on_hand THEN 'reserved exceeds on_hand' END),
+		(CASE WHEN s.reserved < 0 THEN 'reserved is negative' END)) AS p(problem)
+	 WHERE p.problem IS NOT NULL
+	UNION ALL
+	-- Supply: promised equals the sum of its pre-order reservations, within [0, qty].
+	SELECT i.sku, l.code, u.qty, u.promised, coalesce(x.qty, 0), p.problem
+	  FROM oms.supply u
+	  JOIN oms.items i ON i.tenant_id = u.tenant_id AND i.id = u.item_id
+	  JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
+	  LEFT JOIN (SELECT r.supply_id, pg_catalog.sum(r.qty)::bigint AS qty FROM oms.reservations r
+				  WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NOT NULL GROUP BY r.supply_id) x
+			 ON x.supply_id = u.id
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN u.promised <> coalesce(x.qty, 0) THEN format('promised of supply %s differs from the sum of its pre-orders', u.id) END),
+		(CASE WHEN u.promised > u.qty OR u.promised < 0 THEN format('promised of supply %s outside 0 to qty', u.id) END)) AS p(problem)
+	 WHERE u.tenant_id = v_tenant_id AND p.problem IS NOT NULL
+	 ORDER BY 1, 2, 6;
+END
+$$;
+COMMENT ON FUNCTION oms.check_stock_invariants(text) IS 'Stock rows of the given tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand, no reservation without a stock row), and supply whose promised differs from its pre-orders (on_hand: supply qty, reserved: promised); one row per problem; empty when healthy';
+CREATE OR REPLACE FUNCTION oms.check_stock_invariants()
+	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,
+				   problem text)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+	SELECT * FROM oms.check_stock_invariants(pg_catalog.current_setting('oms.tenant'))
+$$;
+COMMENT ON FUNCTION oms.check_stock_invariants() IS 'Stock rows of the current tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand), one row per problem; empty when healthy';
+CREATE OR REPLACE FUNCTION oms._choose_locations(
+	p_tenant	int,
+	p_items		int[],
+	p_qtys		int[],
+	p_prefer	int[],		-- per line: preferred location (a hold's), or NULL
+	p_credit	bigint[],	-- per line: units already held at the preferred location
+	p_only		int			-- a pickup store: choose only it, or nothing
+) RETURNS TABLE (idx int, location_id int)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+BEGIN ATOMIC
+	SELECT DISTINCT ON (l.idx) l.idx::int, s.location_id
+	  FROM unnest(p_items, p_qtys, p_prefer, p_credit) WITH ORDINALITY AS l(item_id, qty, prefer, credit, idx)
+	  JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = l.item_id
+	  JOIN oms.locations loc ON loc.tenant_id = p_tenant AND loc.id = s.location_id
+	 WHERE loc.active
+	   AND (CASE WHEN p_only IS NOT NULL THEN loc.id = p_only ELSE loc.can_ship END)
+	   AND s.on_hand - s.reserved - s.safety_stock
+	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
+	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
+	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
+END;
+COMMENT ON FUNCTION oms._choose_locations(int, int[], int[], int[], bigint[], int) IS 'Internal: per line, the location that serves it in full (preferred, else lowest priority number); no row when none can';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
@@ -1578,4 +1752,6 @@ ALTER FUNCTION oms.cancel_line(bigint, int, int, text) SECURITY DEFINER;
 -- place_order computes the tax of a new order itself (71_tax, 72_placed)
 DROP FUNCTION oms._order_tax(int, bigint);
 DROP FUNCTION oms._tax_rate(int, text, text, date);
+ALTER FUNCTION oms.check_stock_invariants() SECURITY DEFINER;
+ALTER FUNCTION oms.check_stock_invariants(text) SECURITY DEFINER;
 -- <<< (end of the functions changed in 0.2.0)

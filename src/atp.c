@@ -58,12 +58,35 @@
  * ($1 = tenant code, $2 = SKU). No row at all: unknown tenant or SKU; a single row with a NULL
  * location: the SKU exists but is stocked nowhere.
  */
+/*
+ * What a hot SKU's stock slots add to the ATP of its stock row s (oms.set_hot). The statements
+ * below are prepared without it for a schema that has no slots (before 0.2.0; see
+ * oms_has_stock_slots).
+ */
+#define ATP_SLOTS \
+	" + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
+	"   WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)" \
+	"   ELSE 0 END"
+
+/* A statement without ATP_SLOTS, for a schema without stock slots. */
+static const char *
+atp_sql(const char *sql)
+{
+	const char *at;
+	StringInfoData buf;
+
+	if (oms_has_stock_slots() || (at = strstr(sql, ATP_SLOTS)) == NULL)
+		return sql;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, sql, at - sql);
+	appendStringInfoString(&buf, at + strlen(ATP_SLOTS));
+	return buf.data;
+}
+
 #define ATP_BY_LOCATION_SQL \
 	"SELECT l.code, l.kind, s.on_hand, s.reserved, s.safety_stock," \
 	"       greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
-	"        + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
-	"          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)" \
-	"        ELSE 0 END," \
+	ATP_SLOTS "," \
 	"       l.can_ship, l.can_pickup" \
 	"  FROM oms.tenants t" \
 	"  JOIN oms.items i ON i.tenant_id = t.id AND i.sku = $2" \
@@ -256,10 +279,9 @@ atp_load_relations(void)
 	atp_rels.items = get_relname_relid("items", nsp);
 	atp_rels.locations = get_relname_relid("locations", nsp);
 	atp_rels.stock = get_relname_relid("stock", nsp);
-	atp_rels.stock_slots = get_relname_relid("stock_slots", nsp);
+	atp_rels.stock_slots = get_relname_relid("stock_slots", nsp);	/* none before 0.2.0 */
 	if (!OidIsValid(atp_rels.tenants) || !OidIsValid(atp_rels.items) ||
-		!OidIsValid(atp_rels.locations) || !OidIsValid(atp_rels.stock) ||
-		!OidIsValid(atp_rels.stock_slots))
+		!OidIsValid(atp_rels.locations) || !OidIsValid(atp_rels.stock))
 		elog(ERROR, "oms: the tables of schema oms are missing");
 
 	rel = table_open(atp_rels.tenants, AccessShareLock);
@@ -289,17 +311,21 @@ atp_load_relations(void)
 	atp_rels.stock_tenant_id = atp_column(rel, "tenant_id", INT4OID);
 	atp_rels.stock_item_id = atp_column(rel, "item_id", INT4OID);
 	atp_rels.stock_location_id = atp_column(rel, "location_id", INT4OID);
-	atp_rels.stock_hot = atp_column(rel, "hot", BOOLOID);
+	atp_rels.stock_hot = OidIsValid(atp_rels.stock_slots) ? atp_column(rel, "hot", BOOLOID) : InvalidAttrNumber;
 	atp_rels.stock_on_hand = atp_column(rel, "on_hand", INT8OID);
 	atp_rels.stock_reserved = atp_column(rel, "reserved", INT8OID);
 	atp_rels.stock_safety_stock = atp_column(rel, "safety_stock", INT8OID);
 	atp_rels.stock_by_key = atp_index(rel, 3, stock_key);
 	table_close(rel, AccessShareLock);
 
-	rel = table_open(atp_rels.stock_slots, AccessShareLock);
-	atp_rels.slots_free = atp_column(rel, "free", INT8OID);
-	atp_rels.stock_slots_by_key = atp_index(rel, 3, stock_key);
-	table_close(rel, AccessShareLock);
+	atp_rels.stock_slots_by_key = InvalidOid;
+	if (OidIsValid(atp_rels.stock_slots))
+	{
+		rel = table_open(atp_rels.stock_slots, AccessShareLock);
+		atp_rels.slots_free = atp_column(rel, "free", INT8OID);
+		atp_rels.stock_slots_by_key = atp_index(rel, 3, stock_key);
+		table_close(rel, AccessShareLock);
+	}
 
 	atp_rels.checked_user = InvalidOid;
 	atp_rels.checked_slots_user = InvalidOid;
@@ -409,7 +435,7 @@ stock_available(IndexLookup *stock, Snapshot snapshot)
 
 	if (available < 0)
 		available = 0;
-	if (DatumGetBool(lookup_column(stock, atp_rels.stock_hot)))
+	if (atp_rels.stock_hot != InvalidAttrNumber && DatumGetBool(lookup_column(stock, atp_rels.stock_hot)))
 	{
 		IndexLookup slots;
 		bool		found;
@@ -551,7 +577,7 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-		plan = oms_prepare(ATP_BY_LOCATION_SQL, 2, argtypes);
+		plan = oms_prepare(atp_sql(ATP_BY_LOCATION_SQL), 2, argtypes);
 	}
 
 	args[0] = CStringGetTextDatum(oms_tenant);
@@ -589,9 +615,7 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 #define ATP_ON_LOCATION_SQL \
 	"SELECT CASE WHEN l.active" \
 	"            THEN coalesce(greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
-	"        + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
-	"          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)" \
-	"        ELSE 0 END, 0)" \
+	ATP_SLOTS ", 0)" \
 	"                 + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
 	"                              WHERE p.tenant_id = t.id AND p.item_id = i.id" \
 	"                                AND p.location_id = l.id AND p.expected_date <= $4), 0)" \
@@ -606,9 +630,7 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 /* The same over the active locations that can ship ($1 tenant code, $2 SKU, $3 date). */
 #define ATP_ON_NETWORK_SQL \
 	"SELECT (coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
-	"        + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
-	"          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)" \
-	"        ELSE 0 END)" \
+	ATP_SLOTS ")" \
 	"                 FILTER (WHERE l.active AND l.can_ship), 0)" \
 	"        + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
 	"                      JOIN oms.locations pl ON pl.tenant_id = p.tenant_id AND pl.id = p.location_id" \
@@ -687,8 +709,8 @@ oms_atp_on(PG_FUNCTION_ARGS)
 		Oid			loc_types[4] = {TEXTOID, TEXTOID, TEXTOID, DATEOID};
 		Oid			net_types[3] = {TEXTOID, TEXTOID, DATEOID};
 
-		location_plan = oms_prepare(ATP_ON_LOCATION_SQL, 4, loc_types);
-		network_plan = oms_prepare(ATP_ON_NETWORK_SQL, 3, net_types);
+		location_plan = oms_prepare(atp_sql(ATP_ON_LOCATION_SQL), 4, loc_types);
+		network_plan = oms_prepare(atp_sql(ATP_ON_NETWORK_SQL), 3, net_types);
 	}
 
 	args[0] = CStringGetTextDatum(oms_tenant);

@@ -187,6 +187,21 @@ oms_now(void)
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 }
 
+/*
+ * Whether the database's schema oms has stock slots (0.2.0 and later). One library serves the
+ * schema of every installed version until ALTER EXTENSION oms UPDATE, so statements that read the
+ * slots have a form without them for an older schema. Plans are kept for the session: a session
+ * that began before the update keeps the older form until it reconnects (it then takes a hot SKU
+ * from its stock row, which stays exact, and its ATP leaves out the slots' free units).
+ */
+bool
+oms_has_stock_slots(void)
+{
+	Oid			nsp = get_namespace_oid("oms", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("stock_slots", nsp));
+}
+
 SPIPlanPtr
 oms_prepare(const char *sql, int nargs, Oid *argtypes)
 {

@@ -91,12 +91,15 @@ static SPIPlanPtr slot_take_plan = NULL;
 static SPIPlanPtr slot_take_unheld_plan = NULL;
 static SPIPlanPtr slot_refill_plan = NULL;
 static SPIPlanPtr refill_plan = NULL;
+static bool slots_schema = false;	/* the plans were made for a schema with stock slots */
 
 /* $1 tenant, $2 item, $3 location, $4 quantity: the check and the take are one statement. */
-#define TAKE_SQL \
+#define TAKE_SQL_WITH(HOT) \
 	"UPDATE oms.stock SET reserved = reserved + $4, updated_at = pg_catalog.now()" \
 	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3" \
-	"   AND NOT hot AND on_hand - reserved - safety_stock >= $4"
+	"   AND " HOT "on_hand - reserved - safety_stock >= $4"
+#define TAKE_SQL TAKE_SQL_WITH("NOT hot AND ")
+#define TAKE_SQL_V1 TAKE_SQL_WITH("")	/* a schema without stock slots (before 0.2.0) */
 
 #define GIVE_BACK_SQL \
 	"UPDATE oms.stock SET reserved = reserved - $4, updated_at = pg_catalog.now()" \
@@ -121,16 +124,18 @@ static SPIPlanPtr refill_plan = NULL;
 	" WHERE s.tenant_id = $1 AND s.id = $2"
 
 /* For error messages only: SKU, location code and what is available now (0 without stock row). */
-#define DESCRIBE_SQL \
+#define DESCRIBE_SQL_WITH(SLOTS) \
 	"SELECT (SELECT i.sku FROM oms.items i WHERE i.tenant_id = $1 AND i.id = $2)," \
 	"       (SELECT l.code FROM oms.locations l WHERE l.tenant_id = $1 AND l.id = $3)," \
-	"       coalesce((SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	"       coalesce((SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)" SLOTS \
+	"                   FROM oms.stock s" \
+	"                  WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3), 0)"
+#define DESCRIBE_SQL DESCRIBE_SQL_WITH( \
 	"                        + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(x.free), 0)::int8" \
 	"                                                  FROM oms.stock_slots x" \
 	"                                                 WHERE x.tenant_id = $1 AND x.item_id = $2" \
-	"                                                   AND x.location_id = $3) ELSE 0 END" \
-	"                   FROM oms.stock s" \
-	"                  WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3), 0)"
+	"                                                   AND x.location_id = $3) ELSE 0 END")
+#define DESCRIBE_SQL_V1 DESCRIBE_SQL_WITH("")
 
 /*
  * Hot SKUs (oms.set_hot, sql/parts/56_stock_slots.sql): a hot stock row is not taken from
@@ -282,7 +287,7 @@ describe_stock(const StockKey *key, char **sku, char **location, int64 *availabl
 	{
 		Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
 
-		plan = oms_prepare(DESCRIBE_SQL, 3, argtypes);
+		plan = oms_prepare(oms_has_stock_slots() ? DESCRIBE_SQL : DESCRIBE_SQL_V1, 3, argtypes);
 	}
 	args[0] = Int32GetDatum(key->tenant_id);
 	args[1] = Int32GetDatum(key->item_id);
@@ -419,6 +424,8 @@ take_hot(const StockKey *key, int32 qty)
 	int64		available;
 	int32		own;
 
+	if (!slots_schema)
+		return false;
 	prepare_hot_plans();
 	args[0] = Int32GetDatum(key->tenant_id);
 	args[1] = Int32GetDatum(key->item_id);
@@ -555,7 +562,8 @@ oms_reservation_trigger(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[5] = {INT4OID, INT4OID, INT4OID, INT8OID, INT8OID};
 
-		take_plan = oms_prepare(TAKE_SQL, 4, argtypes);
+		slots_schema = oms_has_stock_slots();
+		take_plan = oms_prepare(slots_schema ? TAKE_SQL : TAKE_SQL_V1, 4, argtypes);
 		give_back_plan = oms_prepare(GIVE_BACK_SQL, 4, argtypes);
 		take_supply_plan = oms_prepare(TAKE_SUPPLY_SQL, 5, argtypes);
 		give_supply_plan = oms_prepare(GIVE_SUPPLY_SQL, 5, argtypes);
