@@ -1745,6 +1745,168 @@ BEGIN ATOMIC
 	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
 END;
 COMMENT ON FUNCTION oms._choose_locations(int, int[], int[], int[], bigint[], int) IS 'Internal: per line, the location that serves it in full (preferred, else lowest priority number); no row when none can';
+CREATE OR REPLACE FUNCTION oms._unslot(p_tenant int, p_item int, p_location int) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_free	bigint;
+BEGIN
+	SELECT coalesce(sum(z.free), 0) INTO v_free
+	  FROM (SELECT x.free FROM oms.stock_slots x
+			 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location
+			 ORDER BY x.slot FOR UPDATE) z;
+	IF v_free > 0 THEN
+		UPDATE oms.stock_slots x SET free = 0
+		 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location AND x.free > 0;
+		PERFORM oms._slot_units(p_tenant, p_item, p_location, -v_free);
+	END IF;
+	RETURN v_free;
+END
+$$;
+COMMENT ON FUNCTION oms._unslot(int, int, int) IS 'Internal: moves the free units of a hot stock row''s slots back to the row (locked by the caller); returns how many';
+CREATE OR REPLACE FUNCTION oms.set_hot(sku text, hot boolean, slots int DEFAULT 16) RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, set_hot.sku);
+	r			record;
+	v_n			int := 0;
+BEGIN
+	IF set_hot.hot IS NULL THEN
+		RAISE EXCEPTION 'hot must be true or false for SKU "%"', set_hot.sku
+			USING ERRCODE = '22023', HINT = 'oms.set_hot(''SKU-1'', true) before a flash sale, false after it.';
+	END IF;
+	IF set_hot.slots IS NULL OR set_hot.slots < 2 OR set_hot.slots > 64 THEN
+		RAISE EXCEPTION 'invalid number of slots % for SKU "%"', coalesce(set_hot.slots::text, 'NULL'), set_hot.sku
+			USING ERRCODE = '22023', HINT = 'From 2 to 64; about the number of clients that buy at once (default 16).';
+	END IF;
+	-- Every stock row of the SKU, in lock order; its slots' free units go back to the row first.
+	FOR r IN SELECT s.location_id, s.hot FROM oms.stock s
+			  WHERE s.tenant_id = v_tenant AND s.item_id = v_item
+			  ORDER BY s.location_id
+			  FOR UPDATE
+	LOOP
+		PERFORM oms._unslot(v_tenant, v_item, r.location_id);
+		DELETE FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		UPDATE oms.stock s SET hot = set_hot.hot
+		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = r.location_id;
+		IF set_hot.hot THEN
+			-- Empty slots: the first orders fill them from the stock row.
+			INSERT INTO oms.stock_slots (tenant_id, item_id, location_id, slot)
+				SELECT v_tenant, v_item, r.location_id, n FROM generate_series(0, set_hot.slots - 1) n;
+		END IF;
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION oms.set_hot(text, boolean, int) IS 'Declares a SKU hot (a flash sale) or not: its stock rows get slots that concurrent orders take from without queuing on one row (true), or give their free units back (false); returns the number of stock rows; unknown SKU: 22023';
+CREATE OR REPLACE FUNCTION oms.set_stock(sku text, location text, on_hand bigint, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, sku);
+	v_loc		int := oms._location_id(v_tenant, location);
+	v_old		bigint;
+	v_reserved	bigint;
+BEGIN
+	PERFORM oms._check_reason(reason);
+	IF set_stock.on_hand IS NULL OR set_stock.on_hand < 0 OR set_stock.on_hand > 1000000000000 THEN
+		RAISE EXCEPTION 'invalid on_hand % for SKU "%" at location "%"', coalesce(set_stock.on_hand::text, 'NULL'), sku, location
+			USING ERRCODE = '22023', HINT = 'on_hand is a whole number of units from 0 to 10^12.';
+	END IF;
+
+	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id)
+		VALUES (v_tenant, v_item, v_loc)
+		ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING;
+	SELECT s.on_hand, s.reserved INTO v_old, v_reserved
+		FROM oms.stock s
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+		FOR UPDATE;
+	IF set_stock.on_hand < v_reserved THEN
+		-- a hot SKU's slots may hold the units: they go back to the stock row first
+		v_reserved := v_reserved - oms._unslot(v_tenant, v_item, v_loc);
+	END IF;
+	IF set_stock.on_hand < v_reserved THEN
+		RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below what is reserved', sku, location
+			USING ERRCODE = 'OM002',
+			      DETAIL = format('Requested on hand %s, reserved %s.', set_stock.on_hand, v_reserved),
+			      HINT = 'Cancel or move the orders that hold this stock first (see oms.reservations).';
+	END IF;
+	UPDATE oms.stock s SET on_hand = set_stock.on_hand, updated_at = pg_catalog.now()
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, moved_by)
+		VALUES (v_tenant, v_item, v_loc, 'count', set_stock.on_hand - v_old, set_stock.on_hand, reason, oms._actor());
+	RETURN set_stock.on_hand;
+END
+$$;
+COMMENT ON FUNCTION oms.set_stock(text, text, bigint, text) IS 'Sets on hand of a SKU at a location (a stock count) and records the movement; returns the new on hand';
+CREATE OR REPLACE FUNCTION oms.adjust_stock(sku text, location text, delta bigint, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, sku);
+	v_loc		int := oms._location_id(v_tenant, location);
+	v_new		bigint;
+	v_old		bigint;
+	v_reserved	bigint;
+BEGIN
+	PERFORM oms._check_reason(reason);
+	IF delta IS NULL OR delta = 0 OR delta NOT BETWEEN -1000000000000 AND 1000000000000 THEN	-- (abs(-2^63) overflows)
+		RAISE EXCEPTION 'invalid delta % for SKU "%" at location "%"', coalesce(delta::text, 'NULL'), sku, location
+			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0 and at most 10^12 either way: +5 for found units, -2 for damaged ones.';
+	END IF;
+
+	-- One statement checks and changes, so concurrent adjustments and reservations cannot race.
+	UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+		  AND s.on_hand + delta >= s.reserved
+		RETURNING s.on_hand INTO v_new;
+	IF v_new IS NULL AND delta < 0 THEN
+		-- A hot SKU's slots may hold the units: back to the stock row (locked first, as every
+		-- path locks it before its slots), then once more.
+		PERFORM FROM oms.stock s
+		  WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc AND s.hot
+		  FOR UPDATE;
+		IF FOUND AND oms._unslot(v_tenant, v_item, v_loc) > 0 THEN
+			UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+				WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+				  AND s.on_hand + delta >= s.reserved
+				RETURNING s.on_hand INTO v_new;
+		END IF;
+	END IF;
+	IF v_new IS NULL THEN
+		SELECT s.on_hand, s.reserved INTO v_old, v_reserved
+			FROM oms.stock s
+			WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc;
+		IF v_old IS NULL AND delta > 0 THEN
+			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
+				VALUES (v_tenant, v_item, v_loc, delta)
+				ON CONFLICT (tenant_id, item_id, location_id)
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
+				RETURNING s.on_hand INTO v_new;
+		ELSE
+			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below %', sku, location,
+					CASE WHEN coalesce(v_reserved, 0) > 0 THEN 'what is reserved' ELSE '0' END
+				USING ERRCODE = 'OM002',
+				      DETAIL = format('On hand %s, reserved %s, delta %s.', coalesce(v_old, 0), coalesce(v_reserved, 0), delta),
+				      HINT = 'On hand never goes below reserved or below 0; cancel or move the orders that hold this stock first.';
+		END IF;
+	END IF;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, moved_by)
+		VALUES (v_tenant, v_item, v_loc, 'adjustment', delta, v_new, reason, oms._actor());
+	RETURN v_new;
+END
+$$;
+COMMENT ON FUNCTION oms.adjust_stock(text, text, bigint, text) IS 'Adds a signed delta to on hand of a SKU at a location and records the movement; returns the new on hand';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
@@ -1754,4 +1916,9 @@ DROP FUNCTION oms._order_tax(int, bigint);
 DROP FUNCTION oms._tax_rate(int, text, text, date);
 ALTER FUNCTION oms.check_stock_invariants() SECURITY DEFINER;
 ALTER FUNCTION oms.check_stock_invariants(text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION oms._unslot(int, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._unslot(int, int, int) TO oms_admin;
+ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
+ALTER FUNCTION oms.set_stock(text, text, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION oms.adjust_stock(text, text, bigint, text) SECURITY DEFINER;
 -- <<< (end of the functions changed in 0.2.0)

@@ -43,6 +43,29 @@ CREATE FUNCTION oms._slot_units(p_tenant int, p_item int, p_location int, p_delt
 	AS 'MODULE_PATHNAME', 'oms_slot_units';
 COMMENT ON FUNCTION oms._slot_units(int, int, int, bigint) IS 'Internal: moves reserved of a hot stock row by delta for its slots (positive only within on_hand - reserved - safety_stock); false when the units are not there';
 
+-- Every free unit of a stock row's slots back to the row (a stock count or a damage during a sale
+-- needs them there); the caller has locked the stock row. Returns the units moved.
+CREATE FUNCTION oms._unslot(p_tenant int, p_item int, p_location int) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_free	bigint;
+BEGIN
+	SELECT coalesce(sum(z.free), 0) INTO v_free
+	  FROM (SELECT x.free FROM oms.stock_slots x
+			 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location
+			 ORDER BY x.slot FOR UPDATE) z;
+	IF v_free > 0 THEN
+		UPDATE oms.stock_slots x SET free = 0
+		 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location AND x.free > 0;
+		PERFORM oms._slot_units(p_tenant, p_item, p_location, -v_free);
+	END IF;
+	RETURN v_free;
+END
+$$;
+COMMENT ON FUNCTION oms._unslot(int, int, int) IS 'Internal: moves the free units of a hot stock row''s slots back to the row (locked by the caller); returns how many';
+
 CREATE FUNCTION oms.set_hot(sku text, hot boolean, slots int DEFAULT 16) RETURNS int
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -51,7 +74,6 @@ DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_item		int := oms._item_id(v_tenant, set_hot.sku);
 	r			record;
-	v_free		bigint;
 	v_n			int := 0;
 BEGIN
 	IF set_hot.hot IS NULL THEN
@@ -68,11 +90,7 @@ BEGIN
 			  ORDER BY s.location_id
 			  FOR UPDATE
 	LOOP
-		SELECT coalesce(sum(x.free), 0) INTO v_free FROM oms.stock_slots x
-		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
-		IF v_free > 0 THEN
-			PERFORM oms._slot_units(v_tenant, v_item, r.location_id, -v_free);
-		END IF;
+		PERFORM oms._unslot(v_tenant, v_item, r.location_id);
 		DELETE FROM oms.stock_slots x
 		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
 		UPDATE oms.stock s SET hot = set_hot.hot

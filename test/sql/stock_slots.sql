@@ -71,6 +71,20 @@ SELECT oms.release_hold('cart-1', 'DROP') AS released;
 SELECT code, reservations, atp FROM slots;
 SELECT * FROM oms.check_stock_invariants();
 
+-- 5b. Stock changes during the sale: 80 more units arrive, two buyers come (the refill puts
+--     80 / 8 = 10 units in a slot: 8 left there, reserved 48 = 40 for orders + 8); a count then
+--     says 45, less than 48: the slots give their units back to the stock row first, and the
+--     count goes through (ATP 5). 4 damaged units leave 41; 2 more would go below the orders'
+--     40 units: refused (OM002).
+SELECT oms.adjust_stock('DROP', 'WH-1', 80, 'late delivery');
+SELECT pg_temp.buy(n) AS result, count(*) FROM generate_series(50, 51) n GROUP BY 1;
+SELECT code, on_hand, reserved, reservations, slot_free, atp FROM slots WHERE code = 'WH-1';
+SELECT oms.set_stock('DROP', 'WH-1', 45, 'count');
+SELECT code, on_hand, reserved, reservations, slot_free, atp FROM slots WHERE code = 'WH-1';
+SELECT oms.adjust_stock('DROP', 'WH-1', -4, 'damaged');
+SELECT oms.adjust_stock('DROP', 'WH-1', -2, 'damaged');
+SELECT * FROM oms.check_stock_invariants();
+
 -- 6. Not hot any more: the slots' free units go back to the stock rows, the slots go.
 SELECT oms.set_hot('DROP', false) AS stock_rows;
 SELECT * FROM slots;
