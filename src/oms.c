@@ -16,6 +16,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -205,7 +206,18 @@ oms_has_stock_slots(void)
 SPIPlanPtr
 oms_prepare(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	return oms_prepare_generic(sql, nargs, argtypes, false);
+}
+
+/*
+ * A kept plan; generic: always the generic plan, never planned again for the values of a call
+ * (the plan cache otherwise plans anew on every call when a custom plan looks cheaper, as it does
+ * for statements with array parameters).
+ */
+SPIPlanPtr
+oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 	if (plan == NULL)
 		elog(ERROR, "oms: SPI_prepare failed for \"%s\": %s", sql,

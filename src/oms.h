@@ -47,6 +47,7 @@ extern TimestampTz oms_now(void);
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
 extern bool oms_has_stock_slots(void);
+extern SPIPlanPtr oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic);
 
 /*
  * A user's value as an error message shows it: at most OMS_CLIP_BYTES bytes (whole characters),

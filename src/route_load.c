@@ -174,25 +174,25 @@ prepare_plans(void)
 
 	if (plans[RQ_SUPPLY] != NULL)
 		return;
-	plans[RQ_ITEMS_BY_SKU] = oms_prepare(Q_ITEMS_BY_SKU, 2, int_text);
-	plans[RQ_ITEMS_BY_ID] = oms_prepare(Q_ITEMS_BY_ID, 2, int_ints);
-	plans[RQ_LOCATION_CODES] = oms_prepare(Q_LOCATION_CODES, 2, int_text);
-	plans[RQ_PROFILE] = oms_prepare(Q_PROFILE, 2, int_one_text);
-	plans[RQ_PROFILE_CODES] = oms_prepare(Q_PROFILE_CODES, 1, int_only);
-	plans[RQ_SERVICES] = oms_prepare(Q_SERVICES, 1, int_only);
-	plans[RQ_CENTROID] = oms_prepare(Q_CENTROID, 1, text_only);
+	plans[RQ_ITEMS_BY_SKU] = oms_prepare_generic(Q_ITEMS_BY_SKU, 2, int_text, true);
+	plans[RQ_ITEMS_BY_ID] = oms_prepare_generic(Q_ITEMS_BY_ID, 2, int_ints, true);
+	plans[RQ_LOCATION_CODES] = oms_prepare_generic(Q_LOCATION_CODES, 2, int_text, true);
+	plans[RQ_PROFILE] = oms_prepare_generic(Q_PROFILE, 2, int_one_text, true);
+	plans[RQ_PROFILE_CODES] = oms_prepare_generic(Q_PROFILE_CODES, 1, int_only, true);
+	plans[RQ_SERVICES] = oms_prepare_generic(Q_SERVICES, 1, int_only, true);
+	plans[RQ_CENTROID] = oms_prepare_generic(Q_CENTROID, 1, text_only, true);
 	if (oms_has_stock_slots())
 	{
-		plans[RQ_CANDIDATES] = oms_prepare(Q_CANDIDATES, 5, cand);
-		plans[RQ_CANDIDATES_AT] = oms_prepare(Q_CANDIDATES_AT, 6, cand);
+		plans[RQ_CANDIDATES] = oms_prepare_generic(Q_CANDIDATES, 5, cand, true);
+		plans[RQ_CANDIDATES_AT] = oms_prepare_generic(Q_CANDIDATES_AT, 6, cand, true);
 	}
 	else
 	{
-		plans[RQ_CANDIDATES] = oms_prepare(Q_CANDIDATES_V1, 5, cand);
-		plans[RQ_CANDIDATES_AT] = oms_prepare(Q_CANDIDATES_AT_V1, 6, cand);
+		plans[RQ_CANDIDATES] = oms_prepare_generic(Q_CANDIDATES_V1, 5, cand, true);
+		plans[RQ_CANDIDATES_AT] = oms_prepare_generic(Q_CANDIDATES_AT_V1, 6, cand, true);
 	}
-	plans[RQ_LOCATION_STATIC] = oms_prepare(Q_LOCATION_STATIC, 1, int_only);
-	plans[RQ_SUPPLY] = oms_prepare(Q_SUPPLY, 2, int_ints);
+	plans[RQ_LOCATION_STATIC] = oms_prepare_generic(Q_LOCATION_STATIC, 1, int_only, true);
+	plans[RQ_SUPPLY] = oms_prepare_generic(Q_SUPPLY, 2, int_ints, true);
 }
 
 static void
