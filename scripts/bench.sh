@@ -115,7 +115,7 @@ psql_b -c 'ALTER SYSTEM SET track_wal_io_timing = on' -c 'SELECT pg_reload_conf(
 # (track_functions), and, when perf is installed, the backend's CPU profile.
 if [ "${PROFILE:-0}" = 1 ]; then
 	printf '%s\n' "shared_preload_libraries = 'pg_cron,oms,pg_stat_statements'" \
-		"pg_stat_statements.track = all" "track_functions = all" |
+		"pg_stat_statements.track = all" "pg_stat_statements.track_planning = on" "track_functions = all" |
 		as_pg tee -a "$host/data/postgresql.conf" >/dev/null
 	as_pg pg_ctl -D "$host/data" -l "$host/server.log" -w -m fast restart >/dev/null || die "restart failed"
 	psql_b -c 'CREATE EXTENSION pg_stat_statements' || die "no pg_stat_statements"
@@ -142,6 +142,8 @@ if [ "${PROFILE:-0}" = 1 ]; then
 		WITH n AS (SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT oms.place_order(%' AND toplevel)
 		SELECT round((s.total_exec_time * 1000 / n.calls)::numeric, 1) AS us_per_order,
 			   round(s.calls::numeric / n.calls, 1) AS per_order,
+			   round(s.plans::numeric / n.calls, 1) AS plans,
+			   round((s.total_plan_time * 1000 / n.calls)::numeric, 1) AS plan_us,
 			   left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) AS statement
 		  FROM pg_stat_statements s, n
 		 ORDER BY s.total_exec_time DESC LIMIT 25"
