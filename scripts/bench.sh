@@ -9,7 +9,8 @@
 # run failed. The default run takes about 8 minutes on 2 cores.
 #
 # Parameters (environment):
-#   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs)
+#   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs; AB_DURATION=DURATION/2
+#                      for each of the four runs that price a feature: events, tax)
 #   CLIENTS="1 8 32"   client counts of place_order, its PL/pgSQL baseline and simple-update
 #   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity;
 #                      HISTORY=50000 delivered orders it already has
@@ -36,6 +37,7 @@ host=/tmp/oms-$cname
 db=oms_bench
 DURATION=${DURATION:-20}
 ROUTE_DURATION=${ROUTE_DURATION:-10}
+AB_DURATION=${AB_DURATION:-$(((DURATION + 1) / 2))}
 CLIENTS=${CLIENTS:-1 8 32}
 SKUS=${SKUS:-10000}
 LOCATIONS=${LOCATIONS:-20}
@@ -267,7 +269,7 @@ if wanted events; then
 	psql_b -c "CREATE FUNCTION public.bench_skip_event() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'" >/dev/null 2>&1 || true
 	for c in $CLIENTS; do
 		ab_compare events "$c" events_on events_off "events" 10 \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
 	done
 	events_on || die "could not drop the trigger that skips events"
 fi
@@ -282,7 +284,7 @@ if wanted tax; then
 		-c "UPDATE oms.items SET tax_class = 'reduced' WHERE sku ~ '[05]$'" >/dev/null || die "could not set the tax rates"
 	for c in ${TAX_CLIENTS:-8}; do
 		ab_compare tax "$c" tax_on tax_off "tax" 5 \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
 	done
 	tax_off || die "could not switch tax off"
 fi
