@@ -9,7 +9,7 @@
 # run failed. The default run takes about 8 minutes on 2 cores.
 #
 # Parameters (environment):
-#   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs; AB_DURATION=DURATION/2
+#   DURATION=15        seconds per run (ROUTE_DURATION=10 for the routing runs; AB_DURATION=DURATION/2
 #                      for each of the four runs that price a feature: events, tax)
 #   CLIENTS="1 8 32"   client counts of place_order, its PL/pgSQL baseline and simple-update
 #   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity;
@@ -35,7 +35,7 @@ port=${OMS_BENCH_PORT:-54440}
 cname=bench${OMS_BENCH_NAME:+-$OMS_BENCH_NAME}
 host=/tmp/oms-$cname
 db=oms_bench
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-15}
 ROUTE_DURATION=${ROUTE_DURATION:-10}
 AB_DURATION=${AB_DURATION:-$(((DURATION + 1) / 2))}
 CLIENTS=${CLIENTS:-1 8 32}
