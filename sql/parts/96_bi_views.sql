@@ -666,6 +666,48 @@ COMMENT ON FUNCTION oms_bi.product_sales(date, date) IS 'Sales per SKU over the 
 REVOKE ALL ON FUNCTION oms_bi.product_sales(date, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms_bi.product_sales(date, date) TO oms_reader, oms_admin;
 
+-- The ranking of customers or orders for oms_bi.top, with the rights of oms, for the caller's
+-- tenant only: one pass over the period's rows of oms.bi_order_sales (an order is its own group);
+-- money in the reporting currency, multiplied by a rate only for the other currencies; the n first
+-- taken by a bounded sort before they are numbered. Customers are grouped by sorting (most have
+-- one order in a period: a hash table of ~70k numeric sums is slower than a sort of their rows).
+CREATE FUNCTION oms_bi.order_ranking(dimension text, from_day date, to_day date, n int, metric text)
+	RETURNS TABLE (rank bigint, key text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = oms_bi, pg_catalog
+	SET work_mem = '64MB'
+	SET enable_hashagg = off
+BEGIN ATOMIC
+	SELECT pg_catalog.row_number() OVER (ORDER BY t.sort_key DESC NULLS LAST, t.key),
+		   t.key, t.orders, t.units, t.revenue, t.returns, t.last_order
+	  FROM (SELECT g.*, CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
+									WHEN 'orders' THEN g.orders ELSE g.returns END AS sort_key
+	  FROM (SELECT b.customer AS key, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units) AS units,
+				   CASE WHEN pg_catalog.count(*) FILTER (WHERE b.currency <> c.rc AND x.rate IS NULL) = 0
+						THEN pg_catalog.sum(CASE WHEN b.currency = c.rc THEN b.revenue ELSE b.revenue * x.rate END) END AS revenue,
+				   pg_catalog.sum(b.units_returned) AS returns, pg_catalog.max(b.day) AS last_order
+			  FROM oms.bi_order_sales b
+			 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
+			  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = c.rc
+			 WHERE order_ranking.dimension = 'customer' AND b.tenant_id = (SELECT oms.bi_tenant_id())
+			   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0
+			 GROUP BY b.customer
+			UNION ALL
+			SELECT b.order_id::text, 1, b.units, CASE WHEN b.currency = c.rc THEN b.revenue ELSE b.revenue * x.rate END,
+				   b.units_returned, b.day
+			  FROM oms.bi_order_sales b
+			 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
+			  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = c.rc
+			 WHERE order_ranking.dimension = 'order' AND b.tenant_id = (SELECT oms.bi_tenant_id())
+			   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0) g
+			 ORDER BY sort_key DESC NULLS LAST, g.key
+			 LIMIT n) t
+	 ORDER BY 1;
+END;
+COMMENT ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) IS 'The ranking behind top(''customer'' | ''order'', ...), without labels: rank, key (customer reference or order id), orders, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order';
+REVOKE ALL ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) TO oms_reader, oms_admin;
+
 CREATE FUNCTION oms_bi.top(dimension text, from_day date, to_day date, n int DEFAULT 10, metric text DEFAULT 'revenue')
 	RETURNS TABLE (rank bigint, key text, label text, orders bigint, units bigint, revenue numeric, currency text,
 				   returns bigint, last_order date)
@@ -700,32 +742,18 @@ BEGIN
 						   WHERE o.customer = t.key AND o.placed_at >= (from_day::timestamp AT TIME ZONE 'UTC')
 							 AND o.placed_at < ((to_day + 1)::timestamp AT TIME ZONE 'UTC')) END,
 			   t.orders, t.units, t.revenue, oms_bi.reporting_currency()::text, t.returns, t.last_order
-		  FROM (SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
-																		  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
-														  g.key) AS rank, g.*
-				  FROM (SELECT s.customer AS key, pg_catalog.count(*) AS orders, pg_catalog.sum(s.units)::bigint AS units,
-							   CASE WHEN pg_catalog.bool_and(s.revenue_reporting IS NOT NULL) THEN pg_catalog.sum(s.revenue_reporting) END AS revenue,
-							   pg_catalog.sum(s.units_returned)::bigint AS returns, pg_catalog.max(s.day) AS last_order
-						  FROM oms_bi.order_sales s
-						 WHERE top.dimension = 'customer' AND s.day BETWEEN from_day AND to_day
-						 GROUP BY s.customer
-						UNION ALL
-						-- An order is its own group.
-						SELECT s.order_id::text, 1, s.units, s.revenue_reporting, s.units_returned, s.day
-						  FROM oms_bi.order_sales s
-						 WHERE top.dimension = 'order' AND s.day BETWEEN from_day AND to_day) g
-				 ORDER BY 1
-				 LIMIT n) t
+		  FROM oms_bi.order_ranking(top.dimension, from_day, to_day, n, metric) t
 		 ORDER BY t.rank;
 	ELSIF top.dimension = 'product' THEN
 		RETURN QUERY
-		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
-																  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
-												  g.key),
-			   g.key, g.label, g.orders, g.units, g.revenue, oms_bi.reporting_currency()::text, g.returns, g.last_order
-		  FROM oms_bi.product_sales(from_day, to_day) g(key, label, orders, units, revenue, returns, last_order)
-		 ORDER BY 1
-		 LIMIT n;
+		SELECT pg_catalog.row_number() OVER (ORDER BY t.sort_key DESC NULLS LAST, t.key),
+			   t.key, t.label, t.orders, t.units, t.revenue, oms_bi.reporting_currency()::text, t.returns, t.last_order
+		  FROM (SELECT g.*, CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
+										WHEN 'orders' THEN g.orders ELSE g.returns END AS sort_key
+				  FROM oms_bi.product_sales(from_day, to_day) g(key, label, orders, units, revenue, returns, last_order)
+				 ORDER BY sort_key DESC NULLS LAST, g.key
+				 LIMIT n) t
+		 ORDER BY 1;
 	ELSE
 		RETURN QUERY
 		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
