@@ -499,15 +499,15 @@ CREATE TABLE oms.bi_shipments (
 	location_id			int NOT NULL,
 	promised_date		date,
 	on_time				boolean,
-	hours_to_ship		numeric,
-	hours_to_deliver	numeric,
+	hours_to_ship		double precision,
+	hours_to_deliver	double precision,
 	PRIMARY KEY (tenant_id, shipment_id)
 );
 CREATE INDEX bi_shipments_by_day_idx ON oms.bi_shipments (tenant_id, day);
 COMMENT ON TABLE oms.bi_shipments IS 'BI summary, one row per shipment that left: UTC day shipped, the order''s channel, the shipping location, promised date (earliest of its lines), on time or not, hours from placement to shipment and to delivery; kept in place by the triggers on shipments and order_lines (exact as of the last commit)';
 COMMENT ON COLUMN oms.bi_shipments.promised_date IS 'Earliest promised date of the order lines in the shipment';
 COMMENT ON COLUMN oms.bi_shipments.on_time IS 'Shipped (UTC day) on or before the promised date; NULL when nothing was promised';
-COMMENT ON COLUMN oms.bi_shipments.hours_to_ship IS 'Hours from placement to shipment, rounded to 0.1';
+COMMENT ON COLUMN oms.bi_shipments.hours_to_ship IS 'Hours from placement to shipment, rounded to 0.1 (as oms_bi.shipments shows them; a float for the percentiles of kpis_daily)';
 COMMENT ON COLUMN oms.bi_shipments.hours_to_deliver IS 'Hours from placement to delivery, rounded to 0.1; NULL until delivered';
 
 -- Products have the most values by far (a row per SKU and day): they get a narrow table of their
@@ -759,8 +759,8 @@ BEGIN ATOMIC
 		SELECT s.tenant_id, s.id, s.order_id, (s.shipped_at AT TIME ZONE 'UTC')::date, o.channel_id, s.location_id,
 			   min(l.promised_date),
 			   (s.shipped_at AT TIME ZONE 'UTC')::date <= min(l.promised_date),
-			   round((EXTRACT(epoch FROM s.shipped_at - o.placed_at) / 3600)::numeric, 1),
-			   round((EXTRACT(epoch FROM s.delivered_at - o.placed_at) / 3600)::numeric, 1)
+			   round((EXTRACT(epoch FROM s.shipped_at - o.placed_at) / 3600)::numeric, 1)::double precision,
+			   round((EXTRACT(epoch FROM s.delivered_at - o.placed_at) / 3600)::numeric, 1)::double precision
 		  FROM oms.shipments s
 		  JOIN oms.orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id
 		  LEFT JOIN oms.shipment_lines x ON x.tenant_id = s.tenant_id AND x.shipment_id = s.id
@@ -1033,19 +1033,20 @@ SELECT k.day, k.channel, k.location, k.orders, k.revenue, k.reporting_currency,
 						  FROM oms_bi.sales_by_dimension s
 						 WHERE s.dimension = 'channel'
 						UNION ALL
-						SELECT h.day, h.channel, h.location, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
-							   pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE h.on_time),
-							   pg_catalog.count(h.on_time),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1)
-						  FROM (SELECT f.day, c.code AS channel, lo.code AS location, f.on_time, f.hours_to_ship, f.hours_to_deliver
+						SELECT h.day, c.code, lo.code, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
+							   h.shipments, h.shipments_on_time, h.shipments_promised,
+							   pg_catalog.round(h.ship_hours[1]::numeric, 1), pg_catalog.round(h.ship_hours[2]::numeric, 1),
+							   pg_catalog.round(h.deliver_hours[1]::numeric, 1), pg_catalog.round(h.deliver_hours[2]::numeric, 1)
+						  FROM (SELECT f.day, f.channel_id, f.location_id, pg_catalog.count(*) AS shipments,
+									   pg_catalog.count(*) FILTER (WHERE f.on_time) AS shipments_on_time,
+									   pg_catalog.count(f.on_time) AS shipments_promised,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_ship) AS ship_hours,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_deliver) AS deliver_hours
 								  FROM oms.bi_shipments f
-								  JOIN oms.channels c ON c.tenant_id = f.tenant_id AND c.id = f.channel_id
-								  JOIN oms.locations lo ON lo.tenant_id = f.tenant_id AND lo.id = f.location_id
-								 WHERE f.tenant_id = (SELECT oms.bi_tenant_id())) h
-						 GROUP BY h.day, h.channel, h.location) b
+								 WHERE f.tenant_id = (SELECT oms.bi_tenant_id())
+								 GROUP BY f.day, f.channel_id, f.location_id) h
+						  JOIN oms.channels c ON c.tenant_id = (SELECT oms.bi_tenant_id()) AND c.id = h.channel_id
+						  JOIN oms.locations lo ON lo.tenant_id = (SELECT oms.bi_tenant_id()) AND lo.id = h.location_id) b
 				 GROUP BY b.day, b.channel, b.location) g
 		WINDOW w AS (PARTITION BY g.day, g.channel)) k;
 COMMENT ON VIEW oms_bi.kpis_daily IS 'KPIs per UTC day, channel and location of the current tenant: sales counters from the daily summary by day of placement, shipment counters from the shipment summary (oms.bi_shipments) by day of shipment (README: definitions)';

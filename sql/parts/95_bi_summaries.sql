@@ -149,15 +149,15 @@ CREATE TABLE oms.bi_shipments (
 	location_id			int NOT NULL,
 	promised_date		date,
 	on_time				boolean,
-	hours_to_ship		numeric,
-	hours_to_deliver	numeric,
+	hours_to_ship		double precision,
+	hours_to_deliver	double precision,
 	PRIMARY KEY (tenant_id, shipment_id)
 );
 CREATE INDEX bi_shipments_by_day_idx ON oms.bi_shipments (tenant_id, day);
 COMMENT ON TABLE oms.bi_shipments IS 'BI summary, one row per shipment that left: UTC day shipped, the order''s channel, the shipping location, promised date (earliest of its lines), on time or not, hours from placement to shipment and to delivery; kept in place by the triggers on shipments and order_lines (exact as of the last commit)';
 COMMENT ON COLUMN oms.bi_shipments.promised_date IS 'Earliest promised date of the order lines in the shipment';
 COMMENT ON COLUMN oms.bi_shipments.on_time IS 'Shipped (UTC day) on or before the promised date; NULL when nothing was promised';
-COMMENT ON COLUMN oms.bi_shipments.hours_to_ship IS 'Hours from placement to shipment, rounded to 0.1';
+COMMENT ON COLUMN oms.bi_shipments.hours_to_ship IS 'Hours from placement to shipment, rounded to 0.1 (as oms_bi.shipments shows them; a float for the percentiles of kpis_daily)';
 COMMENT ON COLUMN oms.bi_shipments.hours_to_deliver IS 'Hours from placement to delivery, rounded to 0.1; NULL until delivered';
 
 -- Products have the most values by far (a row per SKU and day): they get a narrow table of their
@@ -416,8 +416,8 @@ BEGIN ATOMIC
 		SELECT s.tenant_id, s.id, s.order_id, (s.shipped_at AT TIME ZONE 'UTC')::date, o.channel_id, s.location_id,
 			   min(l.promised_date),
 			   (s.shipped_at AT TIME ZONE 'UTC')::date <= min(l.promised_date),
-			   round((EXTRACT(epoch FROM s.shipped_at - o.placed_at) / 3600)::numeric, 1),
-			   round((EXTRACT(epoch FROM s.delivered_at - o.placed_at) / 3600)::numeric, 1)
+			   round((EXTRACT(epoch FROM s.shipped_at - o.placed_at) / 3600)::numeric, 1)::double precision,
+			   round((EXTRACT(epoch FROM s.delivered_at - o.placed_at) / 3600)::numeric, 1)::double precision
 		  FROM oms.shipments s
 		  JOIN oms.orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id
 		  LEFT JOIN oms.shipment_lines x ON x.tenant_id = s.tenant_id AND x.shipment_id = s.id

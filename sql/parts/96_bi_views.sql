@@ -473,19 +473,20 @@ SELECT k.day, k.channel, k.location, k.orders, k.revenue, k.reporting_currency,
 						  FROM oms_bi.sales_by_dimension s
 						 WHERE s.dimension = 'channel'
 						UNION ALL
-						SELECT h.day, h.channel, h.location, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
-							   pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE h.on_time),
-							   pg_catalog.count(h.on_time),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1)
-						  FROM (SELECT f.day, c.code AS channel, lo.code AS location, f.on_time, f.hours_to_ship, f.hours_to_deliver
+						SELECT h.day, c.code, lo.code, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
+							   h.shipments, h.shipments_on_time, h.shipments_promised,
+							   pg_catalog.round(h.ship_hours[1]::numeric, 1), pg_catalog.round(h.ship_hours[2]::numeric, 1),
+							   pg_catalog.round(h.deliver_hours[1]::numeric, 1), pg_catalog.round(h.deliver_hours[2]::numeric, 1)
+						  FROM (SELECT f.day, f.channel_id, f.location_id, pg_catalog.count(*) AS shipments,
+									   pg_catalog.count(*) FILTER (WHERE f.on_time) AS shipments_on_time,
+									   pg_catalog.count(f.on_time) AS shipments_promised,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_ship) AS ship_hours,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_deliver) AS deliver_hours
 								  FROM oms.bi_shipments f
-								  JOIN oms.channels c ON c.tenant_id = f.tenant_id AND c.id = f.channel_id
-								  JOIN oms.locations lo ON lo.tenant_id = f.tenant_id AND lo.id = f.location_id
-								 WHERE f.tenant_id = (SELECT oms.bi_tenant_id())) h
-						 GROUP BY h.day, h.channel, h.location) b
+								 WHERE f.tenant_id = (SELECT oms.bi_tenant_id())
+								 GROUP BY f.day, f.channel_id, f.location_id) h
+						  JOIN oms.channels c ON c.tenant_id = (SELECT oms.bi_tenant_id()) AND c.id = h.channel_id
+						  JOIN oms.locations lo ON lo.tenant_id = (SELECT oms.bi_tenant_id()) AND lo.id = h.location_id) b
 				 GROUP BY b.day, b.channel, b.location) g
 		WINDOW w AS (PARTITION BY g.day, g.channel)) k;
 COMMENT ON VIEW oms_bi.kpis_daily IS 'KPIs per UTC day, channel and location of the current tenant: sales counters from the daily summary by day of placement, shipment counters from the shipment summary (oms.bi_shipments) by day of shipment (README: definitions)';
