@@ -25,7 +25,7 @@
 #                      bi: the BI views (issue 9) over a data set of BI_ORDERS orders of 3 lines
 #                      (default 100000; the target is measured with BI_ORDERS=1000000, a 4-minute
 #                      load): every top-N dimension, kpis_daily, perfect_orders_daily (random 30-day
-#                      periods) and inventory_kpis, BI_DURATION=5 s each, one client, p50/p99;
+#                      periods) and inventory_kpis, BI_DURATION=3 s each, one client, p50/p99;
 #                      bi_place (not in the default run): place_order with the BI summaries'
 #                      triggers and without them, alternating (on off off on) at BI_PLACE_CLIENTS=8
 #   OMS_BENCH_PORT=54440; OMS_BENCH_NAME=bench (the cluster directory /tmp/oms-NAME);
@@ -54,7 +54,7 @@ WRITE_CLIENTS=${WRITE_CLIENTS:-8}
 ROUTE_CLIENTS=${ROUTE_CLIENTS:-1}
 ONLY=${ONLY:-}
 BI_ORDERS=${BI_ORDERS:-100000}
-BI_DURATION=${BI_DURATION:-5}
+BI_DURATION=${BI_DURATION:-3}
 BI_PLACE_CLIENTS=${BI_PLACE_CLIENTS:-8}
 NET_LOCATIONS=1000
 NET_SKUS=$([ "$BIG" = 1 ] && echo 1000 || echo 100)

@@ -546,6 +546,10 @@ SELECT pg_catalog.pg_extension_config_dump('oms.bi_order_sales', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.bi_shipments', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.bi_product_daily', '');
 
+COMMENT ON TABLE oms.bi_sales_rollup IS 'BI sales per tenant, UTC day and value of a report dimension (channel and location, brand, category, country, seller, page) and currency, recomputed from oms.bi_sales_daily for the days each compaction touches (products: oms.bi_product_daily)';
+COMMENT ON COLUMN oms.bi_sales_rollup.key IS 'Channel code, brand, category, country, seller or page (NULL: none)';
+COMMENT ON COLUMN oms.bi_sales_rollup.label IS 'Readable label: the key';
+
 CREATE OR REPLACE FUNCTION oms._bi_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
@@ -1087,6 +1091,38 @@ COMMENT ON COLUMN oms_bi.perfect_orders_daily.channel IS 'Code of the channel';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.orders IS 'Orders placed';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.perfect_orders IS 'Orders complete, on time and not returned';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.perfect_order_rate IS 'perfect_orders / orders';
+
+CREATE INDEX bi_stock_movements_shipped_idx ON oms.stock_movements (tenant_id, moved_at) WHERE kind = 'shipment';
+CREATE OR REPLACE VIEW oms_bi.inventory_kpis AS
+SELECT s.sku, s.item_name, s.brand, s.category, s.location, s.on_hand, s.available, s.safety_stock,
+	   s.unit_cost, s.stock_value, q.units_shipped_30d,
+	   pg_catalog.round(q.units_shipped_30d * 365.0 / 30 / nullif(s.on_hand, 0), 2) AS turnover,
+	   pg_catalog.round(s.on_hand / nullif(q.units_shipped_30d / 30.0, 0), 1) AS days_of_cover
+  FROM oms_bi.stock_snapshot s
+  -- The 30 days' shipments summed once per SKU and location (not looked up per stock row).
+  LEFT JOIN (SELECT i.sku, lo.code AS location, -pg_catalog.sum(x.delta) AS units
+			   FROM oms.stock_movements x
+			   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
+			   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
+			  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND x.kind = 'shipment'
+				AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
+				AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')
+			  GROUP BY i.sku, lo.code) m ON m.sku = s.sku AND m.location = s.location
+ CROSS JOIN LATERAL (SELECT coalesce(m.units, 0)::bigint AS units_shipped_30d) q;
+COMMENT ON VIEW oms_bi.inventory_kpis IS 'Inventory KPIs per SKU and location: stock value at cost, units shipped in the 30 days to today, annualised turnover (units shipped per year / on hand) and days of cover (on hand / units shipped per day)';
+COMMENT ON COLUMN oms_bi.inventory_kpis.sku IS 'SKU';
+COMMENT ON COLUMN oms_bi.inventory_kpis.item_name IS 'Name of the item';
+COMMENT ON COLUMN oms_bi.inventory_kpis.brand IS 'Brand of the item';
+COMMENT ON COLUMN oms_bi.inventory_kpis.category IS 'Category of the item';
+COMMENT ON COLUMN oms_bi.inventory_kpis.location IS 'Code of the location';
+COMMENT ON COLUMN oms_bi.inventory_kpis.on_hand IS 'Units on hand';
+COMMENT ON COLUMN oms_bi.inventory_kpis.available IS 'Units available to promise (on_hand - reserved - safety_stock, at least 0)';
+COMMENT ON COLUMN oms_bi.inventory_kpis.safety_stock IS 'Safety stock';
+COMMENT ON COLUMN oms_bi.inventory_kpis.unit_cost IS 'Cost of one unit';
+COMMENT ON COLUMN oms_bi.inventory_kpis.stock_value IS 'on_hand times unit_cost';
+COMMENT ON COLUMN oms_bi.inventory_kpis.units_shipped_30d IS 'Units shipped from there in the 30 days up to today (oms.today or the current date)';
+COMMENT ON COLUMN oms_bi.inventory_kpis.turnover IS 'Annualised inventory turnover: units_shipped_30d * 365 / 30 / on_hand; NULL when nothing on hand';
+COMMENT ON COLUMN oms_bi.inventory_kpis.days_of_cover IS 'Days the stock lasts at the last 30 days'' rate: on_hand / (units_shipped_30d / 30); NULL when nothing shipped';
 
 -- The product ranking's sums, per SKU, for oms_bi.top: with the rights of oms (a BI login has no
 -- access to schema oms), for the caller's tenant only. Products have a row per SKU and day: this

@@ -463,9 +463,10 @@ CREATE TRIGGER bi_return_added AFTER INSERT ON oms.returns
 COMMENT ON TRIGGER bi_return_added ON oms.returns IS 'Keeps the BI order summary: an order with a return is not a perfect order';
 
 -- The second level: per day, the sales of each value of each report dimension (channel with its
--- location, product, brand, category, country, seller, page), recomputed from oms.bi_sales_daily
--- for the days a compaction touched. The line-grain summary above has about one row per line of
--- a day; a 30-day top-N or KPI query reads this one instead (a few thousand rows a day at most).
+-- location, brand, category, country, seller, page), recomputed from oms.bi_sales_daily for the
+-- days a compaction touched. The line-grain summary above has about one row per line of a day; a
+-- 30-day top-N or KPI query reads this one instead (a few hundred rows a day). Products, with a
+-- row per SKU and day, are in oms.bi_product_daily (above), written by the same function.
 CREATE TABLE oms.bi_sales_rollup (
 	tenant_id			int NOT NULL,
 	day					date NOT NULL,
@@ -485,9 +486,9 @@ CREATE TABLE oms.bi_sales_rollup (
 	returned_value		numeric NOT NULL,
 	CONSTRAINT bi_sales_rollup_key UNIQUE NULLS NOT DISTINCT (tenant_id, dimension, day, key, location_id, currency)
 );
-COMMENT ON TABLE oms.bi_sales_rollup IS 'BI sales per tenant, UTC day and value of a report dimension (channel and location, product, brand, category, country, seller, page) and currency, recomputed from oms.bi_sales_daily for the days each compaction touches';
-COMMENT ON COLUMN oms.bi_sales_rollup.key IS 'Channel code, SKU, brand, category, country, seller or page (NULL: none)';
-COMMENT ON COLUMN oms.bi_sales_rollup.label IS 'Item name for products, else the key';
+COMMENT ON TABLE oms.bi_sales_rollup IS 'BI sales per tenant, UTC day and value of a report dimension (channel and location, brand, category, country, seller, page) and currency, recomputed from oms.bi_sales_daily for the days each compaction touches (products: oms.bi_product_daily)';
+COMMENT ON COLUMN oms.bi_sales_rollup.key IS 'Channel code, brand, category, country, seller or page (NULL: none)';
+COMMENT ON COLUMN oms.bi_sales_rollup.label IS 'Readable label: the key';
 COMMENT ON COLUMN oms.bi_sales_rollup.location_id IS 'Location of the lines for dimension channel; NULL otherwise';
 COMMENT ON COLUMN oms.bi_sales_rollup.revenue IS 'Units not cancelled at their price, in the currency';
 
@@ -634,6 +635,9 @@ CREATE FUNCTION oms.rebuild_bi_sales() RETURNS bigint
 	SET search_path = oms, pg_catalog
 	RETURN oms._bi_rebuild(oms.current_tenant_id());
 COMMENT ON FUNCTION oms.rebuild_bi_sales() IS 'Recomputes the current tenant''s BI summaries from its orders, lines, history (backorders at placement), shipments and returns; returns the number of rows of the daily sales summary written';
+
+-- The shipment movements of a period (inventory_kpis: units shipped in the last 30 days).
+CREATE INDEX bi_stock_movements_shipped_idx ON oms.stock_movements (tenant_id, moved_at) WHERE kind = 'shipment';
 
 -- Shipments are reported by the UTC day they shipped.
 CREATE INDEX bi_shipments_day_idx ON oms.shipments (tenant_id, ((shipped_at AT TIME ZONE 'UTC')::date))

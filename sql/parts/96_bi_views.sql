@@ -530,18 +530,20 @@ COMMENT ON COLUMN oms_bi.perfect_orders_daily.perfect_order_rate IS 'perfect_ord
 
 CREATE VIEW oms_bi.inventory_kpis AS
 SELECT s.sku, s.item_name, s.brand, s.category, s.location, s.on_hand, s.available, s.safety_stock,
-	   s.unit_cost, s.stock_value, m.units_shipped_30d,
-	   pg_catalog.round(m.units_shipped_30d * 365.0 / 30 / nullif(s.on_hand, 0), 2) AS turnover,
-	   pg_catalog.round(s.on_hand / nullif(m.units_shipped_30d / 30.0, 0), 1) AS days_of_cover
+	   s.unit_cost, s.stock_value, q.units_shipped_30d,
+	   pg_catalog.round(q.units_shipped_30d * 365.0 / 30 / nullif(s.on_hand, 0), 2) AS turnover,
+	   pg_catalog.round(s.on_hand / nullif(q.units_shipped_30d / 30.0, 0), 1) AS days_of_cover
   FROM oms_bi.stock_snapshot s
- CROSS JOIN LATERAL (SELECT coalesce(-pg_catalog.sum(x.delta), 0)::bigint AS units_shipped_30d
-					   FROM oms.stock_movements x
-					   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
-					   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
-					  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND i.sku = s.sku AND lo.code = s.location
-						AND x.kind = 'shipment'
-						AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
-						AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')) m;
+  -- The 30 days' shipments summed once per SKU and location (not looked up per stock row).
+  LEFT JOIN (SELECT i.sku, lo.code AS location, -pg_catalog.sum(x.delta) AS units
+			   FROM oms.stock_movements x
+			   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
+			   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
+			  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND x.kind = 'shipment'
+				AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
+				AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')
+			  GROUP BY i.sku, lo.code) m ON m.sku = s.sku AND m.location = s.location
+ CROSS JOIN LATERAL (SELECT coalesce(m.units, 0)::bigint AS units_shipped_30d) q;
 COMMENT ON VIEW oms_bi.inventory_kpis IS 'Inventory KPIs per SKU and location: stock value at cost, units shipped in the 30 days to today, annualised turnover (units shipped per year / on hand) and days of cover (on hand / units shipped per day)';
 COMMENT ON COLUMN oms_bi.inventory_kpis.sku IS 'SKU';
 COMMENT ON COLUMN oms_bi.inventory_kpis.item_name IS 'Name of the item';
