@@ -630,31 +630,37 @@ GRANT EXECUTE ON FUNCTION oms_bi.reporting_currency() TO oms_reader, oms_admin;
 -- the SKU and name up for the sums only.
 CREATE FUNCTION oms._bi_product_sales(p_from date, p_to date)
 	RETURNS TABLE (key text, label text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 	SET work_mem = '64MB'
-BEGIN ATOMIC
-	SELECT i.sku, i.name, g.lines::bigint, g.units::bigint, g.revenue, g.returns::bigint, g.last_order
-	  FROM (SELECT u.item_id, sum(u.lines) AS lines, sum(u.units) AS units,
-				   CASE WHEN bool_and(u.rate IS NOT NULL) THEN sum(u.revenue * u.rate) END AS revenue,
-				   sum(u.units_returned) AS returns, max(u.day) AS last_order
-			  FROM (SELECT p.item_id, p.day, p.lines, p.units - p.units_cancelled AS units, p.revenue, p.units_returned,
-						   CASE WHEN p.currency = c.rc THEN 1::numeric ELSE x.rate END AS rate
+	SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_rc		char(3) := oms.reporting_currency();
+BEGIN
+	RETURN QUERY
+	SELECT i.sku, i.name, g.lines, g.units, g.revenue, g.returns, g.last_order
+	  FROM (SELECT u.item_id, sum(u.lines)::bigint AS lines, sum(u.units)::bigint AS units,
+				   CASE WHEN count(*) FILTER (WHERE u.currency <> v_rc AND u.rate IS NULL) = 0
+						THEN sum(CASE WHEN u.currency = v_rc THEN u.revenue ELSE u.revenue * u.rate END) END AS revenue,
+				   sum(u.units_returned)::bigint AS returns, max(u.day) AS last_order
+			  FROM (SELECT p.item_id, p.day, p.currency, p.lines::int AS lines, (p.units - p.units_cancelled)::int AS units,
+						   p.revenue, p.units_returned::int AS units_returned, x.rate
 					  FROM oms.bi_product_daily p
-					 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
-					  LEFT JOIN oms.exchange_rates x ON x.rate_date = p.day AND x.from_currency = p.currency AND x.to_currency = c.rc
-					 WHERE p.tenant_id = (SELECT oms.current_tenant_id()) AND p.day BETWEEN p_from AND p_to
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = p.day AND x.from_currency = p.currency AND x.to_currency = v_rc
+					 WHERE p.tenant_id = v_tenant AND p.day BETWEEN p_from AND p_to
 					UNION ALL
-					SELECT d.item_id, d.day, d.lines, d.units - d.units_cancelled, d.gross - d.cancelled_value, d.units_returned,
-						   CASE WHEN d.currency = c.rc THEN 1::numeric ELSE x.rate END
+					SELECT d.item_id, d.day, d.currency, d.lines::int, (d.units - d.units_cancelled)::int, d.gross - d.cancelled_value,
+						   d.units_returned::int, x.rate
 					  FROM oms.bi_sales_deltas d
-					 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
-					  LEFT JOIN oms.exchange_rates x ON x.rate_date = d.day AND x.from_currency = d.currency AND x.to_currency = c.rc
-					 WHERE d.tenant_id = (SELECT oms.current_tenant_id()) AND d.day BETWEEN p_from AND p_to) u
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = d.day AND x.from_currency = d.currency AND x.to_currency = v_rc
+					 WHERE d.tenant_id = v_tenant AND d.day BETWEEN p_from AND p_to) u
 			 GROUP BY u.item_id
 			HAVING sum(u.lines) <> 0) g
-	  JOIN oms.items i ON i.tenant_id = (SELECT oms.current_tenant_id()) AND i.id = g.item_id;
-END;
+	  JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = g.item_id;
+END
+$$;
 COMMENT ON FUNCTION oms._bi_product_sales(date, date) IS 'Internal: sales per SKU of the current tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
 REVOKE ALL ON FUNCTION oms._bi_product_sales(date, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date) TO oms_reader, oms_admin;
@@ -676,37 +682,43 @@ GRANT EXECUTE ON FUNCTION oms_bi.product_sales(date, date) TO oms_reader, oms_ad
 -- one order in a period: a hash table of ~70k numeric sums is slower than a sort of their rows).
 CREATE FUNCTION oms_bi.order_ranking(dimension text, from_day date, to_day date, n int, metric text)
 	RETURNS TABLE (rank bigint, key text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms_bi, pg_catalog
 	SET work_mem = '64MB'
 	SET enable_hashagg = off
-BEGIN ATOMIC
+	SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+	v_tenant	int := oms.bi_tenant_id();
+	v_rc		char(3) := oms.reporting_currency();
+BEGIN
+	RETURN QUERY
 	SELECT pg_catalog.row_number() OVER (ORDER BY t.sort_key DESC NULLS LAST, t.key),
 		   t.key, t.orders, t.units, t.revenue, t.returns, t.last_order
 	  FROM (SELECT g.*, CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
 									WHEN 'orders' THEN g.orders ELSE g.returns END AS sort_key
-	  FROM (SELECT b.customer AS key, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units) AS units,
-				   CASE WHEN pg_catalog.count(*) FILTER (WHERE b.currency <> c.rc AND x.rate IS NULL) = 0
-						THEN pg_catalog.sum(CASE WHEN b.currency = c.rc THEN b.revenue ELSE b.revenue * x.rate END) END AS revenue,
-				   pg_catalog.sum(b.units_returned) AS returns, pg_catalog.max(b.day) AS last_order
-			  FROM oms.bi_order_sales b
-			 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
-			  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = c.rc
-			 WHERE order_ranking.dimension = 'customer' AND b.tenant_id = (SELECT oms.bi_tenant_id())
-			   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0
-			 GROUP BY b.customer
-			UNION ALL
-			SELECT b.order_id::text, 1, b.units, CASE WHEN b.currency = c.rc THEN b.revenue ELSE b.revenue * x.rate END,
-				   b.units_returned, b.day
-			  FROM oms.bi_order_sales b
-			 CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) c
-			  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = c.rc
-			 WHERE order_ranking.dimension = 'order' AND b.tenant_id = (SELECT oms.bi_tenant_id())
-			   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0) g
+			  FROM (SELECT b.customer AS key, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units)::bigint AS units,
+						   CASE WHEN pg_catalog.count(*) FILTER (WHERE b.currency <> v_rc AND x.rate IS NULL) = 0
+								THEN pg_catalog.sum(CASE WHEN b.currency = v_rc THEN b.revenue ELSE b.revenue * x.rate END) END AS revenue,
+						   pg_catalog.sum(b.units_returned)::bigint AS returns, pg_catalog.max(b.day) AS last_order
+					  FROM oms.bi_order_sales b
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = v_rc
+					 WHERE order_ranking.dimension = 'customer' AND b.tenant_id = v_tenant
+					   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0
+					 GROUP BY b.customer
+					UNION ALL
+					SELECT b.order_id::text, 1::bigint, b.units::bigint,
+						   CASE WHEN b.currency = v_rc THEN b.revenue ELSE b.revenue * x.rate END, b.units_returned::bigint, b.day
+					  FROM oms.bi_order_sales b
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = v_rc
+					 WHERE order_ranking.dimension = 'order' AND b.tenant_id = v_tenant
+					   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0) g
 			 ORDER BY sort_key DESC NULLS LAST, g.key
 			 LIMIT n) t
 	 ORDER BY 1;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) IS 'The ranking behind top(''customer'' | ''order'', ...), without labels: rank, key (customer reference or order id), orders, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order';
 REVOKE ALL ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) TO oms_reader, oms_admin;
