@@ -290,14 +290,16 @@ BEGIN
 		   units_returned = b.units_returned + EXCLUDED.units_returned,
 		   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
 
-	SELECT pg_catalog.min(x.tenant_id), pg_catalog.array_agg(DISTINCT x.shipment_id) INTO v_tenant, v_shipments
-	  FROM new_lines n
-	  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
-	  JOIN oms.shipment_lines x ON x.tenant_id = n.tenant_id AND x.order_id = n.order_id AND x.line_no = n.line_no
-	 WHERE n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0;
-	IF v_shipments IS NOT NULL THEN
+	FOR v_tenant, v_shipments IN
+		SELECT x.tenant_id, pg_catalog.array_agg(DISTINCT x.shipment_id)
+		  FROM new_lines n
+		  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+		  JOIN oms.shipment_lines x ON x.tenant_id = n.tenant_id AND x.order_id = n.order_id AND x.line_no = n.line_no
+		 WHERE n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0
+		 GROUP BY x.tenant_id
+	LOOP
 		PERFORM oms._bi_refresh_shipments(v_tenant, v_shipments);
-	END IF;
+	END LOOP;
 	RETURN NULL;
 END
 $$;
