@@ -6,7 +6,7 @@
 # (custom scripts test/bench/*.pgbench, -M prepared), prints one table (tps, latency p50/p99, ratio
 # to the baseline of the same run), then checks the invariants (nothing oversold, every allocated
 # line reserved, the flash sale served exactly its stock) and exits non-zero if one breaks or a
-# run failed. The default run takes about 8 minutes on 2 cores.
+# run failed. The default run takes about 9 minutes on 2 cores (the BI views about 1.5 of them).
 #
 # Parameters (environment):
 #   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs; AB_DURATION=DURATION/2
