@@ -24,6 +24,12 @@
 #                      consumer of the outbox), ship, receive_return (needs ship), invoice (issue_invoice
 #                      of the orders the ship run shipped)
 #   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
+#                      bi (not in the default run): the BI views (issue 9) over BI_ORDERS orders of 3 lines
+#                      (default 50000; the target is measured with BI_ORDERS=1000000, a 5-minute
+#                      load): every top-N dimension, kpis_daily, perfect_orders_daily (random 30-day
+#                      periods) and inventory_kpis, BI_DURATION=3 s each, one client, p50/p99;
+#                      bi_place (not in the default run): place_order with the BI summaries'
+#                      triggers and without them (ab_compare: off on on off) at BI_PLACE_CLIENTS=8
 #   PROFILE=1 (PROFILE_SQL="..." run before it): where one place_order's time goes, no runs
 #   OMS_BENCH_PORT=54440 OMS_BENCH_NAME= (cluster /tmp/oms-bench-NAME); INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
@@ -51,6 +57,9 @@ READ_CLIENTS=${READ_CLIENTS:-8}
 WRITE_CLIENTS=${WRITE_CLIENTS:-8}
 ROUTE_CLIENTS=${ROUTE_CLIENTS:-1}
 ONLY=${ONLY:-}
+BI_ORDERS=${BI_ORDERS:-50000}
+BI_DURATION=${BI_DURATION:-3}
+BI_PLACE_CLIENTS=${BI_PLACE_CLIENTS:-8}
 NET_LOCATIONS=1000
 NET_SKUS=$([ "$BIG" = 1 ] && echo 1000 || echo 100)
 
@@ -404,6 +413,49 @@ if wanted route || wanted promise; then
 				-f "$f" -D net_skus="$NET_SKUS" -D ncart="$n" -T "$ROUTE_DURATION"
 		done
 	done
+fi
+
+# ---- BI (issue 9): every top-N report and KPI view of a random 30-day period, one client, over
+# BI_ORDERS orders of 3 lines spread over a year (test/bench/bi_load.sql, tenant bench_bi; its
+# summaries rebuilt, then compacted). Target: p99 under 200 ms at 1,000,000 orders.
+if [[ " $ONLY " == *" bi "* ]]; then
+	echo "bench: loading the BI data set ($BI_ORDERS orders of 3 lines)"
+	if psql_b -v orders="$BI_ORDERS" -f test/bench/bi_load.sql >"$work/bi_load.log" 2>&1; then
+		for dim in product customer order country brand category seller channel day weekday page; do
+			RUN_ENV="PGOPTIONS=-coms.tenant=bench_bi" \
+				run "bi_top_$dim@1" "BI top $dim (30 days)" 1 "" \
+				-f test/bench/bi_top_one.pgbench -D dim="$dim" -T "$BI_DURATION"
+		done
+		RUN_ENV="PGOPTIONS=-coms.tenant=bench_bi" \
+			run "bi_kpis@1" "BI kpis_daily (30 days)" 1 "" -f test/bench/bi_kpis.pgbench -T "$BI_DURATION"
+		RUN_ENV="PGOPTIONS=-coms.tenant=bench_bi" \
+			run "bi_perfect@1" "BI perfect_orders_daily (30 days)" 1 "" -f test/bench/bi_perfect.pgbench -T "$BI_DURATION"
+		RUN_ENV="PGOPTIONS=-coms.tenant=bench_bi" \
+			run "bi_inventory@1" "BI inventory_kpis (top 20)" 1 "" -f test/bench/bi_inventory.pgbench -T "$BI_DURATION"
+		slow=$(for k in "${keys[@]}"; do [[ "$k" == bi_* ]] && [[ "${P99[$k]:-}" =~ ^[0-9.]+$ ]] &&
+			awk -v p="${P99[$k]}" 'BEGIN {exit !(p >= 200)}' && printf ' %s' "${k%@*}"; done)
+		notes+=("BI at $BI_ORDERS orders: views with a p99 of 200 ms or more:${slow:- none} (target: none at 1,000,000 orders)")
+	else
+		notes+=("bi: skipped, test/bench/bi_load.sql failed: $(grep -m1 ERROR "$work/bi_load.log")")
+		status=1
+	fi
+fi
+# place_order with the BI summaries' triggers and without them (disabled), ab_compare's off, on, on,
+# off at BI_PLACE_CLIENTS. Target (issue 9): at least 0.9x of the throughput, a cost of at most 11%.
+bi_triggers() {
+	psql_b -c "ALTER TABLE oms.order_lines $1 TRIGGER bi_lines_inserted, $1 TRIGGER bi_lines_updated,
+				   $1 TRIGGER bi_lines_deleted" -c "ALTER TABLE oms.orders $1 TRIGGER bi_order_changed" \
+		-c "ALTER TABLE oms.shipments $1 TRIGGER bi_shipment_changed" -c "ALTER TABLE oms.returns $1 TRIGGER bi_return_added" \
+		>/dev/null
+}
+bi_on() { bi_triggers ENABLE; }
+bi_off() { bi_triggers DISABLE; }
+if [[ " $ONLY " == *" bi_place "* ]]; then
+	for c in $BI_PLACE_CLIENTS; do
+		ab_compare bi_place "$c" bi_on bi_off "the BI summaries" 11 \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
+	done
+	bi_on || die "could not enable the BI triggers"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -361,6 +361,12 @@ SELECT x.day, x.dimension, x.key, x.label, lo.code AS location, x.currency::text
 					   r.units, r.units_cancelled, r.units_shipped, r.units_returned, r.revenue, r.returned_value
 				  FROM oms.bi_sales_rollup r WHERE r.tenant_id = (SELECT oms.bi_tenant_id())
 				UNION ALL
+				SELECT p.day, 'product', i.sku, i.name, NULL::int, p.currency, p.orders, p.lines, p.lines_backordered,
+					   p.units, p.units_cancelled, p.units_shipped, p.units_returned, p.revenue, p.returned_value
+				  FROM oms.bi_product_daily p
+				  JOIN oms.items i ON i.tenant_id = p.tenant_id AND i.id = p.item_id
+				 WHERE p.tenant_id = (SELECT oms.bi_tenant_id())
+				UNION ALL
 				SELECT d.day, v.dimension,
 					   CASE v.dimension WHEN 'channel' THEN c.code WHEN 'product' THEN i.sku WHEN 'brand' THEN i.brand
 							WHEN 'category' THEN i.category WHEN 'country' THEN d.country WHEN 'seller' THEN d.seller ELSE d.page END,
@@ -398,6 +404,34 @@ COMMENT ON COLUMN oms_bi.sales_by_dimension.revenue IS 'Value of the units not c
 COMMENT ON COLUMN oms_bi.sales_by_dimension.returned_value IS 'Value of the units returned, order currency';
 COMMENT ON COLUMN oms_bi.sales_by_dimension.revenue_reporting IS 'Revenue in the reporting currency; NULL when the rate of the day is missing';
 COMMENT ON COLUMN oms_bi.sales_by_dimension.reporting_currency IS 'The reporting currency';
+
+CREATE VIEW oms_bi.order_sales AS
+SELECT b.order_id, b.day, c.code AS channel, b.customer, b.currency::text AS currency, b.lines, b.units, b.revenue,
+	   b.revenue * r.rate AS revenue_reporting, p.rc::text AS reporting_currency, b.units_returned,
+	   b.lines_incomplete = 0 AS complete, b.late_shipments = 0 AS on_time, b.units_returned > 0 OR b.returns > 0 AS returned,
+	   b.lines_incomplete = 0 AND b.late_shipments = 0 AND b.units_returned = 0 AND b.returns = 0 AS perfect
+  FROM oms.bi_order_sales b
+  LEFT JOIN oms.channels c ON c.tenant_id = b.tenant_id AND c.id = b.channel_id
+ CROSS JOIN (SELECT oms.reporting_currency() AS rc OFFSET 0) p
+  LEFT JOIN oms.exchange_rates xr ON xr.rate_date = b.day AND xr.from_currency = b.currency AND xr.to_currency = p.rc
+ CROSS JOIN LATERAL (SELECT CASE WHEN b.currency = p.rc THEN 1::numeric ELSE xr.rate END AS rate) r
+ WHERE b.tenant_id = (SELECT oms.bi_tenant_id()) AND b.lines <> 0;
+COMMENT ON VIEW oms_bi.order_sales IS 'Sales per order of the current tenant, from the order summary kept by triggers (exact as of the last commit): day, channel, customer, units and revenue not cancelled, returns, and whether it is a perfect order; the base of top() for customers and orders and of perfect_orders_daily; filter on day';
+COMMENT ON COLUMN oms_bi.order_sales.order_id IS 'Order id';
+COMMENT ON COLUMN oms_bi.order_sales.day IS 'UTC day the order was placed';
+COMMENT ON COLUMN oms_bi.order_sales.channel IS 'Code of the channel';
+COMMENT ON COLUMN oms_bi.order_sales.customer IS 'Customer reference of the order';
+COMMENT ON COLUMN oms_bi.order_sales.currency IS 'Currency of the order';
+COMMENT ON COLUMN oms_bi.order_sales.lines IS 'Order lines';
+COMMENT ON COLUMN oms_bi.order_sales.units IS 'Units not cancelled';
+COMMENT ON COLUMN oms_bi.order_sales.revenue IS 'Units not cancelled times their price, order currency (shipping and returns not deducted)';
+COMMENT ON COLUMN oms_bi.order_sales.revenue_reporting IS 'Revenue in the reporting currency at the rate of the order''s day; NULL when the rate is missing';
+COMMENT ON COLUMN oms_bi.order_sales.reporting_currency IS 'The reporting currency';
+COMMENT ON COLUMN oms_bi.order_sales.units_returned IS 'Units returned (received back)';
+COMMENT ON COLUMN oms_bi.order_sales.complete IS 'Every line shipped in full, nothing cancelled';
+COMMENT ON COLUMN oms_bi.order_sales.on_time IS 'No shipment of the order left after its promised date';
+COMMENT ON COLUMN oms_bi.order_sales.returned IS 'A return was authorised or a unit returned';
+COMMENT ON COLUMN oms_bi.order_sales.perfect IS 'Complete, on time and not returned (a perfect order)';
 
 -- ----- KPIs
 
@@ -439,19 +473,23 @@ SELECT k.day, k.channel, k.location, k.orders, k.revenue, k.reporting_currency,
 						  FROM oms_bi.sales_by_dimension s
 						 WHERE s.dimension = 'channel'
 						UNION ALL
-						SELECT h.day, h.channel, h.location, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
-							   pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE h.on_time),
-							   pg_catalog.count(h.on_time),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_ship)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1),
-							   pg_catalog.round(pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY h.hours_to_deliver)::numeric, 1)
-						  FROM oms_bi.shipments h
-						 WHERE h.day IS NOT NULL
-						 GROUP BY h.day, h.channel, h.location) b
+						SELECT h.day, c.code, lo.code, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL,
+							   h.shipments, h.shipments_on_time, h.shipments_promised,
+							   pg_catalog.round(h.ship_hours[1]::numeric, 1), pg_catalog.round(h.ship_hours[2]::numeric, 1),
+							   pg_catalog.round(h.deliver_hours[1]::numeric, 1), pg_catalog.round(h.deliver_hours[2]::numeric, 1)
+						  FROM (SELECT f.day, f.channel_id, f.location_id, pg_catalog.count(*) AS shipments,
+									   pg_catalog.count(*) FILTER (WHERE f.on_time) AS shipments_on_time,
+									   pg_catalog.count(f.on_time) AS shipments_promised,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_ship) AS ship_hours,
+									   pg_catalog.percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.hours_to_deliver) AS deliver_hours
+								  FROM oms.bi_shipments f
+								 WHERE f.tenant_id = (SELECT oms.bi_tenant_id())
+								 GROUP BY f.day, f.channel_id, f.location_id) h
+						  JOIN oms.channels c ON c.tenant_id = (SELECT oms.bi_tenant_id()) AND c.id = h.channel_id
+						  JOIN oms.locations lo ON lo.tenant_id = (SELECT oms.bi_tenant_id()) AND lo.id = h.location_id) b
 				 GROUP BY b.day, b.channel, b.location) g
 		WINDOW w AS (PARTITION BY g.day, g.channel)) k;
-COMMENT ON VIEW oms_bi.kpis_daily IS 'KPIs per UTC day, channel and location of the current tenant: sales counters from the daily summary by day of placement, shipment counters by day of shipment (README: definitions)';
+COMMENT ON VIEW oms_bi.kpis_daily IS 'KPIs per UTC day, channel and location of the current tenant: sales counters from the daily summary by day of placement, shipment counters from the shipment summary (oms.bi_shipments) by day of shipment (README: definitions)';
 COMMENT ON COLUMN oms_bi.kpis_daily.day IS 'UTC day (placement for sales, shipment for the shipment KPIs)';
 COMMENT ON COLUMN oms_bi.kpis_daily.channel IS 'Code of the channel';
 COMMENT ON COLUMN oms_bi.kpis_daily.location IS 'Code of the location; NULL: lines not assigned (backorders)';
@@ -479,20 +517,11 @@ COMMENT ON COLUMN oms_bi.kpis_daily.deliver_hours_median IS 'Median hours from p
 COMMENT ON COLUMN oms_bi.kpis_daily.deliver_hours_p90 IS '90th percentile of hours from placement to delivery';
 
 CREATE VIEW oms_bi.perfect_orders_daily AS
-SELECT o.day, o.channel, pg_catalog.count(*) AS orders,
-	   pg_catalog.count(*) FILTER (WHERE q.complete AND q.on_time AND NOT q.returned) AS perfect_orders,
-	   pg_catalog.round((pg_catalog.count(*) FILTER (WHERE q.complete AND q.on_time AND NOT q.returned))::numeric
-			/ pg_catalog.count(*), 4) AS perfect_order_rate
-  FROM oms_bi.orders o
- CROSS JOIN LATERAL (
-		SELECT pg_catalog.bool_and(l.qty_cancelled = 0 AND l.qty_shipped = l.qty) AS complete,
-			   pg_catalog.bool_or(l.qty_returned > 0) OR EXISTS (SELECT FROM oms.returns r WHERE r.tenant_id = (SELECT oms.bi_tenant_id())
-																	 AND r.order_id = o.order_id) AS returned,
-			   NOT EXISTS (SELECT FROM oms_bi.shipments s WHERE s.order_id = o.order_id AND s.on_time IS FALSE) AS on_time
-		  FROM oms.order_lines l
-		 WHERE l.tenant_id = (SELECT oms.bi_tenant_id()) AND l.order_id = o.order_id) q
+SELECT o.day, o.channel, pg_catalog.count(*) AS orders, pg_catalog.count(*) FILTER (WHERE o.perfect) AS perfect_orders,
+	   pg_catalog.round((pg_catalog.count(*) FILTER (WHERE o.perfect))::numeric / pg_catalog.count(*), 4) AS perfect_order_rate
+  FROM oms_bi.order_sales o
  GROUP BY o.day, o.channel;
-COMMENT ON VIEW oms_bi.perfect_orders_daily IS 'Perfect-order rate per UTC day of placement and channel: orders shipped complete (nothing cancelled), every shipment on time, nothing returned; read from the tables (filter a few days)';
+COMMENT ON VIEW oms_bi.perfect_orders_daily IS 'Perfect-order rate per UTC day of placement and channel: orders shipped complete (nothing cancelled), every shipment on time, nothing returned; from the order summary (oms_bi.order_sales)';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.day IS 'UTC day of placement';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.channel IS 'Code of the channel';
 COMMENT ON COLUMN oms_bi.perfect_orders_daily.orders IS 'Orders placed';
@@ -501,18 +530,20 @@ COMMENT ON COLUMN oms_bi.perfect_orders_daily.perfect_order_rate IS 'perfect_ord
 
 CREATE VIEW oms_bi.inventory_kpis AS
 SELECT s.sku, s.item_name, s.brand, s.category, s.location, s.on_hand, s.available, s.safety_stock,
-	   s.unit_cost, s.stock_value, m.units_shipped_30d,
-	   pg_catalog.round(m.units_shipped_30d * 365.0 / 30 / nullif(s.on_hand, 0), 2) AS turnover,
-	   pg_catalog.round(s.on_hand / nullif(m.units_shipped_30d / 30.0, 0), 1) AS days_of_cover
+	   s.unit_cost, s.stock_value, q.units_shipped_30d,
+	   pg_catalog.round(q.units_shipped_30d * 365.0 / 30 / nullif(s.on_hand, 0), 2) AS turnover,
+	   pg_catalog.round(s.on_hand / nullif(q.units_shipped_30d / 30.0, 0), 1) AS days_of_cover
   FROM oms_bi.stock_snapshot s
- CROSS JOIN LATERAL (SELECT coalesce(-pg_catalog.sum(x.delta), 0)::bigint AS units_shipped_30d
-					   FROM oms.stock_movements x
-					   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
-					   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
-					  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND i.sku = s.sku AND lo.code = s.location
-						AND x.kind = 'shipment'
-						AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
-						AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')) m;
+  -- The 30 days' shipments summed once per SKU and location (not looked up per stock row).
+  LEFT JOIN (SELECT i.sku, lo.code AS location, -pg_catalog.sum(x.delta) AS units
+			   FROM oms.stock_movements x
+			   JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
+			   JOIN oms.locations lo ON lo.tenant_id = x.tenant_id AND lo.id = x.location_id
+			  WHERE x.tenant_id = (SELECT oms.bi_tenant_id()) AND x.kind = 'shipment'
+				AND x.moved_at >= ((oms.bi_today() - 29)::timestamp AT TIME ZONE 'UTC')
+				AND x.moved_at < ((oms.bi_today() + 1)::timestamp AT TIME ZONE 'UTC')
+			  GROUP BY i.sku, lo.code) m ON m.sku = s.sku AND m.location = s.location
+ CROSS JOIN LATERAL (SELECT coalesce(m.units, 0)::bigint AS units_shipped_30d) q;
 COMMENT ON VIEW oms_bi.inventory_kpis IS 'Inventory KPIs per SKU and location: stock value at cost, units shipped in the 30 days to today, annualised turnover (units shipped per year / on hand) and days of cover (on hand / units shipped per day)';
 COMMENT ON COLUMN oms_bi.inventory_kpis.sku IS 'SKU';
 COMMENT ON COLUMN oms_bi.inventory_kpis.item_name IS 'Name of the item';
@@ -593,11 +624,111 @@ COMMENT ON FUNCTION oms_bi.reporting_currency() IS 'The currency the BI views re
 REVOKE ALL ON FUNCTION oms_bi.reporting_currency() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms_bi.reporting_currency() TO oms_reader, oms_admin;
 
+-- The product ranking's sums, per SKU, for oms_bi.top: with the rights of oms (a BI login has no
+-- access to schema oms), for the caller's tenant only. Products have a row per SKU and day: this
+-- reads oms.bi_product_daily and the deltas not yet compacted once, summed per item, and looks
+-- the SKU and name up for the sums only.
+CREATE FUNCTION oms._bi_product_sales(p_from date, p_to date)
+	RETURNS TABLE (key text, label text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	SET work_mem = '64MB'
+	SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_rc		char(3) := oms.reporting_currency();
+BEGIN
+	RETURN QUERY
+	SELECT i.sku, i.name, g.lines, g.units, g.revenue, g.returns, g.last_order
+	  FROM (SELECT u.item_id, sum(u.lines)::bigint AS lines, sum(u.units)::bigint AS units,
+				   CASE WHEN count(*) FILTER (WHERE u.currency <> v_rc AND u.rate IS NULL) = 0
+						THEN sum(CASE WHEN u.currency = v_rc THEN u.revenue ELSE u.revenue * u.rate END) END AS revenue,
+				   sum(u.units_returned)::bigint AS returns, max(u.day) AS last_order
+			  FROM (SELECT p.item_id, p.day, p.currency, p.lines::int AS lines, (p.units - p.units_cancelled)::int AS units,
+						   p.revenue, p.units_returned::int AS units_returned, x.rate
+					  FROM oms.bi_product_daily p
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = p.day AND x.from_currency = p.currency AND x.to_currency = v_rc
+					 WHERE p.tenant_id = v_tenant AND p.day BETWEEN p_from AND p_to
+					UNION ALL
+					SELECT d.item_id, d.day, d.currency, d.lines::int, (d.units - d.units_cancelled)::int, d.gross - d.cancelled_value,
+						   d.units_returned::int, x.rate
+					  FROM oms.bi_sales_deltas d
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = d.day AND x.from_currency = d.currency AND x.to_currency = v_rc
+					 WHERE d.tenant_id = v_tenant AND d.day BETWEEN p_from AND p_to) u
+			 GROUP BY u.item_id
+			HAVING sum(u.lines) <> 0) g
+	  JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = g.item_id;
+END
+$$;
+COMMENT ON FUNCTION oms._bi_product_sales(date, date) IS 'Internal: sales per SKU of the current tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
+REVOKE ALL ON FUNCTION oms._bi_product_sales(date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date) TO oms_reader, oms_admin;
+CREATE FUNCTION oms_bi.product_sales(from_day date, to_day date)
+	RETURNS TABLE (sku text, item_name text, lines bigint, units bigint, revenue numeric, returns bigint, last_order date)
+	LANGUAGE sql STABLE
+	SET search_path = oms_bi, pg_catalog
+BEGIN ATOMIC
+	SELECT * FROM oms._bi_product_sales(from_day, to_day);
+END;
+COMMENT ON FUNCTION oms_bi.product_sales(date, date) IS 'Sales per SKU over the UTC days from_day..to_day: order lines, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order (the base of top(''product'', ...))';
+REVOKE ALL ON FUNCTION oms_bi.product_sales(date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms_bi.product_sales(date, date) TO oms_reader, oms_admin;
+
+-- The ranking of customers or orders for oms_bi.top, with the rights of oms, for the caller's
+-- tenant only: one pass over the period's rows of oms.bi_order_sales (an order is its own group);
+-- money in the reporting currency, multiplied by a rate only for the other currencies; the n first
+-- taken by a bounded sort before they are numbered. Customers are grouped by sorting (most have
+-- one order in a period: a hash table of ~70k numeric sums is slower than a sort of their rows).
+CREATE FUNCTION oms_bi.order_ranking(dimension text, from_day date, to_day date, n int, metric text)
+	RETURNS TABLE (rank bigint, key text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = oms_bi, pg_catalog
+	SET work_mem = '64MB'
+	SET enable_hashagg = off
+	SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+	v_tenant	int := oms.bi_tenant_id();
+	v_rc		char(3) := oms.reporting_currency();
+BEGIN
+	RETURN QUERY
+	SELECT pg_catalog.row_number() OVER (ORDER BY t.sort_key DESC NULLS LAST, t.key),
+		   t.key, t.orders, t.units, t.revenue, t.returns, t.last_order
+	  FROM (SELECT g.*, CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
+									WHEN 'orders' THEN g.orders ELSE g.returns END AS sort_key
+			  FROM (SELECT b.customer AS key, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units)::bigint AS units,
+						   CASE WHEN pg_catalog.count(*) FILTER (WHERE b.currency <> v_rc AND x.rate IS NULL) = 0
+								THEN pg_catalog.sum(CASE WHEN b.currency = v_rc THEN b.revenue ELSE b.revenue * x.rate END) END AS revenue,
+						   pg_catalog.sum(b.units_returned)::bigint AS returns, pg_catalog.max(b.day) AS last_order
+					  FROM oms.bi_order_sales b
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = v_rc
+					 WHERE order_ranking.dimension = 'customer' AND b.tenant_id = v_tenant
+					   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0
+					 GROUP BY b.customer
+					UNION ALL
+					SELECT b.order_id::text, 1::bigint, b.units::bigint,
+						   CASE WHEN b.currency = v_rc THEN b.revenue ELSE b.revenue * x.rate END, b.units_returned::bigint, b.day
+					  FROM oms.bi_order_sales b
+					  LEFT JOIN oms.exchange_rates x ON x.rate_date = b.day AND x.from_currency = b.currency AND x.to_currency = v_rc
+					 WHERE order_ranking.dimension = 'order' AND b.tenant_id = v_tenant
+					   AND b.day BETWEEN from_day AND to_day AND b.lines <> 0) g
+			 ORDER BY sort_key DESC NULLS LAST, g.key
+			 LIMIT n) t
+	 ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) IS 'The ranking behind top(''customer'' | ''order'', ...), without labels: rank, key (customer reference or order id), orders, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order';
+REVOKE ALL ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms_bi.order_ranking(text, date, date, int, text) TO oms_reader, oms_admin;
+
 CREATE FUNCTION oms_bi.top(dimension text, from_day date, to_day date, n int DEFAULT 10, metric text DEFAULT 'revenue')
 	RETURNS TABLE (rank bigint, key text, label text, orders bigint, units bigint, revenue numeric, currency text,
 				   returns bigint, last_order date)
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms_bi, pg_catalog
+	SET work_mem = '64MB'
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -617,22 +748,27 @@ BEGIN
 	END IF;
 	IF top.dimension IN ('customer', 'order') THEN
 		RETURN QUERY
-		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
-																  WHEN 'orders' THEN g.orders ELSE g.returns END DESC NULLS LAST,
-												  g.key),
-			   g.key, g.label, g.orders, g.units, g.revenue, oms_bi.reporting_currency()::text, g.returns, g.last_order
-		  FROM (SELECT CASE top.dimension WHEN 'customer' THEN l.customer ELSE l.order_id::text END AS key,
-					   pg_catalog.max(CASE top.dimension WHEN 'customer' THEN l.customer_name ELSE l.external_id END) AS label,
-					   pg_catalog.count(DISTINCT l.order_id) AS orders,
-					   pg_catalog.sum(l.qty - l.qty_cancelled)::bigint AS units,
-					   CASE WHEN pg_catalog.bool_and(l.revenue_reporting IS NOT NULL) THEN pg_catalog.sum(l.revenue_reporting) END AS revenue,
-					   pg_catalog.sum(l.qty_returned)::bigint AS returns, pg_catalog.max(l.day) AS last_order
-				  FROM oms_bi.order_lines l
-				 WHERE l.placed_at >= (from_day::timestamp AT TIME ZONE 'UTC')
-				   AND l.placed_at < ((to_day + 1)::timestamp AT TIME ZONE 'UTC')
-				 GROUP BY 1) g
-		 ORDER BY 1
-		 LIMIT n;
+		-- Ranked from the order summary; the labels (external id, customer name masked for
+		-- oms_reader) are looked up for the n winners only.
+		SELECT t.rank, t.key,
+			   CASE WHEN t.key IS NULL THEN '(none)'
+					WHEN top.dimension = 'order' THEN (SELECT o.external_id FROM oms_bi.orders o WHERE o.order_id = t.key::bigint)
+					ELSE (SELECT pg_catalog.max(o.customer_name) FROM oms_bi.orders o
+						   WHERE o.customer = t.key AND o.placed_at >= (from_day::timestamp AT TIME ZONE 'UTC')
+							 AND o.placed_at < ((to_day + 1)::timestamp AT TIME ZONE 'UTC')) END,
+			   t.orders, t.units, t.revenue, oms_bi.reporting_currency()::text, t.returns, t.last_order
+		  FROM oms_bi.order_ranking(top.dimension, from_day, to_day, n, metric) t
+		 ORDER BY t.rank;
+	ELSIF top.dimension = 'product' THEN
+		RETURN QUERY
+		SELECT pg_catalog.row_number() OVER (ORDER BY t.sort_key DESC NULLS LAST, t.key),
+			   t.key, t.label, t.orders, t.units, t.revenue, oms_bi.reporting_currency()::text, t.returns, t.last_order
+		  FROM (SELECT g.*, CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units
+										WHEN 'orders' THEN g.orders ELSE g.returns END AS sort_key
+				  FROM oms_bi.product_sales(from_day, to_day) g(key, label, orders, units, revenue, returns, last_order)
+				 ORDER BY sort_key DESC NULLS LAST, g.key
+				 LIMIT n) t
+		 ORDER BY 1;
 	ELSE
 		RETURN QUERY
 		SELECT pg_catalog.row_number() OVER (ORDER BY CASE metric WHEN 'revenue' THEN g.revenue WHEN 'units' THEN g.units

@@ -4,7 +4,7 @@
 --   psql -v orders=1000000 -f test/bench/bi_load.sql     (1M orders / 3M lines)
 -- Rows are inserted directly with session_replication_role = replica (no triggers, no foreign
 -- key checks: the data is made consistent by construction), which loads about 10x faster than
--- place_order; oms.rebuild_bi_sales() then builds the summary the triggers would have kept.
+-- place_order; oms.rebuild_bi_sales() then builds the summaries the triggers would have kept.
 -- Run test/bench/bi_top.pgbench and bi_kpis.pgbench against it (README, "BI benchmark").
 \set ON_ERROR_STOP on
 \if :{?orders}
@@ -48,6 +48,8 @@ SELECT c.id, 'BO-' || g, 'shipped', 'C' || (1 + floor(random() * (:orders / 5 + 
 	   timestamptz '2026-11-22 23:59:59Z' - random() * (:days || ' days')::interval
   FROM generate_series(1, :orders) g
   JOIN bi_ch c ON c.n = 1 + g % 4;
+-- Statistics first: analysed before this tenant had orders (make bench), the planner would loop.
+ANALYZE oms.orders, bi_ch, bi_loc, bi_item;
 INSERT INTO oms.order_lines (order_id, line_no, item_id, qty, unit_price, state, location_id, promised_date, qty_shipped)
 SELECT o.id, ln, it.id, q.qty, 5 + (it.n % 50), 'shipped', lo.id, (o.placed_at AT TIME ZONE 'UTC')::date + 2, q.qty
   FROM oms.orders o
@@ -57,6 +59,7 @@ SELECT o.id, ln, it.id, q.qty, 5 + (it.n % 50), 'shipped', lo.id, (o.placed_at A
   JOIN bi_item it ON it.n = q.item
   JOIN bi_loc lo ON lo.n = q.loc
  WHERE o.tenant_id = oms.current_tenant_id();
+ANALYZE oms.order_lines;
 UPDATE oms.orders o SET subtotal = s.v, total = s.v
   FROM (SELECT order_id, sum(qty * unit_price) AS v FROM oms.order_lines WHERE tenant_id = oms.current_tenant_id() GROUP BY 1) s
  WHERE o.tenant_id = oms.current_tenant_id() AND o.id = s.order_id;

@@ -173,6 +173,11 @@ SELECT oms.grant_tenant('oms_reader', 't_bi') AS granted;
 SET ROLE oms_reader;
 SELECT customer, customer_name, customer_email, customer_phone, ship_street, country, city FROM oms_bi.orders WHERE external_id = 'O1';
 SELECT rank, key, label, revenue FROM oms_bi.top('customer', '2026-11-01', '2026-11-05', 2);
+-- The reports read through definer functions and views of their own (no access to schema oms).
+SELECT rank, key, label, revenue FROM oms_bi.top('product', '2026-11-01', '2026-11-05', 2);
+SELECT rank, label, revenue FROM oms_bi.top('order', '2026-11-01', '2026-11-05', 2);
+SELECT count(*) AS product_rows FROM oms_bi.product_sales('2026-11-01', '2026-11-05');
+SELECT count(*) AS perfect_rows, sum(orders) AS orders FROM oms_bi.perfect_orders_daily;
 SELECT count(*) AS kpi_rows FROM oms_bi.kpis_daily;
 \set VERBOSITY terse
 SELECT count(*) FROM oms.orders;
