@@ -456,3 +456,562 @@ CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
 CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
+
+-- ===== Planning at a million SKU-locations (session 4): per SKU-location demand statistics kept
+-- by compaction (oms.demand_stats, oms.refresh_demand_stats), the levels computed in C
+-- (oms._replenishment_candidates over oms._replenishment_base), and the replenishment job and
+-- oms.run_replenishment() move the statistics to today's windows before they plan.
+CREATE TABLE oms.demand_stats (
+	tenant_id		int NOT NULL,
+	item_id			int NOT NULL,
+	location_id		int NOT NULL,
+	window_end		date,
+	window_days		int NOT NULL CHECK (window_days > 0),
+	total			bigint NOT NULL,
+	sumsq			bigint NOT NULL,
+	PRIMARY KEY (tenant_id, item_id, location_id)
+);
+COMMENT ON TABLE oms.demand_stats IS 'Per SKU and location, the sum (total) and sum of squares (sumsq) of the daily demand (ordered - cancelled, all channels) over the days [window_end - window_days, window_end) of oms.demand_history (window_end NULL: stale, to be recomputed); kept by compaction and oms.refresh_demand_stats() for planning';
+
+CREATE INDEX demand_history_day_idx ON oms.demand_history (tenant_id, day);
+
+CREATE FUNCTION oms._demand_history_written() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	IF pg_catalog.current_setting('oms._stats_kept', true) = 'on' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		INSERT INTO oms.demand_stats AS st (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT DISTINCT n.tenant_id, n.item_id, n.location_id, NULL::date, 1, 0, 0
+		  FROM new_rows n WHERE n.location_id IS NOT NULL
+		ON CONFLICT (tenant_id, item_id, location_id) DO UPDATE SET window_end = NULL;
+	END IF;
+	IF TG_OP IN ('UPDATE', 'DELETE') THEN
+		UPDATE oms.demand_stats st SET window_end = NULL
+		  FROM (SELECT DISTINCT o.tenant_id, o.item_id, o.location_id FROM old_rows o WHERE o.location_id IS NOT NULL) o
+		 WHERE st.tenant_id = o.tenant_id AND st.item_id = o.item_id AND st.location_id = o.location_id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION oms._demand_history_written() IS 'Internal: statement trigger on oms.demand_history: a write by anything but compaction or rebuild marks the statistics of the SKU-locations it touches stale (oms.demand_stats.window_end NULL)';
+CREATE TRIGGER demand_history_inserted AFTER INSERT ON oms.demand_history
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+CREATE TRIGGER demand_history_updated AFTER UPDATE ON oms.demand_history
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+CREATE TRIGGER demand_history_deleted AFTER DELETE ON oms.demand_history
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+COMMENT ON TRIGGER demand_history_inserted ON oms.demand_history IS 'A direct insert marks the demand statistics of its SKU-locations stale';
+COMMENT ON TRIGGER demand_history_updated ON oms.demand_history IS 'A direct update marks the demand statistics of its SKU-locations stale';
+COMMENT ON TRIGGER demand_history_deleted ON oms.demand_history IS 'A direct delete marks the demand statistics of its SKU-locations stale';
+
+CREATE FUNCTION oms._history_days(p_tenant int, p_item int, p_location int) RETURNS int
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+	RETURN coalesce((SELECT coalesce(s.history_days, d.history_days)
+					   FROM (SELECT 1) one
+					   LEFT JOIN oms.replenishment_policies s
+						 ON s.tenant_id = p_tenant AND s.location_id = p_location AND s.item_id = p_item
+					   LEFT JOIN oms.replenishment_policies d
+						 ON d.tenant_id = p_tenant AND d.location_id = p_location AND d.item_id IS NULL),
+					(oms._policy_defaults() ->> 'history_days')::int);
+COMMENT ON FUNCTION oms._history_days(int, int, int) IS 'Internal: the days of demand history planning reads for an item at a location (its policy, the location default, else 90)';
+
+CREATE OR REPLACE FUNCTION oms.compact_demand_history() RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_today		date := oms.today();
+	v_rows		bigint;
+BEGIN
+	PERFORM oms._lock_demand_history(v_tenant);
+	PERFORM pg_catalog.set_config('oms._stats_kept', 'on', true);
+	-- One statement: the deltas it deletes are exactly those it adds (deltas that commit later
+	-- are not in its snapshot and stay for the next run). Every part reads the summary as it was
+	-- before the statement, so a day's demand before (q) and its change (dq) give the change of
+	-- the statistics: total + dq, sumsq + (q + dq)^2 - q^2, for the rows whose window holds the
+	-- day; a SKU-location seen for the first time gets its row, with the window planning would
+	-- read today.
+	WITH moved AS (
+		DELETE FROM oms.demand_deltas d WHERE d.tenant_id = v_tenant RETURNING d.*
+	), summed AS (
+		SELECT m.tenant_id, m.item_id, m.location_id, m.channel_id, m.day, pg_catalog.sum(m.ordered) AS ordered,
+			   pg_catalog.sum(m.cancelled) AS cancelled, pg_catalog.sum(m.returned) AS returned,
+			   pg_catalog.sum(m.lines) AS lines, pg_catalog.count(*) AS deltas
+		  FROM moved m
+		 GROUP BY m.tenant_id, m.item_id, m.location_id, m.channel_id, m.day
+	), upserted AS (
+		INSERT INTO oms.demand_history AS h (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
+		SELECT s.tenant_id, s.item_id, s.location_id, s.channel_id, s.day, s.ordered, s.cancelled, s.returned, s.lines
+		  FROM summed s
+		 ORDER BY s.item_id, s.location_id, s.channel_id, s.day
+		ON CONFLICT ON CONSTRAINT demand_history_key DO UPDATE
+		   SET ordered = h.ordered + EXCLUDED.ordered, cancelled = h.cancelled + EXCLUDED.cancelled,
+			   returned = h.returned + EXCLUDED.returned, lines = h.lines + EXCLUDED.lines
+		RETURNING 1
+	), day_change AS (
+		SELECT s.item_id, s.location_id, s.day, pg_catalog.sum(s.ordered - s.cancelled) AS dq
+		  FROM summed s
+		 WHERE s.location_id IS NOT NULL
+		 GROUP BY s.item_id, s.location_id, s.day
+	), day_before AS (
+		SELECT c.item_id, c.location_id, c.day, c.dq,
+			   coalesce((SELECT pg_catalog.sum(h.ordered - h.cancelled) FROM oms.demand_history h
+						  WHERE h.tenant_id = v_tenant AND h.item_id = c.item_id AND h.location_id = c.location_id
+							AND h.day = c.day), 0) AS q
+		  FROM day_change c
+	), stats_changed AS (
+		UPDATE oms.demand_stats st
+		   SET total = st.total + x.dtotal, sumsq = st.sumsq + x.dsumsq
+		  FROM (SELECT b.item_id, b.location_id, st2.window_end, st2.window_days,
+					   pg_catalog.sum(b.dq) AS dtotal, pg_catalog.sum((b.q + b.dq) * (b.q + b.dq) - b.q * b.q) AS dsumsq
+				  FROM day_before b
+				  JOIN oms.demand_stats st2 ON st2.tenant_id = v_tenant AND st2.item_id = b.item_id AND st2.location_id = b.location_id
+				 WHERE b.day >= st2.window_end - st2.window_days AND b.day < st2.window_end
+				 GROUP BY b.item_id, b.location_id, st2.window_end, st2.window_days) x
+		 WHERE st.tenant_id = v_tenant AND st.item_id = x.item_id AND st.location_id = x.location_id
+		   AND (x.dtotal <> 0 OR x.dsumsq <> 0)
+		RETURNING 1
+	), stats_added AS (
+		INSERT INTO oms.demand_stats (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT v_tenant, n.item_id, n.location_id, v_today, n.days,
+			   coalesce(pg_catalog.sum(b.dq) FILTER (WHERE b.day >= v_today - n.days AND b.day < v_today), 0),
+			   coalesce(pg_catalog.sum(b.dq * b.dq) FILTER (WHERE b.day >= v_today - n.days AND b.day < v_today), 0)
+		  FROM (SELECT DISTINCT b.item_id, b.location_id,
+					   oms._history_days(v_tenant, b.item_id, b.location_id) AS days
+				  FROM day_before b
+				 WHERE NOT EXISTS (SELECT FROM oms.demand_stats st
+									WHERE st.tenant_id = v_tenant AND st.item_id = b.item_id AND st.location_id = b.location_id)) n
+		  JOIN day_before b ON b.item_id = n.item_id AND b.location_id = n.location_id
+		 GROUP BY n.item_id, n.location_id, n.days
+		ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING
+		RETURNING 1
+	)
+	SELECT coalesce(pg_catalog.sum(s.deltas), 0) INTO v_rows FROM summed s;
+	-- A new day (or stale rows): the windows move (the days that enter and leave them).
+	IF EXISTS (SELECT FROM oms.demand_stats st WHERE st.tenant_id = v_tenant AND st.window_end IS DISTINCT FROM v_today) THEN
+		PERFORM oms.refresh_demand_stats();
+	END IF;
+	RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION oms.compact_demand_history() IS 'Folds the current tenant''s oms.demand_deltas into oms.demand_history and its per SKU-location statistics (oms.demand_stats); returns the number of deltas folded (the scheduled job "demand_history" runs it)';
+
+CREATE FUNCTION oms.refresh_demand_stats(recompute boolean DEFAULT false) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_today		date := oms.today();
+	v_default	int := (oms._policy_defaults() ->> 'history_days')::int;
+	v_rows		bigint;
+	v_stale		bigint;
+	b			record;
+BEGIN
+	PERFORM oms._lock_demand_history(v_tenant);
+	IF recompute THEN
+		DELETE FROM oms.demand_stats st WHERE st.tenant_id = v_tenant;
+		WITH pairs AS (
+			SELECT DISTINCT h.item_id, h.location_id FROM oms.demand_history h
+			 WHERE h.tenant_id = v_tenant AND h.location_id IS NOT NULL
+		), target AS (
+			SELECT p.item_id, p.location_id, coalesce(s.history_days, d.history_days, v_default) AS days
+			  FROM pairs p
+			  LEFT JOIN oms.replenishment_policies s
+				ON s.tenant_id = v_tenant AND s.location_id = p.location_id AND s.item_id = p.item_id
+			  LEFT JOIN oms.replenishment_policies d
+				ON d.tenant_id = v_tenant AND d.location_id = p.location_id AND d.item_id IS NULL
+		)
+		INSERT INTO oms.demand_stats (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT v_tenant, t.item_id, t.location_id, v_today, t.days,
+			   coalesce(pg_catalog.sum(x.q), 0), coalesce(pg_catalog.sum(x.q * x.q), 0)
+		  FROM target t
+		  LEFT JOIN (SELECT h.item_id, h.location_id, h.day, pg_catalog.sum(h.ordered - h.cancelled) AS q
+					   FROM oms.demand_history h
+					  WHERE h.tenant_id = v_tenant AND h.location_id IS NOT NULL
+					  GROUP BY h.item_id, h.location_id, h.day) x
+			ON x.item_id = t.item_id AND x.location_id = t.location_id
+		   AND x.day >= v_today - t.days AND x.day < v_today
+		 GROUP BY t.item_id, t.location_id, t.days
+		 ORDER BY t.item_id, t.location_id;
+		GET DIAGNOSTICS v_rows = ROW_COUNT;
+		RETURN v_rows;
+	END IF;
+
+	-- Stale rows (written around compaction): recomputed from the history.
+	UPDATE oms.demand_stats st
+	   SET window_end = v_today, window_days = x.days, total = x.total, sumsq = x.sumsq
+	  FROM (SELECT s0.item_id, s0.location_id, t.days,
+				   coalesce((SELECT pg_catalog.sum(y.q) FROM (
+								SELECT pg_catalog.sum(h.ordered - h.cancelled) AS q FROM oms.demand_history h
+								 WHERE h.tenant_id = v_tenant AND h.item_id = s0.item_id AND h.location_id = s0.location_id
+								   AND h.day >= v_today - t.days AND h.day < v_today
+								 GROUP BY h.day) y), 0) AS total,
+				   coalesce((SELECT pg_catalog.sum(y.q * y.q) FROM (
+								SELECT pg_catalog.sum(h.ordered - h.cancelled) AS q FROM oms.demand_history h
+								 WHERE h.tenant_id = v_tenant AND h.item_id = s0.item_id AND h.location_id = s0.location_id
+								   AND h.day >= v_today - t.days AND h.day < v_today
+								 GROUP BY h.day) y), 0) AS sumsq
+			  FROM oms.demand_stats s0
+			 CROSS JOIN LATERAL (SELECT oms._history_days(v_tenant, s0.item_id, s0.location_id) AS days) t
+			 WHERE s0.tenant_id = v_tenant AND s0.window_end IS NULL) x
+	 WHERE st.tenant_id = v_tenant AND st.item_id = x.item_id AND st.location_id = x.location_id;
+	GET DIAGNOSTICS v_stale = ROW_COUNT;
+
+	-- The rows whose window is not today's, with their old window [os, oe) and the new [ns, ne).
+	CREATE TEMP TABLE pg_temp.oms_stats_moves ON COMMIT DROP AS
+	SELECT st.item_id, st.location_id, st.window_end - st.window_days AS os, st.window_end AS oe,
+		   v_today - t.days AS ns, v_today AS ne, t.days
+	  FROM oms.demand_stats st
+	 CROSS JOIN LATERAL (SELECT coalesce(s.history_days, d.history_days, v_default) AS days
+						   FROM (SELECT 1) one
+						   LEFT JOIN oms.replenishment_policies s
+							 ON s.tenant_id = v_tenant AND s.location_id = st.location_id AND s.item_id = st.item_id
+						   LEFT JOIN oms.replenishment_policies d
+							 ON d.tenant_id = v_tenant AND d.location_id = st.location_id AND d.item_id IS NULL) t
+	 WHERE st.tenant_id = v_tenant AND (st.window_end <> v_today OR st.window_days <> t.days);
+	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	IF v_rows = 0 THEN
+		DROP TABLE pg_temp.oms_stats_moves;
+		RETURN v_stale;
+	END IF;
+	ANALYZE pg_temp.oms_stats_moves;
+	-- Only the days at the two edges change: [min(os, ns), max(os, ns)) and [min(oe, ne),
+	-- max(oe, ne)); a day counts +1 when only the new window holds it, -1 when only the old one does.
+	SELECT min(LEAST(m.os, m.ns)) AS lo1, max(GREATEST(m.os, m.ns)) AS hi1,
+		   min(LEAST(m.oe, m.ne)) AS lo2, max(GREATEST(m.oe, m.ne)) AS hi2
+	  INTO b FROM pg_temp.oms_stats_moves m;
+	UPDATE oms.demand_stats st
+	   SET window_end = m.ne, window_days = m.days,
+		   total = st.total + coalesce(c.dtotal, 0), sumsq = st.sumsq + coalesce(c.dsumsq, 0)
+	  FROM pg_temp.oms_stats_moves m
+	  LEFT JOIN (SELECT y.item_id, y.location_id, pg_catalog.sum(y.sign * y.q) AS dtotal,
+						pg_catalog.sum(y.sign * y.q * y.q) AS dsumsq
+				   FROM (SELECT m2.item_id, m2.location_id, h.day,
+								(h.day >= m2.ns AND h.day < m2.ne)::int - (h.day >= m2.os AND h.day < m2.oe)::int AS sign,
+								pg_catalog.sum(h.ordered - h.cancelled) AS q
+						   FROM oms.demand_history h
+						   JOIN pg_temp.oms_stats_moves m2 ON m2.item_id = h.item_id AND m2.location_id = h.location_id
+						  WHERE h.tenant_id = v_tenant
+							AND ((h.day >= b.lo1 AND h.day < b.hi1) OR (h.day >= b.lo2 AND h.day < b.hi2))
+							AND ((h.day >= LEAST(m2.os, m2.ns) AND h.day < GREATEST(m2.os, m2.ns))
+								 OR (h.day >= LEAST(m2.oe, m2.ne) AND h.day < GREATEST(m2.oe, m2.ne)))
+						  GROUP BY m2.item_id, m2.location_id, h.day, m2.ns, m2.ne, m2.os, m2.oe) y
+				  WHERE y.sign <> 0
+				  GROUP BY y.item_id, y.location_id) c
+		ON c.item_id = m.item_id AND c.location_id = m.location_id
+	 WHERE st.tenant_id = v_tenant AND st.item_id = m.item_id AND st.location_id = m.location_id;
+	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	DROP TABLE pg_temp.oms_stats_moves;
+	RETURN v_stale + v_rows;
+END
+$$;
+COMMENT ON FUNCTION oms.refresh_demand_stats(boolean) IS 'Moves the current tenant''s demand statistics (oms.demand_stats) to the windows planning reads today (adding the days that enter, subtracting those that leave); recompute: recomputes them from oms.demand_history; returns the rows changed';
+
+CREATE OR REPLACE FUNCTION oms.rebuild_demand_history("from" date DEFAULT NULL) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_rows		bigint;
+BEGIN
+	PERFORM oms._lock_demand_history(v_tenant);
+	PERFORM pg_catalog.set_config('oms._stats_kept', 'on', true);
+	DELETE FROM oms.demand_history h
+	 WHERE h.tenant_id = v_tenant AND ($1 IS NULL OR h.day >= $1);
+	-- One statement, one snapshot: an order committed before it is counted from its lines and its
+	-- deltas are deleted; an order committed after it keeps its deltas. (A data-modifying WITH
+	-- runs to completion whether or not the rest of the statement reads it.)
+	WITH gone AS (
+		DELETE FROM oms.demand_deltas d
+		 WHERE d.tenant_id = v_tenant AND ($1 IS NULL OR d.day >= $1)
+		RETURNING 1
+	)
+	INSERT INTO oms.demand_history (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
+	SELECT l.tenant_id, l.item_id, l.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+		   pg_catalog.sum(l.qty), pg_catalog.sum(l.qty_cancelled), pg_catalog.sum(l.qty_returned), pg_catalog.count(*)
+	  FROM oms.orders o
+	  JOIN oms.order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+	 WHERE o.tenant_id = v_tenant
+	   AND ($1 IS NULL OR o.placed_at >= ($1::timestamp AT TIME ZONE 'UTC'))
+	 GROUP BY l.tenant_id, l.item_id, l.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
+	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	-- The statistics follow the summary they are kept from.
+	PERFORM oms.refresh_demand_stats(true);
+	RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION oms.rebuild_demand_history(date) IS 'Recomputes the current tenant''s demand history from its order lines, for the days from the given date on (all days when NULL); returns the number of summary rows written';
+
+CREATE FUNCTION oms._replenishment_base(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
+										p_item_to int DEFAULT NULL)
+	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
+				   unit_cost numeric, moq bigint, pack_size bigint, lead_time_days numeric, rebalance boolean,
+				   auto_send boolean, update_safety_stock boolean, overstock_days numeric, min_qty bigint,
+				   max_qty bigint, on_hand bigint, reserved bigint, current_safety_stock bigint, on_order bigint,
+				   backordered bigint, covered boolean, order_qty bigint, service_level double precision,
+				   lead_time_sd double precision, protection double precision, lead_time double precision,
+				   history_days int, total double precision, sumsq double precision)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+	SET jit = off
+BEGIN ATOMIC
+	WITH pairs AS (
+		SELECT s.item_id, s.location_id FROM oms.stock s
+		 WHERE s.tenant_id = p_tenant
+		   AND (p_item_from IS NULL OR s.item_id >= p_item_from) AND (p_item_to IS NULL OR s.item_id <= p_item_to)
+		   AND EXISTS (SELECT FROM oms.replenishment_policies d
+						WHERE d.tenant_id = p_tenant AND d.location_id = s.location_id AND d.item_id IS NULL)
+		UNION
+		SELECT r.item_id, r.location_id FROM oms.replenishment_policies r
+		 WHERE r.tenant_id = p_tenant AND r.item_id IS NOT NULL
+		   AND (p_item_from IS NULL OR r.item_id >= p_item_from) AND (p_item_to IS NULL OR r.item_id <= p_item_to)
+		UNION
+		SELECT l.item_id, l.location_id FROM oms.order_lines l
+		 WHERE l.tenant_id = p_tenant AND l.state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state)
+		   AND l.location_id IS NOT NULL
+		   AND (p_item_from IS NULL OR l.item_id >= p_item_from) AND (p_item_to IS NULL OR l.item_id <= p_item_to)
+		   AND EXISTS (SELECT FROM oms.replenishment_policies d
+						WHERE d.tenant_id = p_tenant AND d.location_id = l.location_id AND d.item_id IS NULL)
+	), pol AS (
+		-- The effective policy (as oms._effective_policy: the SKU's setting, else the location
+		-- default's, else the built-in default), joined for all pairs at once.
+		SELECT p.item_id, p.location_id, loc.priority, loc.code, loc.can_ship,
+			   coalesce(s.method, d.method, oms._policy_defaults() ->> 'method') AS method,
+			   coalesce(s.service_level, d.service_level, (oms._policy_defaults() ->> 'service_level')::numeric) AS service_level,
+			   coalesce(s.lead_time_days, d.lead_time_days, (oms._policy_defaults() ->> 'lead_time_days')::numeric) AS lead_time_days,
+			   coalesce(s.lead_time_sd, d.lead_time_sd, (oms._policy_defaults() ->> 'lead_time_sd')::numeric) AS lead_time_sd,
+			   coalesce(s.review_period_days, d.review_period_days, (oms._policy_defaults() ->> 'review_period_days')::numeric) AS review_period_days,
+			   coalesce(s.history_days, d.history_days, (oms._policy_defaults() ->> 'history_days')::int) AS history_days,
+			   coalesce(s.min_qty, d.min_qty) AS min_qty, coalesce(s.max_qty, d.max_qty) AS max_qty,
+			   coalesce(s.order_qty, d.order_qty) AS order_qty,
+			   coalesce(s.moq, d.moq, (oms._policy_defaults() ->> 'moq')::bigint) AS moq,
+			   coalesce(s.pack_size, d.pack_size, (oms._policy_defaults() ->> 'pack_size')::bigint) AS pack_size,
+			   coalesce(s.supplier_id, d.supplier_id) AS supplier_id, coalesce(s.unit_cost, d.unit_cost) AS unit_cost,
+			   coalesce(s.overstock_days, d.overstock_days) AS overstock_days,
+			   coalesce(s.update_safety_stock, d.update_safety_stock, (oms._policy_defaults() ->> 'update_safety_stock')::boolean) AS update_safety_stock,
+			   coalesce(s.rebalance, d.rebalance, (oms._policy_defaults() ->> 'rebalance')::boolean) AS rebalance,
+			   coalesce(s.auto_send, d.auto_send, (oms._policy_defaults() ->> 'auto_send')::boolean) AS auto_send
+		  FROM pairs p
+		  JOIN oms.locations loc ON loc.tenant_id = p_tenant AND loc.id = p.location_id AND loc.active
+		  LEFT JOIN oms.replenishment_policies s
+			ON s.tenant_id = p_tenant AND s.location_id = p.location_id AND s.item_id = p.item_id
+		  LEFT JOIN oms.replenishment_policies d
+			ON d.tenant_id = p_tenant AND d.location_id = p.location_id AND d.item_id IS NULL
+		 WHERE s.id IS NOT NULL OR d.id IS NOT NULL
+	), unassigned AS (
+		-- Backorders of shipped orders not yet at a location count at the preferred location that
+		-- can ship and has a policy for the SKU.
+		SELECT DISTINCT ON (u.item_id) u.item_id, pol.location_id, u.qty
+		  FROM (SELECT l.item_id, pg_catalog.sum(l.qty - l.qty_cancelled) AS qty
+				  FROM oms.order_lines l
+				  JOIN oms.orders o ON o.tenant_id = l.tenant_id AND o.id = l.order_id
+				 WHERE l.tenant_id = p_tenant AND l.state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state)
+				   AND l.location_id IS NULL AND o.pickup_location_id IS NULL
+				   AND (p_item_from IS NULL OR l.item_id >= p_item_from) AND (p_item_to IS NULL OR l.item_id <= p_item_to)
+				 GROUP BY l.item_id) u
+		  JOIN pol ON pol.item_id = u.item_id AND pol.can_ship
+		 ORDER BY u.item_id, pol.priority, pol.code
+	), waiting AS (
+		SELECT l.item_id, l.location_id, pg_catalog.sum(l.qty - l.qty_cancelled) AS qty
+		  FROM oms.order_lines l
+		 WHERE l.tenant_id = p_tenant AND l.state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state)
+		   AND l.location_id IS NOT NULL
+		   AND (p_item_from IS NULL OR l.item_id >= p_item_from) AND (p_item_to IS NULL OR l.item_id <= p_item_to)
+		 GROUP BY l.item_id, l.location_id
+	), incoming AS (
+		SELECT su.item_id, su.location_id, pg_catalog.sum(su.qty) AS qty
+		  FROM oms.supply su
+		 WHERE su.tenant_id = p_tenant
+		   AND (p_item_from IS NULL OR su.item_id >= p_item_from) AND (p_item_to IS NULL OR su.item_id <= p_item_to)
+		 GROUP BY su.item_id, su.location_id
+	), open_orders AS (
+		SELECT pl.item_id, po.location_id
+		  FROM oms.purchase_order_lines pl
+		  JOIN oms.purchase_orders po ON po.tenant_id = pl.tenant_id AND po.id = pl.po_id
+		 WHERE pl.tenant_id = p_tenant AND po.state IN ('draft', 'sent', 'partially_received')
+		   AND pl.qty_received + pl.qty_cancelled < pl.qty
+		   AND (p_item_from IS NULL OR pl.item_id >= p_item_from) AND (p_item_to IS NULL OR pl.item_id <= p_item_to)
+		UNION
+		SELECT tl.item_id, t.to_location_id
+		  FROM oms.transfer_order_lines tl
+		  JOIN oms.transfer_orders t ON t.tenant_id = tl.tenant_id AND t.id = tl.transfer_id
+		 WHERE tl.tenant_id = p_tenant AND t.state IN ('in_transit', 'partially_received')
+		   AND tl.qty_received + tl.qty_cancelled < tl.qty
+		   AND (p_item_from IS NULL OR tl.item_id >= p_item_from) AND (p_item_to IS NULL OR tl.item_id <= p_item_to)
+	), dstats AS (
+		-- The per-pair sums kept by compaction (oms.demand_stats), usable when their window is the
+		-- one this pair reads; a pair without a row has no demand history.
+		SELECT pol.item_id, pol.location_id, ds.total, ds.sumsq,
+			   coalesce(ds.window_end = p_today AND ds.window_days = pol.history_days, false) AS usable
+		  FROM pol
+		  JOIN oms.demand_stats ds ON ds.tenant_id = p_tenant AND ds.item_id = pol.item_id AND ds.location_id = pol.location_id
+	), delta AS (
+		SELECT d.item_id, d.location_id, d.day, d.ordered, d.cancelled
+		  FROM pol
+		  JOIN oms.demand_deltas d ON d.tenant_id = p_tenant AND d.item_id = pol.item_id AND d.location_id = pol.location_id
+		 WHERE d.day >= p_today - pol.history_days AND d.day < p_today
+	), exact AS (
+		-- Pairs whose statistics cannot be used (another window: a different oms.today or
+		-- history_days than the last refresh, or deltas not yet compacted): the day's demand from
+		-- the history and the deltas first, then its square.
+		SELECT x.item_id, x.location_id, pg_catalog.sum(x.q) AS total, pg_catalog.sum(x.q * x.q) AS sumsq
+		  FROM (SELECT y.item_id, y.location_id, y.day, pg_catalog.sum(y.ordered - y.cancelled) AS q
+				  FROM (SELECT h.item_id, h.location_id, h.day, h.ordered, h.cancelled
+						  FROM (SELECT st.item_id, st.location_id FROM dstats st WHERE NOT st.usable
+								UNION
+								SELECT dl.item_id, dl.location_id FROM delta dl) e
+						  JOIN pol ON pol.item_id = e.item_id AND pol.location_id = e.location_id
+						  JOIN oms.demand_history h ON h.tenant_id = p_tenant AND h.item_id = e.item_id AND h.location_id = e.location_id
+						 WHERE h.day >= p_today - pol.history_days AND h.day < p_today
+						UNION ALL
+						SELECT dl.item_id, dl.location_id, dl.day, dl.ordered, dl.cancelled FROM delta dl) y
+				 GROUP BY y.item_id, y.location_id, y.day) x
+		 GROUP BY x.item_id, x.location_id
+	), base AS (
+		SELECT pol.*,
+			   coalesce(s.on_hand, 0) AS on_hand, coalesce(s.reserved, 0) AS reserved,
+			   coalesce(s.safety_stock, 0) AS current_ss,
+			   coalesce(inc.qty, 0)::bigint AS on_order,
+			   (coalesce(w.qty, 0) + coalesce(u.qty, 0))::bigint AS backordered,
+			   oo.item_id IS NOT NULL AS covered,
+			   coalesce(ex.total, CASE WHEN hs.usable THEN hs.total END, 0)::double precision AS total,
+			   coalesce(ex.sumsq, CASE WHEN hs.usable THEN hs.sumsq END, 0)::double precision AS sumsq
+		  FROM pol
+		  LEFT JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = pol.item_id AND s.location_id = pol.location_id
+		  LEFT JOIN incoming inc ON inc.item_id = pol.item_id AND inc.location_id = pol.location_id
+		  LEFT JOIN waiting w ON w.item_id = pol.item_id AND w.location_id = pol.location_id
+		  LEFT JOIN unassigned u ON u.item_id = pol.item_id AND u.location_id = pol.location_id
+		  LEFT JOIN open_orders oo ON oo.item_id = pol.item_id AND oo.location_id = pol.location_id
+		  LEFT JOIN dstats hs ON hs.item_id = pol.item_id AND hs.location_id = pol.location_id
+		  LEFT JOIN exact ex ON ex.item_id = pol.item_id AND ex.location_id = pol.location_id
+	)
+	SELECT b.item_id, b.location_id, b.priority, b.code, b.method, b.supplier_id,
+		   coalesce(b.unit_cost, it.unit_cost),
+		   b.moq, b.pack_size, b.lead_time_days, b.rebalance, b.auto_send, b.update_safety_stock, b.overstock_days,
+		   b.min_qty, b.max_qty, b.on_hand, b.reserved, b.current_ss, b.on_order, b.backordered, b.covered,
+		   b.order_qty, b.service_level::double precision, b.lead_time_sd::double precision,
+		   (b.lead_time_days + b.review_period_days)::double precision, b.lead_time_days::double precision,
+		   b.history_days, b.total, b.sumsq
+	  FROM base b
+	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = b.item_id;
+END;
+COMMENT ON FUNCTION oms._replenishment_base(int, date, int, int) IS 'Internal: what planning reads for every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, whether an open order covers it, and the sum and sum of squares of its daily demand over its history window';
+
+CREATE OR REPLACE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
+											  p_item_to int DEFAULT NULL)
+	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
+				   unit_cost numeric, moq bigint, pack_size bigint, lead_time_days numeric, rebalance boolean,
+				   auto_send boolean, update_safety_stock boolean, overstock_days numeric, min_qty bigint,
+				   max_qty bigint, on_hand bigint, reserved bigint, current_safety_stock bigint, on_order bigint,
+				   backordered bigint, covered boolean, demand_mean double precision, demand_sd double precision,
+				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, inventory_position bigint,
+				   order_up_to bigint, triggered boolean, need bigint, surplus bigint)
+	LANGUAGE c STABLE
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_replenishment_candidates';
+COMMENT ON FUNCTION oms._replenishment_candidates(int, date, int, int) IS 'Internal: every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, demand mean and deviation, safety stock, reorder point, inventory position, whether it must order, how much, and its surplus';
+
+CREATE OR REPLACE FUNCTION oms.run_replenishment()
+	RETURNS TABLE (kind text, id bigint, supplier text, from_location text, location text, lines int, units bigint)
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+BEGIN
+	IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('oms.replenishment'), v_tenant) THEN
+		RAISE NOTICE 'replenishment of tenant "%" is already running in another session; this run does nothing',
+			pg_catalog.current_setting('oms.tenant');
+		RETURN;
+	END IF;
+	-- The demand statistics in today's windows (a no-op once they are).
+	PERFORM oms.refresh_demand_stats();
+	RETURN QUERY
+	SELECT r.kind, r.id, s.code, f.code, l.code, r.lines, r.units
+	  FROM oms._run_replenishment(v_tenant, oms.today()) r
+	  LEFT JOIN oms.suppliers s ON s.tenant_id = v_tenant AND s.id = r.supplier_id
+	  LEFT JOIN oms.locations f ON f.tenant_id = v_tenant AND f.id = r.from_location_id
+	  JOIN oms.locations l ON l.tenant_id = v_tenant AND l.id = r.location_id;
+END
+$$;
+COMMENT ON FUNCTION oms.run_replenishment() IS 'Turns the replenishment plan into transfers and purchase orders (draft, or sent when the policy says auto_send) with their incoming supply, and writes safety stock where the policy asks; a SKU and location with an open order is covered, so a second run creates nothing; a run while another is in progress does nothing and says so';
+
+CREATE OR REPLACE FUNCTION oms._job_begin(p_job text, p_tenant text, p_batch_items int) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_job		text := oms._check_job(p_job);
+	v_tenant	int;
+	v_from		int := 0;
+	v_max		int := 0;
+	v_batch		int := p_batch_items;
+	v_run		bigint;
+BEGIN
+	IF p_batch_items IS NULL OR p_batch_items < 1 THEN
+		RAISE EXCEPTION 'batch_items must be at least 1, got %', coalesce(p_batch_items::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'A replenishment run commits after every batch of this many item ids.';
+	END IF;
+	IF p_tenant IS NOT NULL THEN
+		PERFORM set_config('oms.tenant', p_tenant, false);
+	END IF;
+	v_tenant := oms.current_tenant_id();
+
+	IF NOT pg_try_advisory_lock(hashtext('oms.' || v_job), v_tenant) THEN
+		INSERT INTO oms.job_runs (tenant_id, job, status, finished_at, error)
+		VALUES (v_tenant, v_job, 'skipped', clock_timestamp(), 'another run of this job was in progress');
+		RAISE NOTICE 'job "%" of tenant "%" is already running in another session; this run does nothing',
+			v_job, current_setting('oms.tenant');
+		RETURN NULL;
+	END IF;
+
+	-- Runs left 'running' by a backend that is gone are closed as failed.
+	UPDATE oms.job_runs r SET status = 'failed', finished_at = clock_timestamp(),
+							  error = 'the run ended without finishing (server restart or backend terminated)'
+	 WHERE r.tenant_id = v_tenant AND r.job = v_job AND r.status = 'running';
+	IF v_job = 'replenishment' THEN
+		-- The demand statistics in today's windows before the batches read them.
+		PERFORM oms.refresh_demand_stats();
+		SELECT min(i.id), max(i.id) INTO v_from, v_max FROM oms.items i WHERE i.tenant_id = v_tenant;
+	ELSE
+		v_batch := 1;
+	END IF;
+	INSERT INTO oms.job_runs (tenant_id, job, status, progress_total, batch_items, next_item, last_item, run_day)
+	VALUES (v_tenant, v_job, 'running', coalesce(ceil((v_max - v_from + 1)::numeric / v_batch), 0),
+			v_batch, v_from, v_max, oms.today())
+	RETURNING id INTO v_run;
+	RETURN v_run;
+END
+$$;
+COMMENT ON FUNCTION oms._job_begin(text, text, int) IS 'Internal (oms.run_job): checks the job, takes its advisory lock for the tenant (or records a skipped run and returns NULL), closes runs left running, and records the new run with its cursor; returns its id';
+
+REVOKE ALL ON FUNCTION oms._demand_history_written(), oms._history_days(int, int, int),
+	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._demand_history_written(), oms._history_days(int, int, int),
+	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int) TO oms_admin;
+GRANT EXECUTE ON FUNCTION oms.refresh_demand_stats(boolean) TO oms_operator;
+ALTER FUNCTION oms.refresh_demand_stats(boolean) SECURITY DEFINER;
+REVOKE ALL ON oms.demand_stats FROM PUBLIC;
+GRANT ALL ON oms.demand_stats TO oms_admin;
+GRANT SELECT ON oms.demand_stats TO oms_operator;
+ALTER TABLE oms.demand_stats ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON oms.demand_stats USING (tenant_id OPERATOR(pg_catalog.=) (SELECT oms.current_tenant_id()));
+CREATE POLICY admin ON oms.demand_stats TO oms_admin USING (true) WITH CHECK (true);
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_stats', '');
+-- The history already kept: every SKU-location with demand gets a stale row, which planning
+-- reads as "sum the history" until the first refresh (the next compaction or replenishment run)
+-- computes it.
+INSERT INTO oms.demand_stats (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+SELECT DISTINCT h.tenant_id, h.item_id, h.location_id, NULL::date, 1, 0::bigint, 0::bigint
+  FROM oms.demand_history h WHERE h.location_id IS NOT NULL;

@@ -31,17 +31,19 @@
 CREATE INDEX order_lines_waiting_idx ON oms.order_lines (tenant_id, item_id)
 	WHERE state IN ('backordered'::oms.line_state, 'preordered'::oms.line_state);
 
--- Set-based: every source is read once for the whole item range (demand history, supply, waiting
--- lines, open orders) and joined to the pairs; no per-pair subquery or function call.
-CREATE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
-											  p_item_to int DEFAULT NULL)
+-- Set-based: every source is read once for the whole item range (demand statistics, supply,
+-- waiting lines, open orders) and joined to the pairs; no per-pair subquery or function call.
+-- This is what planning reads per SKU-location; oms._replenishment_candidates (src/planning.c)
+-- computes the levels from it.
+CREATE FUNCTION oms._replenishment_base(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
+										p_item_to int DEFAULT NULL)
 	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
 				   unit_cost numeric, moq bigint, pack_size bigint, lead_time_days numeric, rebalance boolean,
 				   auto_send boolean, update_safety_stock boolean, overstock_days numeric, min_qty bigint,
 				   max_qty bigint, on_hand bigint, reserved bigint, current_safety_stock bigint, on_order bigint,
-				   backordered bigint, covered boolean, demand_mean double precision, demand_sd double precision,
-				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, inventory_position bigint,
-				   order_up_to bigint, triggered boolean, need bigint, surplus bigint)
+				   backordered bigint, covered boolean, order_qty bigint, service_level double precision,
+				   lead_time_sd double precision, protection double precision, lead_time double precision,
+				   history_days int, total double precision, sumsq double precision)
 	LANGUAGE sql STABLE
 	SET search_path = oms, pg_catalog
 	SET jit = off
@@ -129,28 +131,26 @@ BEGIN ATOMIC
 		 WHERE tl.tenant_id = p_tenant AND t.state IN ('in_transit', 'partially_received')
 		   AND tl.qty_received + tl.qty_cancelled < tl.qty
 		   AND (p_item_from IS NULL OR tl.item_id >= p_item_from) AND (p_item_to IS NULL OR tl.item_id <= p_item_to)
-	), hist AS (
-		-- Demand per pair over its own history window, summing the rows as they are: exact when
-		-- a pair has one row a day (one channel), which the min/max of the channel tells.
-		SELECT pol.item_id, pol.location_id, pg_catalog.sum(h.ordered - h.cancelled) AS total,
-			   pg_catalog.sum((h.ordered - h.cancelled) * (h.ordered - h.cancelled)) AS sumsq,
-			   pg_catalog.min(h.channel_id) <> pg_catalog.max(h.channel_id) AS multi
+	), dstats AS (
+		-- The per-pair sums kept by compaction (oms.demand_stats), usable when their window is the
+		-- one this pair reads; a pair without a row has no demand history.
+		SELECT pol.item_id, pol.location_id, ds.total, ds.sumsq,
+			   coalesce(ds.window_end = p_today AND ds.window_days = pol.history_days, false) AS usable
 		  FROM pol
-		  JOIN oms.demand_history h ON h.tenant_id = p_tenant AND h.item_id = pol.item_id AND h.location_id = pol.location_id
-		 WHERE h.day >= p_today - pol.history_days AND h.day < p_today
-		 GROUP BY pol.item_id, pol.location_id
+		  JOIN oms.demand_stats ds ON ds.tenant_id = p_tenant AND ds.item_id = pol.item_id AND ds.location_id = pol.location_id
 	), delta AS (
 		SELECT d.item_id, d.location_id, d.day, d.ordered, d.cancelled
 		  FROM pol
 		  JOIN oms.demand_deltas d ON d.tenant_id = p_tenant AND d.item_id = pol.item_id AND d.location_id = pol.location_id
 		 WHERE d.day >= p_today - pol.history_days AND d.day < p_today
 	), exact AS (
-		-- Pairs with several rows a day (several channels, or deltas not yet compacted): the
-		-- day's demand first, then its square.
+		-- Pairs whose statistics cannot be used (another window: a different oms.today or
+		-- history_days than the last refresh, or deltas not yet compacted): the day's demand from
+		-- the history and the deltas first, then its square.
 		SELECT x.item_id, x.location_id, pg_catalog.sum(x.q) AS total, pg_catalog.sum(x.q * x.q) AS sumsq
 		  FROM (SELECT y.item_id, y.location_id, y.day, pg_catalog.sum(y.ordered - y.cancelled) AS q
 				  FROM (SELECT h.item_id, h.location_id, h.day, h.ordered, h.cancelled
-						  FROM (SELECT hs.item_id, hs.location_id FROM hist hs WHERE hs.multi
+						  FROM (SELECT st.item_id, st.location_id FROM dstats st WHERE NOT st.usable
 								UNION
 								SELECT dl.item_id, dl.location_id FROM delta dl) e
 						  JOIN pol ON pol.item_id = e.item_id AND pol.location_id = e.location_id
@@ -167,54 +167,44 @@ BEGIN ATOMIC
 			   coalesce(inc.qty, 0)::bigint AS on_order,
 			   (coalesce(w.qty, 0) + coalesce(u.qty, 0))::bigint AS backordered,
 			   oo.item_id IS NOT NULL AS covered,
-			   coalesce(ex.total, hs.total, 0)::double precision AS total,
-			   coalesce(ex.sumsq, hs.sumsq, 0)::double precision AS sumsq
+			   coalesce(ex.total, CASE WHEN hs.usable THEN hs.total END, 0)::double precision AS total,
+			   coalesce(ex.sumsq, CASE WHEN hs.usable THEN hs.sumsq END, 0)::double precision AS sumsq
 		  FROM pol
 		  LEFT JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = pol.item_id AND s.location_id = pol.location_id
 		  LEFT JOIN incoming inc ON inc.item_id = pol.item_id AND inc.location_id = pol.location_id
 		  LEFT JOIN waiting w ON w.item_id = pol.item_id AND w.location_id = pol.location_id
 		  LEFT JOIN unassigned u ON u.item_id = pol.item_id AND u.location_id = pol.location_id
 		  LEFT JOIN open_orders oo ON oo.item_id = pol.item_id AND oo.location_id = pol.location_id
-		  LEFT JOIN hist hs ON hs.item_id = pol.item_id AND hs.location_id = pol.location_id
+		  LEFT JOIN dstats hs ON hs.item_id = pol.item_id AND hs.location_id = pol.location_id
 		  LEFT JOIN exact ex ON ex.item_id = pol.item_id AND ex.location_id = pol.location_id
-	), stats AS (
-		SELECT b.*,
-			   b.total / b.history_days AS mean,
-			   pg_catalog.sqrt(GREATEST((b.sumsq - b.total * b.total / b.history_days) / (b.history_days - 1), 0)) AS sd,
-			   b.lead_time_days + b.review_period_days AS protection,
-			   b.on_hand - b.reserved + b.on_order - b.backordered AS inv_position
-		  FROM base b
-	), levels AS (
-		SELECT st.*,
-			   pg_catalog.ceil(pg_catalog.round(oms.safety_stock(st.service_level::double precision, st.sd,
-						st.protection::double precision, st.mean, st.lead_time_sd::double precision)::numeric, 6))::bigint AS ss,
-			   pg_catalog.round((st.mean * st.protection::double precision)::numeric, 6) AS ltd
-		  FROM stats st
-	), rop AS (
-		SELECT lv.*,
-			   pg_catalog.ceil(lv.ltd + lv.ss)::bigint AS rop,
-			   coalesce(lv.order_qty, GREATEST(pg_catalog.ceil(pg_catalog.round((lv.mean * lv.lead_time_days::double precision)::numeric, 6)), 1))::bigint AS q
-		  FROM levels lv
-	), decision AS (
-		SELECT r.*,
-			   CASE WHEN r.method = 'min_max' THEN r.max_qty ELSE r.rop + r.q END AS s_level,
-			   NOT r.covered AND CASE WHEN r.method = 'min_max' THEN r.inv_position <= r.min_qty
-									  ELSE r.inv_position < r.rop OR (r.inv_position = r.rop AND r.rop > 0) END AS trig
-		  FROM rop r
 	)
-	SELECT d.item_id, d.location_id, d.priority, d.code, d.method, d.supplier_id,
-		   coalesce(d.unit_cost, it.unit_cost),
-		   d.moq, d.pack_size, d.lead_time_days, d.rebalance, d.auto_send, d.update_safety_stock, d.overstock_days,
-		   d.min_qty, d.max_qty, d.on_hand, d.reserved, d.current_ss, d.on_order, d.backordered, d.covered,
-		   d.mean, d.sd, d.ltd, d.ss, d.rop, d.inv_position, d.s_level, d.trig,
-		   CASE WHEN NOT d.trig THEN 0
-				WHEN d.method = 'min_max' THEN d.max_qty - d.inv_position
-				ELSE d.q * pg_catalog.ceil((d.rop - d.inv_position + 1)::numeric / d.q)::bigint END,
-		   CASE WHEN d.trig THEN 0
-				ELSE GREATEST(LEAST(d.on_hand - d.reserved - d.backordered, d.inv_position - d.s_level), 0) END
-	  FROM decision d
-	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = d.item_id;
+	SELECT b.item_id, b.location_id, b.priority, b.code, b.method, b.supplier_id,
+		   coalesce(b.unit_cost, it.unit_cost),
+		   b.moq, b.pack_size, b.lead_time_days, b.rebalance, b.auto_send, b.update_safety_stock, b.overstock_days,
+		   b.min_qty, b.max_qty, b.on_hand, b.reserved, b.current_ss, b.on_order, b.backordered, b.covered,
+		   b.order_qty, b.service_level::double precision, b.lead_time_sd::double precision,
+		   (b.lead_time_days + b.review_period_days)::double precision, b.lead_time_days::double precision,
+		   b.history_days, b.total, b.sumsq
+	  FROM base b
+	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = b.item_id;
 END;
+COMMENT ON FUNCTION oms._replenishment_base(int, date, int, int) IS 'Internal: what planning reads for every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, whether an open order covers it, and the sum and sum of squares of its daily demand over its history window';
+
+-- The levels, in C over the whole set (src/planning.c, formulas at the top of this file): demand
+-- mean and deviation, safety stock, reorder point, inventory position, whether it must order, how
+-- much, and its surplus; one row per row of oms._replenishment_base.
+CREATE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
+											  p_item_to int DEFAULT NULL)
+	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
+				   unit_cost numeric, moq bigint, pack_size bigint, lead_time_days numeric, rebalance boolean,
+				   auto_send boolean, update_safety_stock boolean, overstock_days numeric, min_qty bigint,
+				   max_qty bigint, on_hand bigint, reserved bigint, current_safety_stock bigint, on_order bigint,
+				   backordered bigint, covered boolean, demand_mean double precision, demand_sd double precision,
+				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, inventory_position bigint,
+				   order_up_to bigint, triggered boolean, need bigint, surplus bigint)
+	LANGUAGE c STABLE
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_replenishment_candidates';
 COMMENT ON FUNCTION oms._replenishment_candidates(int, date, int, int) IS 'Internal: every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, demand mean and deviation, safety stock, reorder point, inventory position, whether it must order, how much, and its surplus';
 
 -- Proposals: transfers from surplus first, purchases for the rest (after MOQ and packs), and the
@@ -387,6 +377,8 @@ BEGIN
 			pg_catalog.current_setting('oms.tenant');
 		RETURN;
 	END IF;
+	-- The demand statistics in today's windows (a no-op once they are).
+	PERFORM oms.refresh_demand_stats();
 	RETURN QUERY
 	SELECT r.kind, r.id, s.code, f.code, l.code, r.lines, r.units
 	  FROM oms._run_replenishment(v_tenant, oms.today()) r

@@ -123,6 +123,8 @@ BEGIN
 							  error = 'the run ended without finishing (server restart or backend terminated)'
 	 WHERE r.tenant_id = v_tenant AND r.job = v_job AND r.status = 'running';
 	IF v_job = 'replenishment' THEN
+		-- The demand statistics in today's windows before the batches read them.
+		PERFORM oms.refresh_demand_stats();
 		SELECT min(i.id), max(i.id) INTO v_from, v_max FROM oms.items i WHERE i.tenant_id = v_tenant;
 	ELSE
 		v_batch := 1;
