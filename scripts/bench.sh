@@ -22,6 +22,10 @@
 #                      consumer of the outbox), ship, receive_return (needs ship), invoice (issue_invoice
 #                      of the orders the ship run shipped)
 #   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
+#   plan: planning over PLAN_SKUS=10000 x PLAN_LOCATIONS=100 SKU-locations with PLAN_DAYS=90 days
+#                      of history (PLAN_TIMES=3 timed plans, two replenishment runs), then place_order
+#                      at PLAN_CLIENTS=8 alone and beside a planning loop, PLAN_ROUNDS=2 rounds
+#                      alternated; PLAN_PAUSE=0 (ms) the loop's pause between batches
 #   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
@@ -347,6 +351,92 @@ if wanted route || wanted promise; then
 				-f "$f" -D net_skus="$NET_SKUS" -D ncart="$n" -T "$ROUTE_DURATION"
 		done
 	done
+fi
+
+# ---- Planning (issue 8): the tenant "plan" of PLAN_SKUS x PLAN_LOCATIONS SKU-locations with
+# PLAN_DAYS days of compacted demand history (test/bench/plan_load.sql). First the planning alone:
+# oms.plan_replenishment() over every SKU-location (PLAN_TIMES times), then CALL oms.run_job
+# ('replenishment') (batches of 1000 items, each committed; the first run writes the purchase
+# orders, the second finds them open and proposes nothing new). Then place_order (tenant default,
+# PLAN_CLIENTS clients) alone and with a loop of replenishment runs beside it, alternated
+# PLAN_ROUNDS times; PLAN_PAUSE (ms, the setting oms.job_batch_pause) is the loop's pause between
+# batches.
+if wanted plan; then
+	PLAN_SKUS=${PLAN_SKUS:-10000}
+	PLAN_LOCATIONS=${PLAN_LOCATIONS:-100}
+	PLAN_DAYS=${PLAN_DAYS:-90}
+	PLAN_TIMES=${PLAN_TIMES:-3}
+	PLAN_ROUNDS=${PLAN_ROUNDS:-2}
+	PLAN_CLIENTS=${PLAN_CLIENTS:-8}
+	PLAN_PAUSE=${PLAN_PAUSE:-0}
+	plan_today=$(date -u +%F)
+	plan_psql() { PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today" psql_b "$@"; }
+	# seconds of a statement, from psql's \timing
+	plan_time() { plan_psql -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n1 |
+		awk '{printf "%.2f", $1 / 1000}'; }
+	echo "bench: loading the planning data ($PLAN_SKUS SKUs x $PLAN_LOCATIONS locations, $PLAN_DAYS days of history)"
+	t0=$(date +%s)
+	psql_b -v plan_skus="$PLAN_SKUS" -v plan_locations="$PLAN_LOCATIONS" -v plan_days="$PLAN_DAYS" \
+		-v plan_today="$plan_today" -f test/bench/plan_load.sql >"$work/plan_load.log" 2>&1 &&
+		psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >/dev/null || die "loading the planning data failed: $(grep -m1 ERROR "$work/plan_load.log")"
+	read -r plan_pairs plan_rows < <(plan_psql -At -F ' ' -c "
+		SELECT (SELECT count(*) FROM oms.stock WHERE tenant_id = oms.current_tenant_id()),
+			   (SELECT count(*) FROM oms.demand_history WHERE tenant_id = oms.current_tenant_id())")
+	notes+=("plan: data $plan_pairs SKU-locations, $plan_rows demand_history rows, loaded in $(($(date +%s) - t0)) s")
+	times=()
+	for i in $(seq "$PLAN_TIMES"); do
+		printf 'bench: %-34s ... ' "plan_replenishment() #$i"
+		times+=("$(plan_time 'SELECT count(*), sum(proposed_qty) FROM oms.plan_replenishment()')")
+		echo "${times[-1]} s"
+	done
+	proposals=$(plan_psql -At -c 'SELECT count(*) FROM oms.plan_replenishment()')
+	notes+=("plan: oms.plan_replenishment() over $plan_pairs SKU-locations: ${times[*]} s ($proposals proposals; load $(cut -d' ' -f1-3 /proc/loadavg))")
+	for i in 1 2; do
+		printf 'bench: %-34s ... ' "run_job('replenishment') #$i"
+		t=$(plan_time "CALL oms.run_job('replenishment', 'plan')")
+		echo "$t s"
+		touched=$(plan_psql -At -c "SELECT rows_touched || ' rows in ' || progress_done || ' batches, ' || status FROM oms.job_runs
+									 WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment' ORDER BY id DESC LIMIT 1")
+		notes+=("plan: CALL oms.run_job('replenishment') #$i: $t s ($touched; load $(cut -d' ' -f1-3 /proc/loadavg))")
+	done
+	# place_order alone and beside a loop of replenishment runs, alternated.
+	c=$PLAN_CLIENTS
+	loops=0
+	for r in $(seq "$PLAN_ROUNDS"); do
+		run "plan-alone-$r@$c" "place_order alone (round $r)" "$c" "" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		rm -f "$work/plan.stop"
+		(
+			n=0
+			while [ ! -f "$work/plan.stop" ]; do
+				PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today -c oms.job_batch_pause=$PLAN_PAUSE" \
+					psql_b -c "CALL oms.run_job('replenishment', 'plan')" >/dev/null 2>>"$work/plan_loop.log" || break
+				n=$((n + 1))
+			done
+			echo "$n" >"$work/plan.loops"
+		) &
+		loop_pid=$!
+		sleep 1
+		run "plan-with-$r@$c" "place_order beside planning (round $r)" "$c" "plan-alone-$r@$c" \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+		touch "$work/plan.stop"
+		wait "$loop_pid"
+		loops=$((loops + $(cat "$work/plan.loops" 2>/dev/null || echo 0)))
+	done
+	alone=0 with=0 ok=1
+	for r in $(seq "$PLAN_ROUNDS"); do
+		[[ "${TPS[plan-alone-$r@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[plan-with-$r@$c]}" =~ ^[0-9.]+$ ]] || ok=0
+		[ "$ok" = 1 ] || break
+		alone=$(awk -v a="$alone" -v b="${TPS[plan-alone-$r@$c]}" 'BEGIN {print a + b}')
+		with=$(awk -v a="$with" -v b="${TPS[plan-with-$r@$c]}" 'BEGIN {print a + b}')
+	done
+	if [ "$ok" = 1 ]; then
+		runs=$(plan_psql -At -c "SELECT count(*) || ' runs finished, ' || coalesce(round(avg(extract(epoch FROM finished_at - started_at))::numeric, 1), 0) || ' s each'
+								  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment'
+								   AND status = 'succeeded' AND id > 2")
+		notes+=("plan: place_order at $c clients: $(printf '%.0f' "$alone") tps alone, $(printf '%.0f' "$with") tps beside the planning loop (sum over $PLAN_ROUNDS rounds): ratio $(awk -v a="$alone" -v b="$with" 'BEGIN {printf "%.2f", b / a}') (target: at least 0.8); the loop: $runs, oms.job_batch_pause = $PLAN_PAUSE ms")
+	fi
+	[ -s "$work/plan_loop.log" ] && notes+=("plan: the planning loop reported: $(head -c 300 "$work/plan_loop.log")")
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

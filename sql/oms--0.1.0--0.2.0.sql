@@ -459,8 +459,9 @@ CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 
 -- ===== Planning at a million SKU-locations (session 4): per SKU-location demand statistics kept
 -- by compaction (oms.demand_stats, oms.refresh_demand_stats), the levels computed in C
--- (oms._replenishment_candidates over oms._replenishment_base), and the replenishment job and
--- oms.run_replenishment() move the statistics to today's windows before they plan.
+-- (oms._replenishment_candidates over oms._replenishment_base), the replenishment job and
+-- oms.run_replenishment() move the statistics to today's windows before they plan, and
+-- oms.job_batch_pause spaces a job's batches.
 CREATE TABLE oms.demand_stats (
 	tenant_id		int NOT NULL,
 	item_id			int NOT NULL,
@@ -995,6 +996,48 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._job_begin(text, text, int) IS 'Internal (oms.run_job): checks the job, takes its advisory lock for the tenant (or records a skipped run and returns NULL), closes runs left running, and records the new run with its cursor; returns its id';
+
+CREATE OR REPLACE FUNCTION oms._job_next(p_run bigint) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r		oms.job_runs;
+	v_to	int;
+	v_rows	bigint;
+	v_state	text;
+	v_msg	text;
+BEGIN
+	SELECT * INTO r FROM oms.job_runs x
+	 WHERE x.id = p_run AND x.tenant_id = oms.current_tenant_id() AND x.status = 'running' AND x.backend_pid = pg_backend_pid();
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job run % is not running in this session', coalesce(p_run::text, 'NULL')
+			USING ERRCODE = '55000', HINT = 'Runs are started with CALL oms.run_job(job, tenant).';
+	END IF;
+	IF r.next_item IS NULL OR r.next_item > r.last_item THEN
+		RETURN false;
+	END IF;
+	-- The pause between batches (oms.job_batch_pause), before this batch takes any lock.
+	IF r.progress_done > 0 AND current_setting('oms.job_batch_pause') NOT IN ('0', '0ms') THEN
+		PERFORM pg_sleep_for(current_setting('oms.job_batch_pause')::interval);
+	END IF;
+	v_to := int4(LEAST(r.next_item::bigint + r.batch_items - 1, r.last_item));
+	BEGIN
+		v_rows := oms._job_step(r.job, r.tenant_id, r.run_day, r.next_item, v_to);
+	EXCEPTION WHEN OTHERS THEN
+		-- The batches before this one are committed; the run is recorded as failed, and
+		-- oms._job_end raises the error once this record is committed.
+		GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+		UPDATE oms.job_runs x SET status = 'failed', finished_at = clock_timestamp(), error = v_msg, error_code = v_state
+		 WHERE x.id = p_run;
+		RETURN false;
+	END;
+	UPDATE oms.job_runs x SET progress_done = x.progress_done + 1, rows_touched = x.rows_touched + v_rows, next_item = v_to + 1
+	 WHERE x.id = p_run;
+	RETURN v_to < r.last_item;
+END
+$$;
+COMMENT ON FUNCTION oms._job_next(bigint) IS 'Internal (oms.run_job): runs the next batch of a run of this session and records its progress; false when nothing is left or the batch failed (recorded)';
 
 REVOKE ALL ON FUNCTION oms._demand_history_written(), oms._history_days(int, int, int),
 	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int) FROM PUBLIC;

@@ -35,6 +35,7 @@
 char	   *oms_today_setting = NULL;
 int			oms_forecast_history_days = 365;
 static bool oms_stats_kept = false;
+static int	oms_job_batch_pause = 0;
 
 /*
  * oms.today is empty or a date written YYYY-MM-DD. Checked here, without raising, so that a bad
@@ -98,6 +99,15 @@ oms_planning_settings(void)
 							 PGC_USERSET,
 							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("oms.job_batch_pause",
+							"Pause between two batches of a scheduled job run (oms.run_job), after the first has committed.",
+							"Lets a long replenishment run leave the CPU to order placement; 0: no pause.",
+							&oms_job_batch_pause,
+							0, 0, 600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("oms.forecast_history_days",
 							"Days of demand history (up to yesterday) that oms.forecast reads.",
@@ -282,7 +292,7 @@ enum
 	B_PACK_SIZE, B_LEAD_TIME_DAYS, B_REBALANCE, B_AUTO_SEND, B_UPDATE_SS, B_OVERSTOCK_DAYS, B_MIN,
 	B_MAX, B_ON_HAND, B_RESERVED, B_CURRENT_SS, B_ON_ORDER, B_BACKORDERED, B_COVERED, B_ORDER_QTY,
 	B_SERVICE_LEVEL, B_LEAD_TIME_SD, B_PROTECTION, B_LEAD_TIME, B_HISTORY_DAYS, B_TOTAL, B_SUMSQ,
-	B_NCOLS
+	B_EXACT, B_NCOLS
 };
 
 /* The columns of oms._replenishment_candidates: the first 22 are those of the base, then these. */
@@ -297,6 +307,21 @@ enum
 PG_FUNCTION_INFO_V1(oms_replenishment_candidates);
 
 /*
+ * The demand of one SKU-location summed from the history and the deltas, for a row whose
+ * statistics cannot be used (exact): per day first, then the sum and the sum of squares, in
+ * numeric, as planning did before the statistics.
+ */
+static const char *const exact_query =
+"SELECT coalesce(pg_catalog.sum(x.q), 0)::double precision, coalesce(pg_catalog.sum(x.q * x.q), 0)::double precision"
+"  FROM (SELECT y.day, pg_catalog.sum(y.ordered - y.cancelled) AS q"
+"		  FROM (SELECT h.day, h.ordered, h.cancelled FROM oms.demand_history h"
+"				 WHERE h.tenant_id = $1 AND h.item_id = $2 AND h.location_id = $3 AND h.day >= $4 AND h.day < $5"
+"				UNION ALL"
+"				SELECT d.day, d.ordered, d.cancelled FROM oms.demand_deltas d"
+"				 WHERE d.tenant_id = $1 AND d.item_id = $2 AND d.location_id = $3 AND d.day >= $4 AND d.day < $5) y"
+"		 GROUP BY y.day) x";
+
+/*
  * oms._replenishment_candidates(tenant, today, item_from, item_to): reads
  * oms._replenishment_base(...) through a cursor, PLAN_FETCH rows at a time, and returns each row
  * with its levels.
@@ -309,6 +334,7 @@ oms_replenishment_candidates(PG_FUNCTION_ARGS)
 	Datum		args[4];
 	char		argnulls[4];
 	SPIPlanPtr	plan;
+	SPIPlanPtr	exact_plan;
 	Portal		portal;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
@@ -333,6 +359,13 @@ oms_replenishment_candidates(PG_FUNCTION_ARGS)
 	if (plan == NULL)
 		elog(ERROR, "oms._replenishment_candidates: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, args, argnulls, true);
+	{
+		Oid			exact_types[5] = {INT4OID, INT4OID, INT4OID, DATEOID, DATEOID};
+
+		exact_plan = SPI_prepare(exact_query, 5, exact_types);
+		if (exact_plan == NULL)
+			elog(ERROR, "oms._replenishment_candidates: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
 
 	for (;;)
 	{
@@ -387,6 +420,22 @@ oms_replenishment_candidates(PG_FUNCTION_ARGS)
 			 */
 			total = DatumGetFloat8(in[B_TOTAL]);
 			sumsq = DatumGetFloat8(in[B_SUMSQ]);
+			if (DatumGetBool(in[B_EXACT]))
+			{
+				Datum		eargs[5];
+				bool		isnull;
+
+				eargs[0] = args[0];
+				eargs[1] = in[B_ITEM];
+				eargs[2] = in[B_LOCATION];
+				eargs[3] = DateADTGetDatum(DatumGetDateADT(args[1]) - DatumGetInt32(in[B_HISTORY_DAYS]));
+				eargs[4] = args[1];
+				if (SPI_execute_plan(exact_plan, eargs, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+					elog(ERROR, "oms._replenishment_candidates: the exact demand query failed");
+				total = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				sumsq = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				SPI_freetuptable(SPI_tuptable);
+			}
 			hdays = (double) DatumGetInt32(in[B_HISTORY_DAYS]);
 			mean = total / hdays;
 			var = (sumsq - total * total / hdays) / (hdays - 1.0);

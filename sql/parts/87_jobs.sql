@@ -158,6 +158,10 @@ BEGIN
 	IF r.next_item IS NULL OR r.next_item > r.last_item THEN
 		RETURN false;
 	END IF;
+	-- The pause between batches (oms.job_batch_pause), before this batch takes any lock.
+	IF r.progress_done > 0 AND current_setting('oms.job_batch_pause') NOT IN ('0', '0ms') THEN
+		PERFORM pg_sleep_for(current_setting('oms.job_batch_pause')::interval);
+	END IF;
 	v_to := int4(LEAST(r.next_item::bigint + r.batch_items - 1, r.last_item));
 	BEGIN
 		v_rows := oms._job_step(r.job, r.tenant_id, r.run_day, r.next_item, v_to);

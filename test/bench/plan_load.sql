@@ -3,12 +3,15 @@
 --
 -- Tenant "plan": locations P1..P<plan_locations> (P1-P5 warehouses, the rest stores), items
 -- PSKU-1..PSKU-<plan_skus>, every item stocked at every location (plan_skus x plan_locations
--- SKU-locations, 0-59 units on hand), a default policy at every location (supplier ACME, lead
+-- SKU-locations), a default policy at every location (supplier ACME, lead
 -- time 5 days, service level 0.95, review period 2 days, pack size 6), and <plan_days> days of
 -- compacted demand history before <plan_today> for every SKU-location: each pair has a rate of
 -- 0-6 units a day (from its ids) and a day's demand is a uniform draw of 0 to twice the rate,
--- so most days of most pairs have a row (a day drawn 0 writes none). The history is written
--- straight into oms.demand_history (the summary that compaction produces), then
+-- so most days of most pairs have a row (a day drawn 0 writes none). On hand is 6 to 24 days of
+-- the pair's rate, around its reorder point (about 10 days): some pairs are short, many have
+-- surplus, so a plan proposes transfers between locations for about 15% of the pairs. The history is written
+-- straight into oms.demand_history (the summary that compaction produces; its triggers, which
+-- would mark every pair's statistics stale, are off meanwhile), then
 -- oms.refresh_demand_stats(true) builds the per-pair statistics from it.
 
 \set ON_ERROR_STOP on
@@ -30,11 +33,12 @@ SELECT count(oms.set_policy(NULL, l.code, '{"supplier": "ACME", "lead_time_days"
   FROM oms.locations l WHERE l.tenant_id = oms.current_tenant_id();
 
 INSERT INTO oms.stock (item_id, location_id, on_hand)
-SELECT i.id, l.id, (random() * 59)::int
+SELECT i.id, l.id, round(((i.id + l.id) % 7) * (6 + random() * 18))
   FROM oms.items i, oms.locations l
  WHERE i.tenant_id = oms.current_tenant_id() AND l.tenant_id = oms.current_tenant_id()
  ORDER BY i.id, l.id;
 
+ALTER TABLE oms.demand_history DISABLE TRIGGER demand_history_inserted;
 INSERT INTO oms.demand_history (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
 SELECT s.tenant_id, s.item_id, s.location_id, c.id, g.day, q.qty, 0, 0, q.qty
   FROM oms.stock s
@@ -42,3 +46,5 @@ SELECT s.tenant_id, s.item_id, s.location_id, c.id, g.day, q.qty, 0, 0, q.qty
  CROSS JOIN generate_series(:'plan_today'::date - :plan_days, :'plan_today'::date - 1, '1 day') g(day)
  CROSS JOIN LATERAL (SELECT (random() * 2 * ((s.item_id + s.location_id) % 7))::int AS qty) q
  WHERE s.tenant_id = oms.current_tenant_id() AND q.qty > 0;
+ALTER TABLE oms.demand_history ENABLE TRIGGER demand_history_inserted;
+SELECT oms.refresh_demand_stats(true) AS statistics_rows;

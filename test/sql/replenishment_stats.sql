@@ -227,9 +227,72 @@ BEGIN ATOMIC
 	  FROM decision d
 	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = d.item_id;
 END;
+CREATE FUNCTION pg_temp.old_proposals(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
+											 p_item_to int DEFAULT NULL)
+	RETURNS TABLE (item_id int, location_id int, kind text, supplier_id int, from_location_id int, on_hand bigint,
+				   reserved bigint, on_order bigint, backordered bigint, demand_mean double precision,
+				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, proposed_qty bigint,
+				   unit_cost numeric, expected_date date, auto_send boolean, reason text)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+	SET jit = off
+BEGIN ATOMIC
+	WITH c AS (
+		SELECT * FROM pg_temp.old_candidates(p_tenant, p_today, p_item_from, p_item_to)
+	), short AS (
+		SELECT c.item_id, c.location_id, c.need,
+			   pg_catalog.sum(c.need) OVER w - c.need AS from_n, pg_catalog.sum(c.need) OVER w AS to_n
+		  FROM c WHERE c.need > 0 AND c.rebalance
+		WINDOW w AS (PARTITION BY c.item_id ORDER BY c.priority, c.location_code)
+	), spare AS (
+		SELECT c.item_id, c.location_id, c.surplus,
+			   pg_catalog.sum(c.surplus) OVER w - c.surplus AS from_n, pg_catalog.sum(c.surplus) OVER w AS to_n
+		  FROM c WHERE c.surplus > 0
+		WINDOW w AS (PARTITION BY c.item_id ORDER BY c.surplus DESC, c.priority, c.location_code)
+	), moves AS (
+		SELECT sh.item_id, sh.location_id, sp.location_id AS from_location_id,
+			   (LEAST(sh.to_n, sp.to_n) - GREATEST(sh.from_n, sp.from_n))::bigint AS qty
+		  FROM short sh JOIN spare sp ON sp.item_id = sh.item_id
+		 WHERE LEAST(sh.to_n, sp.to_n) > GREATEST(sh.from_n, sp.from_n)
+	), moved AS (
+		SELECT m.item_id, m.location_id, pg_catalog.sum(m.qty) AS qty FROM moves m GROUP BY m.item_id, m.location_id
+	), buy AS (
+		SELECT c.*, c.need - coalesce(mv.qty, 0)::bigint AS rest
+		  FROM c LEFT JOIN moved mv ON mv.item_id = c.item_id AND mv.location_id = c.location_id
+		 WHERE c.need > 0
+	), rounded AS (
+		SELECT b.*, (pg_catalog.ceil(GREATEST(b.rest, b.moq)::numeric / b.pack_size) * b.pack_size)::bigint AS qty
+		  FROM buy b WHERE b.rest > 0
+	)
+	SELECT r.item_id, r.location_id, 'purchase', r.supplier_id, NULL::int, r.on_hand, r.reserved, r.on_order, r.backordered,
+		   r.demand_mean, r.lead_time_demand, r.safety_stock, r.reorder_point, r.qty, r.unit_cost,
+		   p_today + pg_catalog.ceil(r.lead_time_days)::int, r.auto_send,
+		   pg_catalog.concat_ws('; ',
+			   CASE WHEN r.method = 'min_max'
+					THEN pg_catalog.format('position %s <= min %s: up to max %s', r.inventory_position, r.min_qty, r.max_qty)
+					ELSE pg_catalog.format('position %s <= reorder point %s', r.inventory_position, r.reorder_point) END,
+			   CASE WHEN r.rest < r.need THEN pg_catalog.format('%s of %s by transfer', r.need - r.rest, r.need) END,
+			   CASE WHEN r.qty <> r.rest THEN pg_catalog.format('%s rounded up to %s (moq %s, pack %s)', r.rest, r.qty, r.moq, r.pack_size) END,
+			   CASE WHEN r.supplier_id IS NULL THEN 'no supplier in the policy: nothing will be ordered' END)
+	  FROM rounded r
+	UNION ALL
+	SELECT m.item_id, m.location_id, 'transfer', NULL::int, m.from_location_id, c.on_hand, c.reserved, c.on_order, c.backordered,
+		   c.demand_mean, c.lead_time_demand, c.safety_stock, c.reorder_point, m.qty, c.unit_cost, p_today + 1, false,
+		   pg_catalog.format('surplus at %s', fl.code)
+	  FROM moves m
+	  JOIN c ON c.item_id = m.item_id AND c.location_id = m.location_id
+	  JOIN oms.locations fl ON fl.tenant_id = p_tenant AND fl.id = m.from_location_id
+	UNION ALL
+	SELECT c.item_id, c.location_id, 'safety_stock', NULL::int, NULL::int, c.on_hand, c.reserved, c.on_order, c.backordered,
+		   c.demand_mean, c.lead_time_demand, c.safety_stock, c.reorder_point, c.safety_stock, NULL::numeric, NULL::date, false,
+		   pg_catalog.format('safety stock %s (was %s)', c.safety_stock, c.current_safety_stock)
+	  FROM c
+	 WHERE c.update_safety_stock AND c.safety_stock <> c.current_safety_stock;
+END;
 RESET search_path;
 
--- Both plans on the same data: rows only one of them has (none expected), and how many rows.
+-- Both plans on the same data: rows only one of them has (none expected), and how many rows;
+-- the same for the proposals (transfers and purchases), over all items and over a batch.
 CREATE TEMP VIEW compare AS
 SELECT (SELECT count(*) FROM (SELECT * FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today())
 							  EXCEPT ALL
@@ -239,7 +302,24 @@ SELECT (SELECT count(*) FROM (SELECT * FROM oms._replenishment_candidates(oms.cu
 							  SELECT * FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today())) o) AS only_old,
 	   (SELECT count(*) FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today())) AS pairs,
 	   (SELECT count(*) FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today()) c WHERE c.triggered) AS ordering,
-	   (SELECT count(*) FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today()) c WHERE c.demand_sd > 0) AS varying;
+	   (SELECT count(*) FROM oms._replenishment_candidates(oms.current_tenant_id(), oms.today()) c WHERE c.demand_sd > 0) AS varying,
+	   (SELECT count(*) FROM (SELECT * FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today())
+							  EXCEPT ALL
+							  SELECT * FROM pg_temp.old_proposals(oms.current_tenant_id(), oms.today())) n) AS proposals_only_new,
+	   (SELECT count(*) FROM (SELECT * FROM pg_temp.old_proposals(oms.current_tenant_id(), oms.today())
+							  EXCEPT ALL
+							  SELECT * FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today())) o) AS proposals_only_old,
+	   (SELECT string_agg(p.kind || ' ' || p.n, ', ' ORDER BY p.kind)
+		  FROM (SELECT kind, count(*) AS n FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today()) GROUP BY kind) p) AS proposals,
+	   -- a batch of the job: the items S2 to S4 only
+	   (SELECT count(*) FROM (SELECT min(id) + 1 AS lo, min(id) + 3 AS hi FROM oms.items WHERE tenant_id = oms.current_tenant_id()) b
+		 CROSS JOIN LATERAL (SELECT * FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today(), b.lo, b.hi)
+							 EXCEPT ALL
+							 SELECT * FROM pg_temp.old_proposals(oms.current_tenant_id(), oms.today(), b.lo, b.hi)) n) AS batch_only_new,
+	   (SELECT count(*) FROM (SELECT min(id) + 1 AS lo, min(id) + 3 AS hi FROM oms.items WHERE tenant_id = oms.current_tenant_id()) b
+		 CROSS JOIN LATERAL (SELECT * FROM pg_temp.old_proposals(oms.current_tenant_id(), oms.today(), b.lo, b.hi)
+							 EXCEPT ALL
+							 SELECT * FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today(), b.lo, b.hi)) n) AS batch_only_old;
 -- Every statistics row against the history of its window; pairs with history but no row.
 CREATE TEMP VIEW stats_check AS
 SELECT (SELECT count(*) FROM oms.demand_stats st
@@ -339,3 +419,27 @@ SELECT * FROM compare;
 -- 8. The proposals over the statistics are those of a plan of the same data.
 SELECT oms.compact_demand_history() >= 0 AS compacted;
 SELECT count(*) > 0 AS proposals FROM oms.plan_replenishment();
+
+-- 9. Transfers between many locations: five more stores below their minimum, and the two
+-- warehouses with surplus, so that each SKU's needs and surpluses overlap in many pieces.
+INSERT INTO oms.locations (code, kind, name, priority, can_ship, can_pickup)
+SELECT 'ST-' || n, 'store', 'Store ' || n, 5 + n, false, true FROM generate_series(2, 6) n;
+SELECT count(oms.set_policy(NULL, 'ST-' || n, '{"supplier": "ACME", "method": "min_max", "min": 10, "max": 30}')) AS set
+  FROM generate_series(2, 6) n;
+INSERT INTO oms.stock (item_id, location_id, on_hand)
+SELECT i.id, l.id, (substr(i.sku, 2)::int * 3 + l.priority * 5) % 10
+  FROM oms.items i JOIN oms.locations l ON l.tenant_id = i.tenant_id
+ WHERE i.tenant_id = oms.current_tenant_id() AND l.code IN ('ST-2', 'ST-3', 'ST-4', 'ST-5', 'ST-6');
+UPDATE oms.stock s SET on_hand = 40 + substr(i.sku, 2)::int * 9
+  FROM oms.items i, oms.locations l
+ WHERE s.tenant_id = oms.current_tenant_id() AND i.tenant_id = s.tenant_id AND i.id = s.item_id
+   AND l.tenant_id = s.tenant_id AND l.id = s.location_id AND l.code IN ('WH-1', 'WH-2');
+SELECT * FROM compare;
+-- The transfers, SKU by SKU: from which location to which, how many.
+SELECT i.sku, l.code AS location, f.code AS from_location, p.proposed_qty
+  FROM oms._replenishment_proposals(oms.current_tenant_id(), oms.today()) p
+  JOIN oms.items i ON i.tenant_id = oms.current_tenant_id() AND i.id = p.item_id
+  JOIN oms.locations l ON l.tenant_id = oms.current_tenant_id() AND l.id = p.location_id
+  JOIN oms.locations f ON f.tenant_id = oms.current_tenant_id() AND f.id = p.from_location_id
+ WHERE p.kind = 'transfer' AND i.sku IN ('S1', 'S6')
+ ORDER BY i.sku, l.code, f.code;
