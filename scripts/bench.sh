@@ -25,7 +25,7 @@
 #   plan: planning over PLAN_SKUS=10000 x PLAN_LOCATIONS=100 SKU-locations with PLAN_DAYS=90 days
 #                      of history (PLAN_TIMES=3 timed plans, two replenishment runs), then place_order
 #                      at PLAN_CLIENTS=8 alone and beside a planning loop, PLAN_ROUNDS=2 rounds
-#                      alternated; PLAN_PAUSE=0 (ms) the loop's pause between batches
+#                      alternated; PLAN_PAUSE="0 2000" (ms) the loop's pauses between batches
 #   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
@@ -359,8 +359,8 @@ fi
 # ('replenishment') (batches of 1000 items, each committed; the first run writes the purchase
 # orders, the second finds them open and proposes nothing new). Then place_order (tenant default,
 # PLAN_CLIENTS clients) alone and with a loop of replenishment runs beside it, alternated
-# PLAN_ROUNDS times; PLAN_PAUSE (ms, the setting oms.job_batch_pause) is the loop's pause between
-# batches.
+# PLAN_ROUNDS times, for each value of PLAN_PAUSE (ms, the setting oms.job_batch_pause: the
+# loop's pause between batches).
 if wanted plan; then
 	PLAN_SKUS=${PLAN_SKUS:-10000}
 	PLAN_LOCATIONS=${PLAN_LOCATIONS:-100}
@@ -368,7 +368,7 @@ if wanted plan; then
 	PLAN_TIMES=${PLAN_TIMES:-3}
 	PLAN_ROUNDS=${PLAN_ROUNDS:-2}
 	PLAN_CLIENTS=${PLAN_CLIENTS:-8}
-	PLAN_PAUSE=${PLAN_PAUSE:-0}
+	PLAN_PAUSE=${PLAN_PAUSE:-0 2000}
 	plan_today=$(date -u +%F)
 	plan_psql() { PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today" psql_b "$@"; }
 	# seconds of a statement, from psql's \timing
@@ -399,43 +399,42 @@ if wanted plan; then
 									 WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment' ORDER BY id DESC LIMIT 1")
 		notes+=("plan: CALL oms.run_job('replenishment') #$i: $t s ($touched; load $(cut -d' ' -f1-3 /proc/loadavg))")
 	done
-	# place_order alone and beside a loop of replenishment runs, alternated.
+	# place_order alone and beside a loop of replenishment runs, alternated; for each pause.
 	c=$PLAN_CLIENTS
-	loops=0
-	for r in $(seq "$PLAN_ROUNDS"); do
-		run "plan-alone-$r@$c" "place_order alone (round $r)" "$c" "" \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		rm -f "$work/plan.stop"
-		(
-			n=0
-			while [ ! -f "$work/plan.stop" ]; do
-				PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today -c oms.job_batch_pause=$PLAN_PAUSE" \
-					psql_b -c "CALL oms.run_job('replenishment', 'plan')" >/dev/null 2>>"$work/plan_loop.log" || break
-				n=$((n + 1))
-			done
-			echo "$n" >"$work/plan.loops"
-		) &
-		loop_pid=$!
-		sleep 1
-		run "plan-with-$r@$c" "place_order beside planning (round $r)" "$c" "plan-alone-$r@$c" \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		touch "$work/plan.stop"
-		wait "$loop_pid"
-		loops=$((loops + $(cat "$work/plan.loops" 2>/dev/null || echo 0)))
+	for pause in $PLAN_PAUSE; do
+		for r in $(seq "$PLAN_ROUNDS"); do
+			run "plan-alone-$pause-$r@$c" "place_order alone ($r)" "$c" "" \
+				-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			rm -f "$work/plan.stop"
+			first_run=$(plan_psql -At -c "SELECT coalesce(max(id), 0) FROM oms.job_runs")
+			(
+				while [ ! -f "$work/plan.stop" ]; do
+					PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today -c oms.job_batch_pause=$pause" \
+						psql_b -c "CALL oms.run_job('replenishment', 'plan')" >/dev/null 2>>"$work/plan_loop.log" || break
+				done
+			) &
+			loop_pid=$!
+			sleep 1
+			run "plan-with-$pause-$r@$c" "place_order + planning, pause $pause ($r)" "$c" "plan-alone-$pause-$r@$c" \
+				-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			touch "$work/plan.stop"
+			wait "$loop_pid"
+		done
+		alone=0 with=0 ok=1
+		for r in $(seq "$PLAN_ROUNDS"); do
+			[[ "${TPS[plan-alone-$pause-$r@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[plan-with-$pause-$r@$c]}" =~ ^[0-9.]+$ ]] || ok=0
+			[ "$ok" = 1 ] || break
+			alone=$(awk -v a="$alone" -v b="${TPS[plan-alone-$pause-$r@$c]}" 'BEGIN {print a + b}')
+			with=$(awk -v a="$with" -v b="${TPS[plan-with-$pause-$r@$c]}" 'BEGIN {print a + b}')
+		done
+		if [ "$ok" = 1 ]; then
+			runs=$(plan_psql -At -c "SELECT count(*) FILTER (WHERE status = 'succeeded') || ' runs finished (' ||
+										coalesce(round(avg(extract(epoch FROM finished_at - started_at)) FILTER (WHERE status = 'succeeded')::numeric, 1), 0) ||
+										' s each), ' || count(*) FILTER (WHERE status <> 'succeeded') || ' stopped'
+									  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment' AND id > $first_run")
+			notes+=("plan: place_order at $c clients, oms.job_batch_pause = $pause ms: $(printf '%.0f' "$alone") tps alone, $(printf '%.0f' "$with") tps beside the planning loop (sums over $PLAN_ROUNDS rounds): ratio $(awk -v a="$alone" -v b="$with" 'BEGIN {printf "%.2f", b / a}') (target: at least 0.8); loop of the last round: $runs")
+		fi
 	done
-	alone=0 with=0 ok=1
-	for r in $(seq "$PLAN_ROUNDS"); do
-		[[ "${TPS[plan-alone-$r@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[plan-with-$r@$c]}" =~ ^[0-9.]+$ ]] || ok=0
-		[ "$ok" = 1 ] || break
-		alone=$(awk -v a="$alone" -v b="${TPS[plan-alone-$r@$c]}" 'BEGIN {print a + b}')
-		with=$(awk -v a="$with" -v b="${TPS[plan-with-$r@$c]}" 'BEGIN {print a + b}')
-	done
-	if [ "$ok" = 1 ]; then
-		runs=$(plan_psql -At -c "SELECT count(*) || ' runs finished, ' || coalesce(round(avg(extract(epoch FROM finished_at - started_at))::numeric, 1), 0) || ' s each'
-								  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment'
-								   AND status = 'succeeded' AND id > 2")
-		notes+=("plan: place_order at $c clients: $(printf '%.0f' "$alone") tps alone, $(printf '%.0f' "$with") tps beside the planning loop (sum over $PLAN_ROUNDS rounds): ratio $(awk -v a="$alone" -v b="$with" 'BEGIN {printf "%.2f", b / a}') (target: at least 0.8); the loop: $runs, oms.job_batch_pause = $PLAN_PAUSE ms")
-	fi
 	[ -s "$work/plan_loop.log" ] && notes+=("plan: the planning loop reported: $(head -c 300 "$work/plan_loop.log")")
 fi
 
