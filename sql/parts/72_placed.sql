@@ -15,7 +15,6 @@ AS $$
 DECLARE
 	v_next		record;
 BEGIN
-	PERFORM oms._order_tax(p_tenant, p_order);	-- tax amounts (71_tax.sql), before the events show the totals
 	WITH o AS (
 		SELECT jsonb_build_object(
 					'order_id', o.id, 'order_ref', o.external_id, 'channel', c.code,
