@@ -2473,6 +2473,92 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION oms._replenishment_proposals(int, date, int, int) IS 'Internal: what to transfer and what to buy for the SKUs in the given item id range, and the safety stock to write (kind safety_stock) where the policy asks for it';
 
+CREATE FUNCTION oms._analyze_written(p_lines bigint) RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	IF (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'oms.supply'::pg_catalog.regclass) < p_lines THEN
+		ANALYZE oms.supply, oms.transfer_orders, oms.purchase_orders;
+		RETURN true;
+	END IF;
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION oms._analyze_written(bigint) IS 'Internal: analyzes oms.supply, oms.transfer_orders and oms.purchase_orders when the statistics of oms.supply count fewer rows than a replenishment run has just written (so that the foreign-key checks of the next lines read the indexes)';
+
+CREATE OR REPLACE FUNCTION oms._run_replenishment(p_tenant int, p_today date, p_item_from int DEFAULT NULL, p_item_to int DEFAULT NULL)
+	RETURNS TABLE (kind text, id bigint, supplier_id int, from_location_id int, location_id int, lines int, units bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+	SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+	r			record;
+	v_id		bigint;
+	v_lines		bigint := 0;
+	v_analyzed	boolean := false;
+BEGIN
+	CREATE TEMP TABLE pg_temp.oms_proposals ON COMMIT DROP AS
+		SELECT * FROM oms._replenishment_proposals(p_tenant, p_today, p_item_from, p_item_to);
+
+	FOR r IN SELECT p.from_location_id, p.location_id, array_agg(p.item_id ORDER BY p.item_id) AS items,
+					array_agg(p.proposed_qty ORDER BY p.item_id) AS qtys, max(p.expected_date) AS expected
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'transfer'
+			  GROUP BY p.from_location_id, p.location_id ORDER BY p.from_location_id, p.location_id LOOP
+		BEGIN
+			v_id := oms._new_transfer(p_tenant, r.from_location_id, r.location_id, r.expected, 'replenishment', r.items, r.qtys);
+			v_lines := v_lines + cardinality(r.items);
+			IF NOT v_analyzed AND v_lines >= 1000 THEN
+				v_analyzed := true;
+				PERFORM oms._analyze_written(v_lines);
+			END IF;
+			kind := 'transfer'; id := v_id; supplier_id := NULL; from_location_id := r.from_location_id;
+			location_id := r.location_id; lines := cardinality(r.items);
+			units := (SELECT sum(q) FROM unnest(r.qtys) q);
+			RETURN NEXT;
+		EXCEPTION WHEN SQLSTATE 'OM002' THEN
+			-- An order took the surplus since the plan was made: the next run buys instead.
+			RAISE NOTICE 'transfer from location % to % skipped: %', r.from_location_id, r.location_id, SQLERRM;
+		END;
+	END LOOP;
+
+	FOR r IN SELECT p.supplier_id, p.location_id, p.auto_send, array_agg(p.item_id ORDER BY p.item_id) AS items,
+					array_agg(p.proposed_qty ORDER BY p.item_id) AS qtys, array_agg(p.unit_cost ORDER BY p.item_id) AS costs,
+					array_agg(p.expected_date ORDER BY p.item_id) AS dates
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'purchase' AND p.supplier_id IS NOT NULL
+			  GROUP BY p.supplier_id, p.location_id, p.auto_send ORDER BY p.supplier_id, p.location_id, p.auto_send LOOP
+		v_id := oms._new_purchase_order(p_tenant, r.supplier_id, r.location_id,
+										CASE WHEN r.auto_send THEN 'sent' ELSE 'draft' END, 'replenishment',
+										r.items, r.qtys, r.costs, r.dates);
+		v_lines := v_lines + cardinality(r.items);
+		IF NOT v_analyzed AND v_lines >= 1000 THEN
+			v_analyzed := true;
+			PERFORM oms._analyze_written(v_lines);
+		END IF;
+		kind := 'purchase_order'; id := v_id; supplier_id := r.supplier_id; from_location_id := NULL;
+		location_id := r.location_id; lines := cardinality(r.items);
+		units := (SELECT sum(q) FROM unnest(r.qtys) q);
+		RETURN NEXT;
+	END LOOP;
+
+	FOR r IN SELECT p.item_id, p.location_id, p.proposed_qty AS safety_stock
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'safety_stock'
+			  ORDER BY p.item_id, p.location_id LOOP
+		INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, safety_stock)
+			VALUES (p_tenant, r.item_id, r.location_id, r.safety_stock)
+			ON CONFLICT (tenant_id, item_id, location_id)
+			DO UPDATE SET safety_stock = EXCLUDED.safety_stock, updated_at = pg_catalog.now();
+		kind := 'safety_stock'; id := NULL; supplier_id := NULL; from_location_id := NULL;
+		location_id := r.location_id; lines := 1; units := r.safety_stock;
+		RETURN NEXT;
+	END LOOP;
+	DROP TABLE pg_temp.oms_proposals;
+END
+$$;
+COMMENT ON FUNCTION oms._run_replenishment(int, date, int, int) IS 'Internal: turns the proposals of an item id range into transfers and purchase orders, and writes the safety stock of policies that ask for it';
+
 CREATE OR REPLACE FUNCTION oms.run_replenishment()
 	RETURNS TABLE (kind text, id bigint, supplier text, from_location text, location text, lines int, units bigint)
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -2590,9 +2676,9 @@ $$;
 COMMENT ON FUNCTION oms._job_next(bigint) IS 'Internal (oms.run_job): runs the next batch of a run of this session and records its progress; false when nothing is left or the batch failed (recorded)';
 
 REVOKE ALL ON FUNCTION oms._demand_history_written(), oms._history_days(int, int, int),
-	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int) FROM PUBLIC;
+	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int), oms._analyze_written(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._demand_history_written(), oms._history_days(int, int, int),
-	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int) TO oms_admin;
+	oms.refresh_demand_stats(boolean), oms._replenishment_base(int, date, int, int), oms._analyze_written(bigint) TO oms_admin;
 GRANT EXECUTE ON FUNCTION oms.refresh_demand_stats(boolean) TO oms_operator;
 ALTER FUNCTION oms.refresh_demand_stats(boolean) SECURITY DEFINER;
 REVOKE ALL ON oms.demand_stats FROM PUBLIC;

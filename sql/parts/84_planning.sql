@@ -327,6 +327,25 @@ AS $$
 $$;
 COMMENT ON FUNCTION oms.plan_replenishment(text) IS 'What replenishment would order now, writing nothing: per SKU and location (all, or the given one) the transfers from surplus and the purchases, with on hand, reserved, on order, backordered, daily demand, lead time demand, safety stock, reorder point, proposed quantity (after MOQ and pack size) and the reason';
 
+-- A run that writes many lines while the statistics of oms.supply (or of the order tables the
+-- lines reference) say it is nearly empty, as on a new installation, would have every
+-- foreign-key check of those lines planned as a scan of the whole table, and the plan kept for
+-- the session: a first run of 150,000 transfer lines took minutes per batch instead of seconds.
+-- After its first 1,000 lines a run analyzes those tables if so (rows it inserted itself count).
+CREATE FUNCTION oms._analyze_written(p_lines bigint) RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	IF (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'oms.supply'::pg_catalog.regclass) < p_lines THEN
+		ANALYZE oms.supply, oms.transfer_orders, oms.purchase_orders;
+		RETURN true;
+	END IF;
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION oms._analyze_written(bigint) IS 'Internal: analyzes oms.supply, oms.transfer_orders and oms.purchase_orders when the statistics of oms.supply count fewer rows than a replenishment run has just written (so that the foreign-key checks of the next lines read the indexes)';
+
 -- One run over the SKUs in an item id range: transfers, purchase orders (one per supplier and
 -- location), and the safety stock of policies that write it. Returns what it created.
 CREATE FUNCTION oms._run_replenishment(p_tenant int, p_today date, p_item_from int DEFAULT NULL, p_item_to int DEFAULT NULL)
@@ -337,8 +356,10 @@ CREATE FUNCTION oms._run_replenishment(p_tenant int, p_today date, p_item_from i
 AS $$
 #variable_conflict use_column
 DECLARE
-	r		record;
-	v_id	bigint;
+	r			record;
+	v_id		bigint;
+	v_lines		bigint := 0;
+	v_analyzed	boolean := false;
 BEGIN
 	CREATE TEMP TABLE pg_temp.oms_proposals ON COMMIT DROP AS
 		SELECT * FROM oms._replenishment_proposals(p_tenant, p_today, p_item_from, p_item_to);
@@ -349,6 +370,11 @@ BEGIN
 			  GROUP BY p.from_location_id, p.location_id ORDER BY p.from_location_id, p.location_id LOOP
 		BEGIN
 			v_id := oms._new_transfer(p_tenant, r.from_location_id, r.location_id, r.expected, 'replenishment', r.items, r.qtys);
+			v_lines := v_lines + cardinality(r.items);
+			IF NOT v_analyzed AND v_lines >= 1000 THEN
+				v_analyzed := true;
+				PERFORM oms._analyze_written(v_lines);
+			END IF;
 			kind := 'transfer'; id := v_id; supplier_id := NULL; from_location_id := r.from_location_id;
 			location_id := r.location_id; lines := cardinality(r.items);
 			units := (SELECT sum(q) FROM unnest(r.qtys) q);
@@ -367,6 +393,11 @@ BEGIN
 		v_id := oms._new_purchase_order(p_tenant, r.supplier_id, r.location_id,
 										CASE WHEN r.auto_send THEN 'sent' ELSE 'draft' END, 'replenishment',
 										r.items, r.qtys, r.costs, r.dates);
+		v_lines := v_lines + cardinality(r.items);
+		IF NOT v_analyzed AND v_lines >= 1000 THEN
+			v_analyzed := true;
+			PERFORM oms._analyze_written(v_lines);
+		END IF;
 		kind := 'purchase_order'; id := v_id; supplier_id := r.supplier_id; from_location_id := NULL;
 		location_id := r.location_id; lines := cardinality(r.items);
 		units := (SELECT sum(q) FROM unnest(r.qtys) q);
