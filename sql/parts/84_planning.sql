@@ -26,6 +26,10 @@
 -- ~1,000 expressions of these queries took 6 s per call (measured with auto_explain: JIT
 -- optimization 3.3 s + emission 2.7 s for a one-row plan that executes in 15 ms). The SET also
 -- keeps the functions from being inlined into their callers' queries.
+-- work_mem is 128MB in the candidates and proposals (SET work_mem): a plan over a million
+-- SKU-locations sorts and hashes a few hundred MB, which would otherwise spill to disk in 4MB runs.
+-- The demand of a SKU-location comes from oms.demand_stats (80_demand_history.sql): one row with the
+-- sum and sum of squares over its window, instead of summing the window's days at every run.
 
 -- Lines waiting for supply, found without reading every order line.
 CREATE INDEX order_lines_waiting_idx ON oms.order_lines (tenant_id, item_id)
