@@ -1937,7 +1937,7 @@ CREATE TABLE oms.demand_stats (
 	total			bigint NOT NULL,
 	sumsq			bigint NOT NULL,
 	PRIMARY KEY (tenant_id, item_id, location_id)
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE oms.demand_stats IS 'Per SKU and location, the sum (total) and sum of squares (sumsq) of the daily demand (ordered - cancelled, all channels) over the days [window_end - window_days, window_end) of oms.demand_history (window_end NULL: stale, to be recomputed); kept by compaction and oms.refresh_demand_stats() for planning';
 
 CREATE INDEX demand_history_day_idx ON oms.demand_history (tenant_id, day);
@@ -2136,16 +2136,17 @@ BEGIN
 
 	-- The rows whose window is not today's, with their old window [os, oe) and the new [ns, ne).
 	CREATE TEMP TABLE pg_temp.oms_stats_moves ON COMMIT DROP AS
-	SELECT st.item_id, st.location_id, st.window_end - st.window_days AS os, st.window_end AS oe,
+	SELECT t.item_id, t.location_id, t.window_end - t.window_days AS os, t.window_end AS oe,
 		   v_today - t.days AS ns, v_today AS ne, t.days
-	  FROM oms.demand_stats st
-	 CROSS JOIN LATERAL (SELECT coalesce(s.history_days, d.history_days, v_default) AS days
-						   FROM (SELECT 1) one
-						   LEFT JOIN oms.replenishment_policies s
-							 ON s.tenant_id = v_tenant AND s.location_id = st.location_id AND s.item_id = st.item_id
-						   LEFT JOIN oms.replenishment_policies d
-							 ON d.tenant_id = v_tenant AND d.location_id = st.location_id AND d.item_id IS NULL) t
-	 WHERE st.tenant_id = v_tenant AND (st.window_end <> v_today OR st.window_days <> t.days);
+	  FROM (SELECT st.item_id, st.location_id, st.window_end, st.window_days,
+				   coalesce(s.history_days, d.history_days, v_default) AS days
+			  FROM oms.demand_stats st
+			  LEFT JOIN oms.replenishment_policies s
+				ON s.tenant_id = v_tenant AND s.location_id = st.location_id AND s.item_id = st.item_id
+			  LEFT JOIN oms.replenishment_policies d
+				ON d.tenant_id = v_tenant AND d.location_id = st.location_id AND d.item_id IS NULL
+			 WHERE st.tenant_id = v_tenant) t
+	 WHERE t.window_end <> v_today OR t.window_days <> t.days;
 	GET DIAGNOSTICS v_rows = ROW_COUNT;
 	IF v_rows = 0 THEN
 		DROP TABLE pg_temp.oms_stats_moves;
