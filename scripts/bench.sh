@@ -30,6 +30,10 @@
 #                      periods) and inventory_kpis, BI_DURATION=3 s each, one client, p50/p99;
 #                      bi_place (not in the default run): place_order with the BI summaries'
 #                      triggers and without them (ab_compare: off on on off) at BI_PLACE_CLIENTS=8
+#   plan (only when ONLY names it; about 16 minutes): planning over PLAN_SKUS=10000 x PLAN_LOCATIONS=100 SKU-locations with PLAN_DAYS=90 days
+#                      of history (PLAN_TIMES=3 timed plans, two replenishment runs), then place_order
+#                      at PLAN_CLIENTS=8 alone and beside a planning loop, PLAN_ROUNDS=2 rounds
+#                      alternated; PLAN_PAUSE="0 2000" (ms) the loop's pauses between batches
 #   PROFILE=1 (PROFILE_SQL="..." run before it): where one place_order's time goes, no runs
 #   OMS_BENCH_PORT=54440 OMS_BENCH_NAME= (cluster /tmp/oms-bench-NAME); INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 set -uo pipefail
@@ -456,6 +460,99 @@ if [[ " $ONLY " == *" bi_place "* ]]; then
 			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
 	done
 	bi_on || die "could not enable the BI triggers"
+fi
+
+# ---- Planning (issue 8), only when ONLY names it (ONLY=plan: its data alone takes 8 minutes to
+# load, more than the rest of the default run): the tenant "plan" of PLAN_SKUS x PLAN_LOCATIONS SKU-locations with
+# PLAN_DAYS days of compacted demand history (test/bench/plan_load.sql). First the planning alone:
+# oms.plan_replenishment() over every SKU-location (PLAN_TIMES times), then CALL oms.run_job
+# ('replenishment') (batches of 1000 items, each committed; the first run writes the purchase
+# orders, the second finds them open and proposes nothing new). Then place_order (tenant default,
+# PLAN_CLIENTS clients) alone and with a loop of replenishment runs beside it, alternated
+# PLAN_ROUNDS times, for each value of PLAN_PAUSE (ms, the setting oms.job_batch_pause: the
+# loop's pause between batches).
+if [[ " $ONLY " == *" plan "* ]]; then
+	PLAN_SKUS=${PLAN_SKUS:-10000}
+	PLAN_LOCATIONS=${PLAN_LOCATIONS:-100}
+	PLAN_DAYS=${PLAN_DAYS:-90}
+	PLAN_TIMES=${PLAN_TIMES:-3}
+	PLAN_ROUNDS=${PLAN_ROUNDS:-2}
+	PLAN_CLIENTS=${PLAN_CLIENTS:-8}
+	PLAN_PAUSE=${PLAN_PAUSE:-0 2000}
+	plan_today=$(date -u +%F)
+	plan_psql() { PGOPTIONS="-c oms.tenant=plan -c oms.today=${PLAN_DAY:-$plan_today}" psql_b "$@"; }
+	# seconds of a statement, from psql's \timing
+	plan_time() { plan_psql -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n1 |
+		awk '{printf "%.2f", $1 / 1000}'; }
+	echo "bench: loading the planning data ($PLAN_SKUS SKUs x $PLAN_LOCATIONS locations, $PLAN_DAYS days of history)"
+	t0=$(date +%s)
+	psql_b -v plan_skus="$PLAN_SKUS" -v plan_locations="$PLAN_LOCATIONS" -v plan_days="$PLAN_DAYS" \
+		-v plan_today="$plan_today" -f test/bench/plan_load.sql >"$work/plan_load.log" 2>&1 &&
+		psql_b -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >/dev/null || die "loading the planning data failed: $(grep -m1 ERROR "$work/plan_load.log")"
+	read -r plan_pairs plan_rows < <(plan_psql -At -F ' ' -c "
+		SELECT (SELECT count(*) FROM oms.stock WHERE tenant_id = oms.current_tenant_id()),
+			   (SELECT count(*) FROM oms.demand_history WHERE tenant_id = oms.current_tenant_id())")
+	notes+=("plan: data $plan_pairs SKU-locations, $plan_rows demand_history rows, loaded in $(($(date +%s) - t0)) s")
+	times=()
+	for i in $(seq "$PLAN_TIMES"); do
+		printf 'bench: %-34s ... ' "plan_replenishment() #$i"
+		times+=("$(plan_time 'SELECT count(*), sum(proposed_qty) FROM oms.plan_replenishment()')")
+		echo "${times[-1]} s"
+	done
+	proposals=$(plan_psql -At -c 'SELECT count(*) FROM oms.plan_replenishment()')
+	notes+=("plan: oms.plan_replenishment() over $plan_pairs SKU-locations: ${times[*]} s ($proposals proposals; load $(cut -d' ' -f1-3 /proc/loadavg))")
+	for i in 1 2; do
+		printf 'bench: %-34s ... ' "run_job('replenishment') #$i"
+		t=$(plan_time "CALL oms.run_job('replenishment', 'plan')")
+		echo "$t s"
+		touched=$(plan_psql -At -c "SELECT rows_touched || ' rows in ' || progress_done || ' batches, ' || status FROM oms.job_runs
+									 WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment' ORDER BY id DESC LIMIT 1")
+		notes+=("plan: CALL oms.run_job('replenishment') #$i: $t s ($touched; load $(cut -d' ' -f1-3 /proc/loadavg))")
+	done
+	# The daily move of the statistics' windows (a day enters, a day leaves), and back.
+	tomorrow=$(date -u -d "$plan_today + 1 day" +%F)
+	printf 'bench: %-34s ... ' "refresh_demand_stats() to $tomorrow"
+	t=$(PLAN_DAY=$tomorrow plan_time 'SELECT oms.refresh_demand_stats()')
+	echo "$t s"
+	back=$(plan_time 'SELECT oms.refresh_demand_stats()')
+	notes+=("plan: oms.refresh_demand_stats() moving every window by a day: $t s (and back: $back s; load $(cut -d' ' -f1-3 /proc/loadavg))")
+	# place_order alone and beside a loop of replenishment runs, alternated; for each pause.
+	c=$PLAN_CLIENTS
+	for pause in $PLAN_PAUSE; do
+		for r in $(seq "$PLAN_ROUNDS"); do
+			run "plan-alone-$pause-$r@$c" "place_order alone ($r)" "$c" "" \
+				-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			rm -f "$work/plan.stop"
+			first_run=$(plan_psql -At -c "SELECT coalesce(max(id), 0) FROM oms.job_runs")
+			(
+				while [ ! -f "$work/plan.stop" ]; do
+					PGOPTIONS="-c oms.tenant=plan -c oms.today=$plan_today -c oms.job_batch_pause=$pause" \
+						psql_b -c "CALL oms.run_job('replenishment', 'plan')" >/dev/null 2>>"$work/plan_loop.log" || break
+				done
+			) &
+			loop_pid=$!
+			sleep 1
+			run "plan-with-$pause-$r@$c" "+ planning, pause $pause ms ($r)" "$c" "plan-alone-$pause-$r@$c" \
+				-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
+			touch "$work/plan.stop"
+			wait "$loop_pid"
+		done
+		alone=0 with=0 ok=1
+		for r in $(seq "$PLAN_ROUNDS"); do
+			[[ "${TPS[plan-alone-$pause-$r@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[plan-with-$pause-$r@$c]}" =~ ^[0-9.]+$ ]] || ok=0
+			[ "$ok" = 1 ] || break
+			alone=$(awk -v a="$alone" -v b="${TPS[plan-alone-$pause-$r@$c]}" 'BEGIN {print a + b}')
+			with=$(awk -v a="$with" -v b="${TPS[plan-with-$pause-$r@$c]}" 'BEGIN {print a + b}')
+		done
+		if [ "$ok" = 1 ]; then
+			runs=$(plan_psql -At -c "SELECT count(*) FILTER (WHERE status = 'succeeded') || ' runs finished (' ||
+										coalesce(round(avg(extract(epoch FROM finished_at - started_at)) FILTER (WHERE status = 'succeeded')::numeric, 1), 0) ||
+										' s each), ' || count(*) FILTER (WHERE status <> 'succeeded') || ' stopped'
+									  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() AND job = 'replenishment' AND id > $first_run")
+			notes+=("plan: place_order at $c clients, oms.job_batch_pause = $pause ms: $(printf '%.0f' "$alone") tps alone, $(printf '%.0f' "$with") tps beside the planning loop (sums over $PLAN_ROUNDS rounds): ratio $(awk -v a="$alone" -v b="$with" 'BEGIN {printf "%.2f", b / a}') (target: at least 0.8); loop of the last round: $runs")
+		fi
+	done
+	[ -s "$work/plan_loop.log" ] && notes+=("plan: the planning loop reported: $(head -c 300 "$work/plan_loop.log")")
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

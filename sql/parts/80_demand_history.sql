@@ -49,6 +49,74 @@ CREATE TABLE oms.demand_deltas (
 CREATE INDEX demand_deltas_item_idx ON oms.demand_deltas (tenant_id, item_id);
 COMMENT ON TABLE oms.demand_deltas IS 'Append-only changes of demand written by the order_lines triggers, not yet folded into oms.demand_history by oms.compact_demand_history()';
 
+-- Per SKU and location, the two sums that planning's demand mean and deviation need, over the
+-- window of days planning reads: total = sum of the daily demand, sumsq = sum of its squares (a
+-- day's demand summed over channels first). Planning then reads one row per SKU-location instead
+-- of one per day. The rows are kept equal to oms.demand_history by its two writers:
+-- oms.compact_demand_history() adds each folded day to the rows whose window holds it, and
+-- oms.rebuild_demand_history() rebuilds them; oms.refresh_demand_stats() moves the windows (once
+-- a day: the days that enter are added, those that leave are subtracted). Any other write into
+-- oms.demand_history (an import straight into the table) marks the rows of the SKU-locations it
+-- touches stale (window_end NULL) through the triggers below; planning sums the history for a
+-- stale row, and oms.refresh_demand_stats() recomputes it. A SKU-location with demand history
+-- always has a row; one without a row has no demand. Planning uses a row only when its window is
+-- the one it needs ([today - history_days, today)), and otherwise sums the history. Every row is
+-- rewritten once a day (its window moves): fillfactor 50 leaves room on its page for the new
+-- version, so the update need not touch the index.
+CREATE TABLE oms.demand_stats (
+	tenant_id		int NOT NULL,
+	item_id			int NOT NULL,
+	location_id		int NOT NULL,
+	window_end		date,
+	window_days		int NOT NULL CHECK (window_days > 0),
+	total			bigint NOT NULL,
+	sumsq			bigint NOT NULL,
+	PRIMARY KEY (tenant_id, item_id, location_id)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE oms.demand_stats IS 'Per SKU and location, the sum (total) and sum of squares (sumsq) of the daily demand (ordered - cancelled, all channels) over the days [window_end - window_days, window_end) of oms.demand_history (window_end NULL: stale, to be recomputed); kept by compaction and oms.refresh_demand_stats() for planning';
+
+-- The days of demand a window moves over: history rows are found by day.
+CREATE INDEX demand_history_day_idx ON oms.demand_history (tenant_id, day);
+
+-- Writes into oms.demand_history other than compaction and rebuild (which keep the statistics
+-- themselves and say so with the transaction-local setting oms._stats_kept, reverted when they
+-- return) mark the statistics of the SKU-locations they touch stale.
+CREATE FUNCTION oms._demand_history_written() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	IF pg_catalog.current_setting('oms._stats_kept', true) = 'on' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		INSERT INTO oms.demand_stats AS st (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT DISTINCT n.tenant_id, n.item_id, n.location_id, NULL::date, 1, 0, 0
+		  FROM new_rows n WHERE n.location_id IS NOT NULL
+		ON CONFLICT (tenant_id, item_id, location_id) DO UPDATE SET window_end = NULL;
+	END IF;
+	IF TG_OP IN ('UPDATE', 'DELETE') THEN
+		UPDATE oms.demand_stats st SET window_end = NULL
+		  FROM (SELECT DISTINCT o.tenant_id, o.item_id, o.location_id FROM old_rows o WHERE o.location_id IS NOT NULL) o
+		 WHERE st.tenant_id = o.tenant_id AND st.item_id = o.item_id AND st.location_id = o.location_id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION oms._demand_history_written() IS 'Internal: statement trigger on oms.demand_history: a write by anything but compaction or rebuild marks the statistics of the SKU-locations it touches stale (oms.demand_stats.window_end NULL)';
+CREATE TRIGGER demand_history_inserted AFTER INSERT ON oms.demand_history
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+CREATE TRIGGER demand_history_updated AFTER UPDATE ON oms.demand_history
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+CREATE TRIGGER demand_history_deleted AFTER DELETE ON oms.demand_history
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION oms._demand_history_written();
+COMMENT ON TRIGGER demand_history_inserted ON oms.demand_history IS 'A direct insert marks the demand statistics of its SKU-locations stale';
+COMMENT ON TRIGGER demand_history_updated ON oms.demand_history IS 'A direct update marks the demand statistics of its SKU-locations stale';
+COMMENT ON TRIGGER demand_history_deleted ON oms.demand_history IS 'A direct delete marks the demand statistics of its SKU-locations stale';
+
 -- The demand day of an order: the UTC date of placed_at (the same for every session).
 CREATE FUNCTION oms.demand_day(placed_at timestamptz) RETURNS date
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
@@ -149,11 +217,17 @@ CREATE FUNCTION oms.compact_demand_history() RETURNS bigint
 AS $$
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
+	v_today		date := oms.today();
 	v_rows		bigint;
 BEGIN
 	PERFORM oms._lock_demand_history(v_tenant);
+	PERFORM pg_catalog.set_config('oms._stats_kept', 'on', true);
 	-- One statement: the deltas it deletes are exactly those it adds (deltas that commit later
-	-- are not in its snapshot and stay for the next run).
+	-- are not in its snapshot and stay for the next run). Every part reads the summary as it was
+	-- before the statement, so a day's demand before (q) and its change (dq) give the change of
+	-- the statistics: total + dq, sumsq + (q + dq)^2 - q^2, for the rows whose window holds the
+	-- day; a SKU-location seen for the first time gets its row, with the window planning would
+	-- read today.
 	WITH moved AS (
 		DELETE FROM oms.demand_deltas d WHERE d.tenant_id = v_tenant RETURNING d.*
 	), summed AS (
@@ -171,12 +245,172 @@ BEGIN
 		   SET ordered = h.ordered + EXCLUDED.ordered, cancelled = h.cancelled + EXCLUDED.cancelled,
 			   returned = h.returned + EXCLUDED.returned, lines = h.lines + EXCLUDED.lines
 		RETURNING 1
+	), day_change AS (
+		SELECT s.item_id, s.location_id, s.day, pg_catalog.sum(s.ordered - s.cancelled) AS dq
+		  FROM summed s
+		 WHERE s.location_id IS NOT NULL
+		 GROUP BY s.item_id, s.location_id, s.day
+	), day_before AS (
+		SELECT c.item_id, c.location_id, c.day, c.dq,
+			   coalesce((SELECT pg_catalog.sum(h.ordered - h.cancelled) FROM oms.demand_history h
+						  WHERE h.tenant_id = v_tenant AND h.item_id = c.item_id AND h.location_id = c.location_id
+							AND h.day = c.day), 0) AS q
+		  FROM day_change c
+	), stats_changed AS (
+		UPDATE oms.demand_stats st
+		   SET total = st.total + x.dtotal, sumsq = st.sumsq + x.dsumsq
+		  FROM (SELECT b.item_id, b.location_id, st2.window_end, st2.window_days,
+					   pg_catalog.sum(b.dq) AS dtotal, pg_catalog.sum((b.q + b.dq) * (b.q + b.dq) - b.q * b.q) AS dsumsq
+				  FROM day_before b
+				  JOIN oms.demand_stats st2 ON st2.tenant_id = v_tenant AND st2.item_id = b.item_id AND st2.location_id = b.location_id
+				 WHERE b.day >= st2.window_end - st2.window_days AND b.day < st2.window_end
+				 GROUP BY b.item_id, b.location_id, st2.window_end, st2.window_days) x
+		 WHERE st.tenant_id = v_tenant AND st.item_id = x.item_id AND st.location_id = x.location_id
+		   AND (x.dtotal <> 0 OR x.dsumsq <> 0)
+		RETURNING 1
+	), stats_added AS (
+		INSERT INTO oms.demand_stats (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT v_tenant, n.item_id, n.location_id, v_today, n.days,
+			   coalesce(pg_catalog.sum(b.dq) FILTER (WHERE b.day >= v_today - n.days AND b.day < v_today), 0),
+			   coalesce(pg_catalog.sum(b.dq * b.dq) FILTER (WHERE b.day >= v_today - n.days AND b.day < v_today), 0)
+		  FROM (SELECT DISTINCT b.item_id, b.location_id,
+					   oms._history_days(v_tenant, b.item_id, b.location_id) AS days
+				  FROM day_before b
+				 WHERE NOT EXISTS (SELECT FROM oms.demand_stats st
+									WHERE st.tenant_id = v_tenant AND st.item_id = b.item_id AND st.location_id = b.location_id)) n
+		  JOIN day_before b ON b.item_id = n.item_id AND b.location_id = n.location_id
+		 GROUP BY n.item_id, n.location_id, n.days
+		ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING
+		RETURNING 1
 	)
 	SELECT coalesce(pg_catalog.sum(s.deltas), 0) INTO v_rows FROM summed s;
+	-- A new day (or stale rows): the windows move (the days that enter and leave them).
+	IF EXISTS (SELECT FROM oms.demand_stats st WHERE st.tenant_id = v_tenant AND st.window_end IS DISTINCT FROM v_today) THEN
+		PERFORM oms.refresh_demand_stats();
+	END IF;
 	RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION oms.compact_demand_history() IS 'Folds the current tenant''s oms.demand_deltas into oms.demand_history; returns the number of deltas folded (the scheduled job "demand_history" runs it)';
+COMMENT ON FUNCTION oms.compact_demand_history() IS 'Folds the current tenant''s oms.demand_deltas into oms.demand_history and its per SKU-location statistics (oms.demand_stats); returns the number of deltas folded (the scheduled job "demand_history" runs it)';
+
+-- Moves every statistics row of the current tenant to the window planning reads today
+-- ([today - history_days, today), history_days of the SKU-location's policy): a row one day
+-- behind gains the day that enters and loses the one that leaves, whatever the distance (a
+-- window that moved further reads the days between, at most both windows). recompute: recompute every
+-- row from the history. Returns the rows changed. Compaction calls it once the day has changed;
+-- a replenishment run calls it before it plans.
+CREATE FUNCTION oms.refresh_demand_stats(recompute boolean DEFAULT false) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_today		date := oms.today();
+	v_default	int := (oms._policy_defaults() ->> 'history_days')::int;
+	v_rows		bigint;
+	v_stale		bigint;
+	b			record;
+BEGIN
+	PERFORM oms._lock_demand_history(v_tenant);
+	IF recompute THEN
+		DELETE FROM oms.demand_stats st WHERE st.tenant_id = v_tenant;
+		WITH pairs AS (
+			SELECT DISTINCT h.item_id, h.location_id FROM oms.demand_history h
+			 WHERE h.tenant_id = v_tenant AND h.location_id IS NOT NULL
+		), target AS (
+			SELECT p.item_id, p.location_id, coalesce(s.history_days, d.history_days, v_default) AS days
+			  FROM pairs p
+			  LEFT JOIN oms.replenishment_policies s
+				ON s.tenant_id = v_tenant AND s.location_id = p.location_id AND s.item_id = p.item_id
+			  LEFT JOIN oms.replenishment_policies d
+				ON d.tenant_id = v_tenant AND d.location_id = p.location_id AND d.item_id IS NULL
+		)
+		INSERT INTO oms.demand_stats (tenant_id, item_id, location_id, window_end, window_days, total, sumsq)
+		SELECT v_tenant, t.item_id, t.location_id, v_today, t.days,
+			   coalesce(pg_catalog.sum(x.q), 0), coalesce(pg_catalog.sum(x.q * x.q), 0)
+		  FROM target t
+		  LEFT JOIN (SELECT h.item_id, h.location_id, h.day, pg_catalog.sum(h.ordered - h.cancelled) AS q
+					   FROM oms.demand_history h
+					  WHERE h.tenant_id = v_tenant AND h.location_id IS NOT NULL
+					  GROUP BY h.item_id, h.location_id, h.day) x
+			ON x.item_id = t.item_id AND x.location_id = t.location_id
+		   AND x.day >= v_today - t.days AND x.day < v_today
+		 GROUP BY t.item_id, t.location_id, t.days
+		 ORDER BY t.item_id, t.location_id;
+		GET DIAGNOSTICS v_rows = ROW_COUNT;
+		RETURN v_rows;
+	END IF;
+
+	-- Stale rows (written around compaction): recomputed from the history.
+	UPDATE oms.demand_stats st
+	   SET window_end = v_today, window_days = x.days, total = x.total, sumsq = x.sumsq
+	  FROM (SELECT s0.item_id, s0.location_id, t.days,
+				   coalesce((SELECT pg_catalog.sum(y.q) FROM (
+								SELECT pg_catalog.sum(h.ordered - h.cancelled) AS q FROM oms.demand_history h
+								 WHERE h.tenant_id = v_tenant AND h.item_id = s0.item_id AND h.location_id = s0.location_id
+								   AND h.day >= v_today - t.days AND h.day < v_today
+								 GROUP BY h.day) y), 0) AS total,
+				   coalesce((SELECT pg_catalog.sum(y.q * y.q) FROM (
+								SELECT pg_catalog.sum(h.ordered - h.cancelled) AS q FROM oms.demand_history h
+								 WHERE h.tenant_id = v_tenant AND h.item_id = s0.item_id AND h.location_id = s0.location_id
+								   AND h.day >= v_today - t.days AND h.day < v_today
+								 GROUP BY h.day) y), 0) AS sumsq
+			  FROM oms.demand_stats s0
+			 CROSS JOIN LATERAL (SELECT oms._history_days(v_tenant, s0.item_id, s0.location_id) AS days) t
+			 WHERE s0.tenant_id = v_tenant AND s0.window_end IS NULL) x
+	 WHERE st.tenant_id = v_tenant AND st.item_id = x.item_id AND st.location_id = x.location_id;
+	GET DIAGNOSTICS v_stale = ROW_COUNT;
+
+	-- The rows whose window is not today's, with their old window [os, oe) and the new [ns, ne).
+	CREATE TEMP TABLE pg_temp.oms_stats_moves ON COMMIT DROP AS
+	SELECT t.item_id, t.location_id, t.window_end - t.window_days AS os, t.window_end AS oe,
+		   v_today - t.days AS ns, v_today AS ne, t.days
+	  FROM (SELECT st.item_id, st.location_id, st.window_end, st.window_days,
+				   coalesce(s.history_days, d.history_days, v_default) AS days
+			  FROM oms.demand_stats st
+			  LEFT JOIN oms.replenishment_policies s
+				ON s.tenant_id = v_tenant AND s.location_id = st.location_id AND s.item_id = st.item_id
+			  LEFT JOIN oms.replenishment_policies d
+				ON d.tenant_id = v_tenant AND d.location_id = st.location_id AND d.item_id IS NULL
+			 WHERE st.tenant_id = v_tenant) t
+	 WHERE t.window_end <> v_today OR t.window_days <> t.days;
+	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	IF v_rows = 0 THEN
+		DROP TABLE pg_temp.oms_stats_moves;
+		RETURN v_stale;
+	END IF;
+	ANALYZE pg_temp.oms_stats_moves;
+	-- Only the days at the two edges change: [min(os, ns), max(os, ns)) and [min(oe, ne),
+	-- max(oe, ne)); a day counts +1 when only the new window holds it, -1 when only the old one does.
+	SELECT min(LEAST(m.os, m.ns)) AS lo1, max(GREATEST(m.os, m.ns)) AS hi1,
+		   min(LEAST(m.oe, m.ne)) AS lo2, max(GREATEST(m.oe, m.ne)) AS hi2
+	  INTO b FROM pg_temp.oms_stats_moves m;
+	UPDATE oms.demand_stats st
+	   SET window_end = m.ne, window_days = m.days,
+		   total = st.total + coalesce(c.dtotal, 0), sumsq = st.sumsq + coalesce(c.dsumsq, 0)
+	  FROM pg_temp.oms_stats_moves m
+	  LEFT JOIN (SELECT y.item_id, y.location_id, pg_catalog.sum(y.sign * y.q) AS dtotal,
+						pg_catalog.sum(y.sign * y.q * y.q) AS dsumsq
+				   FROM (SELECT m2.item_id, m2.location_id, h.day,
+								(h.day >= m2.ns AND h.day < m2.ne)::int - (h.day >= m2.os AND h.day < m2.oe)::int AS sign,
+								pg_catalog.sum(h.ordered - h.cancelled) AS q
+						   FROM oms.demand_history h
+						   JOIN pg_temp.oms_stats_moves m2 ON m2.item_id = h.item_id AND m2.location_id = h.location_id
+						  WHERE h.tenant_id = v_tenant
+							AND ((h.day >= b.lo1 AND h.day < b.hi1) OR (h.day >= b.lo2 AND h.day < b.hi2))
+							AND ((h.day >= LEAST(m2.os, m2.ns) AND h.day < GREATEST(m2.os, m2.ns))
+								 OR (h.day >= LEAST(m2.oe, m2.ne) AND h.day < GREATEST(m2.oe, m2.ne)))
+						  GROUP BY m2.item_id, m2.location_id, h.day, m2.ns, m2.ne, m2.os, m2.oe) y
+				  WHERE y.sign <> 0
+				  GROUP BY y.item_id, y.location_id) c
+		ON c.item_id = m.item_id AND c.location_id = m.location_id
+	 WHERE st.tenant_id = v_tenant AND st.item_id = m.item_id AND st.location_id = m.location_id;
+	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	DROP TABLE pg_temp.oms_stats_moves;
+	RETURN v_stale + v_rows;
+END
+$$;
+COMMENT ON FUNCTION oms.refresh_demand_stats(boolean) IS 'Moves the current tenant''s demand statistics (oms.demand_stats) to the windows planning reads today (adding the days that enter, subtracting those that leave); recompute: recomputes them from oms.demand_history; returns the rows changed';
 
 CREATE FUNCTION oms.rebuild_demand_history("from" date DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql
@@ -187,6 +421,7 @@ DECLARE
 	v_rows		bigint;
 BEGIN
 	PERFORM oms._lock_demand_history(v_tenant);
+	PERFORM pg_catalog.set_config('oms._stats_kept', 'on', true);
 	DELETE FROM oms.demand_history h
 	 WHERE h.tenant_id = v_tenant AND ($1 IS NULL OR h.day >= $1);
 	-- One statement, one snapshot: an order committed before it is counted from its lines and its
@@ -206,6 +441,8 @@ BEGIN
 	   AND ($1 IS NULL OR o.placed_at >= ($1::timestamp AT TIME ZONE 'UTC'))
 	 GROUP BY l.tenant_id, l.item_id, l.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
 	GET DIAGNOSTICS v_rows = ROW_COUNT;
+	-- The statistics follow the summary they are kept from.
+	PERFORM oms.refresh_demand_stats(true);
 	RETURN v_rows;
 END
 $$;
@@ -266,3 +503,4 @@ COMMENT ON FUNCTION oms._payload_placed_at(jsonb) IS 'Internal: the placed_at of
 
 SELECT pg_catalog.pg_extension_config_dump('oms.demand_history', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.demand_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_stats', '');

@@ -64,6 +64,20 @@ CREATE FUNCTION oms._policy_defaults() RETURNS jsonb
 			 "update_safety_stock": false, "rebalance": true, "auto_send": false}'::jsonb;
 COMMENT ON FUNCTION oms._policy_defaults() IS 'The built-in replenishment policy settings that policies inherit when neither the SKU nor the location default sets them';
 
+-- The days of history that planning reads for a SKU at a location: its policy's history_days,
+-- else the location default's, else the built-in 90.
+CREATE FUNCTION oms._history_days(p_tenant int, p_item int, p_location int) RETURNS int
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+	RETURN coalesce((SELECT coalesce(s.history_days, d.history_days)
+					   FROM (SELECT 1) one
+					   LEFT JOIN oms.replenishment_policies s
+						 ON s.tenant_id = p_tenant AND s.location_id = p_location AND s.item_id = p_item
+					   LEFT JOIN oms.replenishment_policies d
+						 ON d.tenant_id = p_tenant AND d.location_id = p_location AND d.item_id IS NULL),
+					(oms._policy_defaults() ->> 'history_days')::int);
+COMMENT ON FUNCTION oms._history_days(int, int, int) IS 'Internal: the days of demand history planning reads for an item at a location (its policy, the location default, else 90)';
+
 -- The supplier named by a code: a row of oms.suppliers, else a vendor location (which then gets
 -- its supplier row); 22023 otherwise.
 CREATE FUNCTION oms._supplier_id(p_tenant int, p_code text) RETURNS int

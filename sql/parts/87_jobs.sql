@@ -123,6 +123,8 @@ BEGIN
 							  error = 'the run ended without finishing (server restart or backend terminated)'
 	 WHERE r.tenant_id = v_tenant AND r.job = v_job AND r.status = 'running';
 	IF v_job = 'replenishment' THEN
+		-- The demand statistics in today's windows before the batches read them.
+		PERFORM oms.refresh_demand_stats();
 		SELECT min(i.id), max(i.id) INTO v_from, v_max FROM oms.items i WHERE i.tenant_id = v_tenant;
 	ELSE
 		v_batch := 1;
@@ -155,6 +157,10 @@ BEGIN
 	END IF;
 	IF r.next_item IS NULL OR r.next_item > r.last_item THEN
 		RETURN false;
+	END IF;
+	-- The pause between batches (oms.job_batch_pause), before this batch takes any lock.
+	IF r.progress_done > 0 AND current_setting('oms.job_batch_pause') NOT IN ('0', '0ms') THEN
+		PERFORM pg_sleep_for(current_setting('oms.job_batch_pause')::interval);
 	END IF;
 	v_to := int4(LEAST(r.next_item::bigint + r.batch_items - 1, r.last_item));
 	BEGIN

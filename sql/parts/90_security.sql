@@ -79,6 +79,7 @@ SELECT pg_catalog.pg_extension_config_dump('oms.suppliers', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.replenishment_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.demand_history', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.demand_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.demand_stats', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.purchase_orders', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.purchase_order_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.transfer_orders', '');

@@ -161,6 +161,7 @@ BEGIN
 			('check_alerts', 'oms_operator'),
 			('run_subscriptions', 'oms_operator'),
 			('compact_demand_history', 'oms_operator'),
+			('refresh_demand_stats', 'oms_operator'),
 			('compact_bi_sales', 'oms_operator'),
 			('_job_begin', 'oms_operator'),
 			('_job_next', 'oms_operator'),

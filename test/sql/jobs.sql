@@ -67,3 +67,15 @@ RESET search_path;
 SELECT count(*) AS traps_sprung FROM regress_evil.trap_log;
 SELECT job, status FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() ORDER BY id DESC LIMIT 2;
 DROP SCHEMA regress_evil CASCADE;
+
+-- oms.job_batch_pause: a pause between committed batches (before the next takes any lock). Three
+-- batches of one item id: two pauses of 100 ms, so the run takes at least 200 ms.
+SET oms.job_batch_pause = 100;
+CALL oms.run_job('replenishment', 't_jobs', 1);
+SELECT status, progress_done, progress_total, finished_at - started_at >= interval '200 ms' AS paused
+  FROM oms.job_runs WHERE tenant_id = oms.current_tenant_id() ORDER BY id DESC LIMIT 1;
+RESET oms.job_batch_pause;
+\set VERBOSITY terse
+SET oms.job_batch_pause = -1;
+SET oms.job_batch_pause = '1h';
+\set VERBOSITY default
