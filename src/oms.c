@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/rel.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -250,7 +251,7 @@ grant_cache_register(void)
 		return;
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, grant_cache_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, grant_cache_syscache_callback, (Datum) 0);
-	CacheRegisterRelcacheCallback(grant_cache_relcache_callback, (Datum) 0);
+	oms_register_relcache_callback(grant_cache_relcache_callback);
 	grant_cache_registered = true;
 }
 
@@ -444,6 +445,53 @@ oms_check_tenant(int32 tenant_id)
 PG_FUNCTION_INFO_V1(oms_tenant_grants_changed);
 
 /*
+ * PostgreSQL has room for ten relcache callbacks per backend, and Citus takes several: oms's
+ * modules share one, which calls each of theirs.
+ */
+#define OMS_RELCACHE_CALLBACKS 8
+static void (*relcache_callbacks[OMS_RELCACHE_CALLBACKS]) (Datum arg, Oid relid);
+static int	relcache_callback_count = 0;
+
+static void
+oms_relcache_dispatch(Datum arg, Oid relid)
+{
+	for (int i = 0; i < relcache_callback_count; i++)
+		relcache_callbacks[i] (arg, relid);
+}
+
+void
+oms_register_relcache_callback(void (*callback) (Datum arg, Oid relid))
+{
+	if (relcache_callback_count == 0)
+		CacheRegisterRelcacheCallback(oms_relcache_dispatch, (Datum) 0);
+	if (relcache_callback_count >= OMS_RELCACHE_CALLBACKS)
+		elog(FATAL, "oms: out of relcache callback slots");
+	relcache_callbacks[relcache_callback_count++] = callback;
+}
+
+/*
+ * On a Citus cluster a trigger fires on a shard (oms.tenant_grants_102009, say), while backends
+ * keep what they cached under the table's own name: invalidate that relation too.
+ */
+void
+oms_invalidate_shell(Relation shard)
+{
+	const char *name = RelationGetRelationName(shard);
+	const char *cut = strrchr(name, '_');
+	Oid			nsp = RelationGetNamespace(shard);
+	Oid			shell;
+	char	   *shell_name;
+
+	if (cut == NULL || cut[1] == '\0' || strspn(cut + 1, "0123456789") != strlen(cut + 1))
+		return;
+	shell_name = pnstrdup(name, cut - name);
+	shell = get_relname_relid(shell_name, nsp);
+	if (OidIsValid(shell) && shell != RelationGetRelid(shard))
+		CacheInvalidateRelcacheByRelid(shell);
+	pfree(shell_name);
+}
+
+/*
  * Trigger oms._tenant_grants_changed(), after any change of oms.tenant_grants: a relcache
  * invalidation of the table, so that every backend drops its cached grant (grant_cache).
  */
@@ -455,6 +503,7 @@ oms_tenant_grants_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "oms: _tenant_grants_changed must be called as a trigger");
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	oms_invalidate_shell(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }
 

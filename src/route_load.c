@@ -1204,7 +1204,7 @@ static_cache_register(void)
 	nsp = get_namespace_oid("oms", false);
 	static_cache_rels[0] = get_relname_relid("locations", nsp);
 	static_cache_rels[1] = get_relname_relid("country_centroids", nsp);
-	CacheRegisterRelcacheCallback(static_cache_callback, (Datum) 0);
+	oms_register_relcache_callback(static_cache_callback);
 	static_cache_registered = true;
 }
 
@@ -1285,6 +1285,7 @@ oms_routing_data_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "oms: _routing_data_changed must be called as a trigger");
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	oms_invalidate_shell(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }
 

@@ -82,13 +82,16 @@ COMMENT ON FUNCTION oms._units_value(numeric, int, numeric, numeric, int) IS 'In
 
 -- The rate of a country and class on a day (NULL: none).
 CREATE FUNCTION oms._tax_rate(p_tenant int, p_country text, p_class text, p_day date) RETURNS numeric
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT r.rate FROM oms.tax_rates r
 	 WHERE r.tenant_id = p_tenant AND r.country = p_country AND r.tax_class = p_class AND r.valid_from <= p_day
-	 ORDER BY r.valid_from DESC LIMIT 1;
-END;
+	 ORDER BY r.valid_from DESC LIMIT 1);
+END
+$$;
 COMMENT ON FUNCTION oms._tax_rate(int, text, text, date) IS 'Internal: the tax rate of a country and class valid on a day, NULL when there is none';
 
 -- Called by oms._order_placed (72_placed.sql) for a new order: one read of the channel for an

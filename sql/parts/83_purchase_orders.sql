@@ -237,9 +237,10 @@ COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: alloca
 -- Locks the orders that a receipt of these items at this location may serve, by id, before any
 -- stock row is locked (the order cancel_order takes: order, then stock).
 CREATE FUNCTION oms._lock_waiting_orders(p_tenant int, p_items int[], p_location int) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	SELECT pg_catalog.count(*) FROM (
 		SELECT o.id FROM oms.orders o
 		 WHERE o.tenant_id = p_tenant
@@ -249,7 +250,8 @@ BEGIN ATOMIC
 						   AND (l.location_id = p_location OR l.location_id IS NULL))
 		 ORDER BY o.id
 		 FOR UPDATE) x;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._lock_waiting_orders(int, int[], int) IS 'Internal: locks, in id order, the orders whose backorders a receipt of these items at this location may serve';
 
 -- Units arriving at a location: on_hand grows (with its movement), then the waiting backorders

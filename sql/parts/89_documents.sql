@@ -284,9 +284,12 @@ COMMENT ON FUNCTION oms._write_document(int, oms.orders, text, bigint, text, jso
 CREATE FUNCTION oms._invoiced(p_tenant int, p_order bigint)
 	RETURNS TABLE (line_no int, tax_rate numeric, invoiced_qty bigint, credited_qty bigint,
 				   open_gross numeric, open_tax numeric, invoiced_gross numeric, invoiced_tax numeric)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT coalesce(il.line_no, 0), il.tax_rate,
 		   coalesce(sum(il.qty) FILTER (WHERE i.kind = 'invoice'), 0)::bigint,
 		   coalesce(-sum(il.qty) FILTER (WHERE i.kind = 'credit_note'), 0)::bigint,
@@ -297,7 +300,8 @@ BEGIN ATOMIC
 	  JOIN oms.invoice_lines il ON il.tenant_id = i.tenant_id AND il.invoice_id = i.id
 	 WHERE i.tenant_id = p_tenant AND i.order_id = p_order
 	 GROUP BY coalesce(il.line_no, 0), il.tax_rate;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._invoiced(int, bigint) IS 'Internal: per order line (0: shipping and adjustments) and tax rate, units invoiced and credited and the gross and tax still invoiced after credit notes';
 
 CREATE FUNCTION oms._issue_invoice(p_tenant int, o oms.orders, p_capture boolean) RETURNS bigint
@@ -874,36 +878,46 @@ COMMENT ON FUNCTION oms._label(text, text, text[], text[], text[], text, boolean
 
 -- The ship-to of an order as lines (the store for click & collect).
 CREATE FUNCTION oms._ship_to_lines(p_tenant int, o oms.orders) RETURNS text[]
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
 	RETURN CASE WHEN o.pickup_location_id IS NOT NULL
 				THEN (SELECT array_remove(ARRAY[coalesce(o.customer_name, o.customer_ref), 'c/o ' || l.name,
 												nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
 						FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id)
 				ELSE CASE WHEN o.ship_to ? 'name' THEN '{}'::text[] ELSE array_remove(ARRAY[o.customer_name], NULL) END
 					 || oms._address_lines(o.ship_to) END;
+END
+$$;
 COMMENT ON FUNCTION oms._ship_to_lines(int, oms.orders) IS 'Internal: the printable ship-to of an order (customer and store for click & collect)';
 
 -- A location as lines (a label's ship-from).
 CREATE FUNCTION oms._location_lines(p_tenant int, p_location int) RETURNS text[]
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT array_remove(ARRAY[coalesce(nullif(d.seller ->> 'name', ''), l.name), l.name,
 							  nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
 	  FROM oms.locations l
 	  LEFT JOIN oms.document_settings d ON d.tenant_id = l.tenant_id
-	 WHERE l.tenant_id = p_tenant AND l.id = p_location;
-END;
+	 WHERE l.tenant_id = p_tenant AND l.id = p_location);
+END
+$$;
 COMMENT ON FUNCTION oms._location_lines(int, int) IS 'Internal: the printable address of a location, under the seller''s name';
 
 -- A package's number within its order (1, 2, ... in packing order), as slips and labels print it.
 CREATE FUNCTION oms._package_no(p_tenant int, s oms.shipments) RETURNS bigint
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
-	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id;
-END;
+AS $$
+BEGIN
+	RETURN (
+	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id);
+END
+$$;
 COMMENT ON FUNCTION oms._package_no(int, oms.shipments) IS 'Internal: the number of a package within its order (1 for the first packed)';
 
 CREATE FUNCTION oms.packing_slip(shipment_id bigint, format text DEFAULT 'html') RETURNS text

@@ -44,12 +44,16 @@ CREATE FUNCTION oms.bi_today() RETURNS date
 COMMENT ON FUNCTION oms.bi_today() IS 'Today for the BI views'' rolling periods: the setting oms.today when set, else the current date';
 
 CREATE FUNCTION oms.bi_rate(p_day date, p_currency char(3)) RETURNS numeric
-	LANGUAGE sql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
 	RETURN CASE WHEN p_currency = oms.reporting_currency() THEN 1::numeric
 				ELSE (SELECT r.rate FROM oms.exchange_rates r
 					   WHERE r.rate_date = p_day AND r.from_currency = p_currency
 						 AND r.to_currency = oms.reporting_currency()) END;
+END
+$$;
 COMMENT ON FUNCTION oms.bi_rate(date, char) IS 'Rate from a currency to the reporting currency on a day: 1 for the reporting currency itself, NULL when oms.exchange_rates has no rate for that day (never a guessed 1.0)';
 
 CREATE TABLE oms.bi_sales_daily (
@@ -112,18 +116,47 @@ CREATE FUNCTION oms._bi_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	INSERT INTO oms.bi_sales_deltas
-	SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
-		   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-		   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
-		   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
-		   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
-		   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
-		   pg_catalog.sum(n.qty_returned * n.unit_price)
-	  FROM new_lines n
-	  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
-	 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
+			   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
+			   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
+			   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
+			   pg_catalog.sum(n.qty_returned * n.unit_price)
+		  FROM new_lines n
+		  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
+				   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
+				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
+				   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
+				   pg_catalog.sum(n.qty_returned * n.unit_price)
+			  FROM new_lines n
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+			 WHERE n.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
@@ -133,28 +166,67 @@ CREATE FUNCTION oms._bi_lines_updated() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	INSERT INTO oms.bi_sales_deltas
-	SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
-		   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-		   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
-		   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
-		   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
-	  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
-				   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
-				   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
-				   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
-			  FROM new_lines n
-			UNION ALL
-			SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
-				   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
-				   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
-			  FROM old_lines d) c
-	  JOIN oms.orders o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
-	 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-	HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
-		OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
-		OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0;
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
+			   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+			   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+		  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
+					   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
+					   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
+					   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
+				  FROM new_lines n
+				UNION ALL
+				SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
+					   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
+					   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
+				  FROM old_lines d) c
+		  JOIN oms.orders o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+		HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
+			OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
+						   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
+						   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
+						   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
+					  FROM new_lines n
+					UNION ALL
+					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
+						   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
+						   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
+					  FROM old_lines d) c
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+			 WHERE c.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
+				OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
@@ -164,17 +236,45 @@ CREATE FUNCTION oms._bi_lines_deleted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	INSERT INTO oms.bi_sales_deltas
-	SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
-		   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-		   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
-		   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
-		   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
-		   -pg_catalog.sum(d.qty_returned * d.unit_price)
-	  FROM old_lines d
-	  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
-	 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
+			   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
+			   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
+			   -pg_catalog.sum(d.qty_returned * d.unit_price)
+		  FROM old_lines d
+		  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
+				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
+				   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
+				   -pg_catalog.sum(d.qty_returned * d.unit_price)
+			  FROM old_lines d
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+			 WHERE d.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
