@@ -10,6 +10,7 @@ DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_state		oms.order_state;
 	v_blocking	oms.line_state;
+	v_payload	jsonb;
 	r			record;
 BEGIN
 	IF reason IS NULL OR btrim(reason) = '' THEN
@@ -58,15 +59,18 @@ BEGIN
 	UPDATE oms.orders o SET state = 'cancelled'
 		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
-	INSERT INTO oms.events (tenant_id, order_id, type, payload)
-	SELECT v_tenant, cancel_order.order_id, 'cancelled',
-		   oms._order_header(v_tenant, cancel_order.order_id)
+	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
+	-- inside another.
+	v_payload := oms._order_header(v_tenant, cancel_order.order_id);
+	v_payload := v_payload
 		   || jsonb_build_object('reason', cancel_order.reason,
 				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
 															  'qty', l.qty_cancelled) ORDER BY l.line_no)
 							FROM oms.order_lines l
 							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
 						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	VALUES (v_tenant, cancel_order.order_id, 'cancelled', v_payload);
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;

@@ -266,7 +266,7 @@ BEGIN
 	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
 		VALUES (p_tenant, p_item, p_location, p_qty)
 		ON CONFLICT (tenant_id, item_id, location_id)
-		DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
+		DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
 		RETURNING s.on_hand INTO on_hand;
 	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
 		VALUES (p_tenant, p_item, p_location, p_kind, p_qty, on_hand, p_reason, p_reference, oms._actor());

@@ -121,7 +121,7 @@ BEGIN
 		 ORDER BY c.kind, c.subject
 		ON CONFLICT (tenant_id, kind, subject) WHERE resolved_at IS NULL
 		DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, details = EXCLUDED.details,
-					  checked_at = pg_catalog.now()
+					  checked_at = EXCLUDED.checked_at
 		RETURNING (a.xmax = 0) AS inserted
 	), ended AS (
 		UPDATE oms.alerts a SET resolved_at = pg_catalog.now(), checked_at = pg_catalog.now()

@@ -248,7 +248,7 @@ BEGIN
 			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
 				VALUES (v_tenant, v_req.item_id, v_loc, v_req.qty)
 				ON CONFLICT (tenant_id, item_id, location_id)
-				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = now()
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
 				RETURNING s.on_hand INTO v_on_hand;
 			INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
 				VALUES (v_tenant, v_req.item_id, v_loc, 'return', v_req.qty, v_on_hand,

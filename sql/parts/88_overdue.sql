@@ -25,6 +25,7 @@ CREATE FUNCTION oms.raise_overdue_events(batch int DEFAULT 100) RETURNS int
 AS $$
 DECLARE
 	v_n		int := 0;
+	v_header	jsonb;
 	r		record;
 BEGIN
 	IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
@@ -58,9 +59,11 @@ BEGIN
 			   AND l.state NOT IN ('cancelled', 'shipped', 'delivered', 'returned', 'partially_returned')
 			ON CONFLICT DO NOTHING
 			RETURNING line_no)
+		-- The header is read first: on Citus a query of a distributed table cannot run inside another.
+		v_header := oms._order_header(r.tenant_id, r.order_id);
 		INSERT INTO oms.events (tenant_id, order_id, type, payload)
 		SELECT r.tenant_id, r.order_id, 'delayed',
-			   oms._order_header(r.tenant_id, r.order_id)
+			   v_header
 			   || jsonb_build_object('lines', jsonb_agg(jsonb_build_object(
 					'line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty - l.qty_cancelled - l.qty_shipped,
 					'promised_date', l.promised_date, 'state', l.state::text) ORDER BY l.line_no))

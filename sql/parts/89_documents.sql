@@ -93,6 +93,8 @@ CREATE FUNCTION oms._documents_immutable() RETURNS trigger
 AS $$
 DECLARE
 	v_old	jsonb;
+	-- the table's name, also on a shard of a Citus cluster (invoices_102550: invoices)
+	v_table	text := pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
 BEGIN
 	IF TG_OP = 'INSERT' THEN	-- lines: only while their document is not numbered
 		IF EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = NEW.tenant_id AND i.id = NEW.invoice_id
@@ -103,13 +105,13 @@ BEGIN
 		RETURN NEW;
 	END IF;
 	v_old := pg_catalog.to_jsonb(OLD);
-	IF TG_TABLE_NAME = 'invoices' AND TG_OP = 'UPDATE' THEN
+	IF v_table = 'invoices' AND TG_OP = 'UPDATE' THEN
 		IF v_old ->> 'number' IS NULL AND pg_catalog.to_jsonb(NEW) ->> 'number' IS NOT NULL
 		   AND (pg_catalog.to_jsonb(NEW) - 'number' - 'seq') = (v_old - 'number' - 'seq') THEN
 			RETURN NEW;		-- the numbering of a document being issued
 		END IF;
 	END IF;
-	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, TG_TABLE_NAME
+	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, v_table
 		USING ERRCODE = 'OM013',
 		      DETAIL = format('Document %s.', coalesce(v_old ->> 'number', v_old ->> 'invoice_id', v_old ->> 'id')),
 		      HINT = 'An invoice is corrected by a credit note, never edited or deleted.';
@@ -238,6 +240,7 @@ DECLARE
 	v_id		bigint;
 	v_number	text;
 	v_tot		record;
+	v_address	jsonb := o.ship_to;
 BEGIN
 	SELECT * INTO s FROM oms.document_settings d WHERE d.tenant_id = p_tenant;
 	IF NOT FOUND THEN
@@ -245,6 +248,13 @@ BEGIN
 	END IF;
 	SELECT sum(x.net) AS net, sum(x.tax) AS tax, sum(x.gross) AS gross INTO v_tot
 		FROM jsonb_to_recordset(p_lines) x(net numeric, tax numeric, gross numeric);
+	-- Read before the INSERT: Citus takes no subquery in an INSERT's VALUES.
+	IF o.pickup_location_id IS NOT NULL THEN
+		SELECT jsonb_strip_nulls(jsonb_build_object('pickup', l.code, 'name', l.name, 'city', l.city,
+													 'postal_code', l.postal_code, 'country', l.country))
+		  INTO v_address
+		  FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id;
+	END IF;
 
 	INSERT INTO oms.invoices (tenant_id, kind, series, order_id, credited_invoice_id, currency, tax_mode,
 							  seller, buyer, address, reason, net, tax, gross)
@@ -254,11 +264,7 @@ BEGIN
 				o.id, p_credited, o.currency, o.tax_mode, s.seller,
 				jsonb_strip_nulls(jsonb_build_object('ref', o.customer_ref, 'name', o.customer_name, 'email', o.customer_email,
 													 'phone', o.customer_phone)),
-				CASE WHEN o.pickup_location_id IS NOT NULL
-					 THEN (SELECT jsonb_strip_nulls(jsonb_build_object('pickup', l.code, 'name', l.name, 'city', l.city,
-																	  'postal_code', l.postal_code, 'country', l.country))
-							 FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id)
-					 ELSE o.ship_to END,
+				v_address,
 				p_reason, v_tot.net, v_tot.tax, v_tot.gross)
 		RETURNING id INTO v_id;
 	INSERT INTO oms.invoice_lines (tenant_id, invoice_id, position, line_no, sku, description, qty, unit_price,

@@ -11,6 +11,12 @@
 -- to the form without the tenant, so both behave alike and the tenant is checked the same way
 -- (oms_tenant_id(), 42501 for a tenant the caller may not act for). The forms take no parameter
 -- defaults: with them a call of the existing form could match both.
+-- On Citus the call runs on the tenant's node, where oms's functions call helpers that read the
+-- tenant's tables from inside other queries of them. Citus refuses such nested queries unless
+-- citus.allow_nested_distributed_execution is on, because a nested query sent to another node
+-- would not see the transaction's own writes; here every query names the one tenant of the call,
+-- whose shards are all on this node, so they all run locally in the same transaction. The forms
+-- set it for their own duration only (a SET clause; a mere placeholder without Citus).
 
 CREATE FUNCTION oms.tenant_id(code text) RETURNS int
 	LANGUAGE plpgsql STABLE
@@ -114,7 +120,8 @@ BEGIN
 END
 $f$, v_proc.result, v_call);
 		END IF;
-		EXECUTE pg_catalog.format('CREATE FUNCTION oms.%I(%s) RETURNS %s LANGUAGE plpgsql SET search_path = oms, pg_catalog AS %L',
+		EXECUTE pg_catalog.format('CREATE FUNCTION oms.%I(%s) RETURNS %s LANGUAGE plpgsql SET search_path = oms, pg_catalog'
+								  ' SET citus.allow_nested_distributed_execution = on AS %L',
 								  v_proc.proname, v_args, v_proc.result, v_body);
 		EXECUTE pg_catalog.format('COMMENT ON FUNCTION oms.%I(%s) IS %L', v_proc.proname, v_args,
 								  pg_catalog.format('oms.%s for the tenant with this id (Citus routes the call to the tenant''s node); see oms.%s(%s)',
@@ -219,6 +226,52 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._supply_detach() IS 'Internal: trigger before a supply row is deleted on Citus: its purchase order and transfer lines no longer point to it (what ON DELETE SET NULL (supply_id) does on one node)';
+
+-- Ids unique across nodes. A sequence is per node, and a tenant's rows are written on its node
+-- (the tenant-explicit forms run there): each node draws from its own range, chosen by its Citus
+-- group id g (0 on the coordinator): bigint sequences from g * 2^48, as Citus does itself for
+-- the sequences it creates, int sequences (catalogue rows, mostly written through the
+-- coordinator) from g * 2^26. Run on every node by oms.distribute(); a node already in its range
+-- keeps its position.
+CREATE FUNCTION oms._node_sequences() RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_group		bigint;
+	v_seq		record;
+	v_shift		int;
+	v_first		bigint;
+	v_last		bigint;
+	v_count		int := 0;
+BEGIN
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO v_group;
+	PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+	FOR v_seq IN
+		SELECT c.relname, s.seqtypid, s.seqmin, s.seqmax
+		  FROM pg_catalog.pg_sequence s
+		  JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+		 WHERE c.relnamespace = 'oms'::regnamespace AND s.seqtypid IN ('int4'::regtype, 'int8'::regtype)
+		 ORDER BY c.relname
+	LOOP
+		v_shift := CASE WHEN v_seq.seqtypid = 'int8'::regtype THEN 48 ELSE 26 END;
+		v_first := (v_group << v_shift) + 1;
+		v_last := ((v_group + 1) << v_shift) - 1;
+		IF v_seq.seqmin = v_first AND v_seq.seqmax = v_last THEN
+			CONTINUE;
+		END IF;
+		IF v_group = 0 THEN
+			EXECUTE pg_catalog.format('ALTER SEQUENCE oms.%I MAXVALUE %s', v_seq.relname, v_last);
+		ELSE
+			EXECUTE pg_catalog.format('ALTER SEQUENCE oms.%I MINVALUE %s MAXVALUE %s START %s RESTART',
+									  v_seq.relname, v_first, v_last, v_first);
+		END IF;
+		v_count := v_count + 1;
+	END LOOP;
+	RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION oms._node_sequences() IS 'Internal: puts the sequences of schema oms on this Citus node in the node''s own range (bigint from group * 2^48, int from group * 2^26), so that ids stay unique across nodes';
 
 CREATE FUNCTION oms.distribute(shard_count int DEFAULT 32)
 	RETURNS TABLE (table_name text, distribution text)
@@ -382,6 +435,9 @@ BEGIN
 		END LOOP;
 	END IF;
 
+	-- Every node's sequences in its own range.
+	PERFORM run_command_on_all_nodes('SELECT oms._node_sequences()');
+
 	-- Every tenant-explicit form: its call goes whole to the node of its first argument.
 	FOR v_proc IN
 		SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
@@ -412,7 +468,8 @@ COMMENT ON FUNCTION oms.distribute(int) IS 'Distributes oms on Citus (12 or late
 REVOKE ALL ON FUNCTION oms.distribute(int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_entry_points(),
-	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach() FROM PUBLIC;
+	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
+	oms._node_sequences() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
 	TO oms_operator, oms_store, oms_app, oms_storefront;
 REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
