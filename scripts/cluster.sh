@@ -33,7 +33,7 @@ start)
 		echo "cron.database_name = '$db'"
 		echo "oms.database = '$db'"
 		# Settings of a caller (the Citus nodes: citus first in shared_preload_libraries).
-		[ -n "${OMS_EXTRA_CONF:-}" ] && cat "$OMS_EXTRA_CONF"
+		if [ -n "${OMS_EXTRA_CONF:-}" ]; then cat "$OMS_EXTRA_CONF"; fi
 	} | as_pg tee -a "$data/postgresql.conf" >/dev/null
 	# The server must not inherit our open files: under `flock /tmp/oms-test.lock make ...` it
 	# would hold the lock for as long as it runs (a demo cluster: until make demo-stop).

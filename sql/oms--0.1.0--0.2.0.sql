@@ -456,3 +456,1923 @@ CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
 CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
+
+-- ===== Citus scale-out (session 4): oms.distribute(), the tenant-explicit API forms, and the
+-- statements Citus cannot run in their former shape, rewritten (same results on one node):
+-- SQL-language helpers become PL/pgSQL (Citus plans no parameters of SQL functions), the order
+-- line triggers read the orders apart from their transition tables on a shard, upserts take
+-- EXCLUDED columns instead of now(), documents read their address before the INSERT.
+CREATE OR REPLACE FUNCTION oms._events_to_announce(after bigint)
+	RETURNS TABLE (tenant text, up_to bigint)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH safe AS (
+		SELECT pg_catalog.max(m.id) AS up_to
+		  FROM oms.tenants t
+		 CROSS JOIN LATERAL (
+			SELECT e.id FROM oms.events e
+			 WHERE e.tenant_id = t.id AND e.id > after
+			   AND e.xid_horizon OPERATOR(pg_catalog.<=) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+			 ORDER BY e.id DESC LIMIT 1) m)
+	SELECT t.code, s.up_to
+	  FROM safe s, oms.tenants t
+	 WHERE s.up_to IS NOT NULL
+	   AND EXISTS (SELECT FROM oms.events e WHERE e.tenant_id = t.id AND e.id > after AND e.id <= s.up_to)
+	 ORDER BY t.code;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.adjust_stock(sku text, location text, delta bigint, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, sku);
+	v_loc		int := oms._location_id(v_tenant, location);
+	v_new		bigint;
+	v_old		bigint;
+	v_reserved	bigint;
+BEGIN
+	PERFORM oms._check_reason(reason);
+	IF delta IS NULL OR delta = 0 OR delta NOT BETWEEN -1000000000000 AND 1000000000000 THEN	-- (abs(-2^63) overflows)
+		RAISE EXCEPTION 'invalid delta % for SKU "%" at location "%"', coalesce(delta::text, 'NULL'), sku, location
+			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0 and at most 10^12 either way: +5 for found units, -2 for damaged ones.';
+	END IF;
+
+	-- One statement checks and changes, so concurrent adjustments and reservations cannot race.
+	UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+		  AND s.on_hand + delta >= s.reserved
+		RETURNING s.on_hand INTO v_new;
+	IF v_new IS NULL THEN
+		SELECT s.on_hand, s.reserved INTO v_old, v_reserved
+			FROM oms.stock s
+			WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc;
+		IF v_old IS NULL AND delta > 0 THEN
+			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
+				VALUES (v_tenant, v_item, v_loc, delta)
+				ON CONFLICT (tenant_id, item_id, location_id)
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+				RETURNING s.on_hand INTO v_new;
+		ELSE
+			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below %', sku, location,
+					CASE WHEN coalesce(v_reserved, 0) > 0 THEN 'what is reserved' ELSE '0' END
+				USING ERRCODE = 'OM002',
+				      DETAIL = format('On hand %s, reserved %s, delta %s.', coalesce(v_old, 0), coalesce(v_reserved, 0), delta),
+				      HINT = 'On hand never goes below reserved or below 0; cancel or move the orders that hold this stock first.';
+		END IF;
+	END IF;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, moved_by)
+		VALUES (v_tenant, v_item, v_loc, 'adjustment', delta, v_new, reason, oms._actor());
+	RETURN v_new;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._reserve_supply(p_tenant int, p_order bigint, p_items int[], p_line int[], p_loc int[],
+									p_qty int[], p_kind text[], p_supply bigint[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no, supply_id)
+		SELECT p_tenant, p_items[p_line[n]], p_loc[n], p_qty[n], p_order, p_line[n], p_supply[n]
+		  FROM generate_subscripts(p_line, 1) n
+		 WHERE p_kind[n] = 'preorder'
+		 ORDER BY p_items[p_line[n]], p_loc[n], p_supply[n];
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._choose_locations(
+	p_tenant	int,
+	p_items		int[],
+	p_qtys		int[],
+	p_prefer	int[],		-- per line: preferred location (a hold's), or NULL
+	p_credit	bigint[],	-- per line: units already held at the preferred location
+	p_only		int			-- a pickup store: choose only it, or nothing
+) RETURNS TABLE (idx int, location_id int)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT DISTINCT ON (l.idx) l.idx::int, s.location_id
+	  FROM unnest(p_items, p_qtys, p_prefer, p_credit) WITH ORDINALITY AS l(item_id, qty, prefer, credit, idx)
+	  JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = l.item_id
+	  JOIN oms.locations loc ON loc.tenant_id = p_tenant AND loc.id = s.location_id
+	 WHERE loc.active
+	   AND (CASE WHEN p_only IS NOT NULL THEN loc.id = p_only ELSE loc.can_ship END)
+	   AND s.on_hand - s.reserved - s.safety_stock
+	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END) >= l.qty
+	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._take_capacity(p_tenant int, p_loc int[], p_day date[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r		record;
+	v_used	int;
+	v_cap	int;
+BEGIN
+	FOR r IN SELECT DISTINCT p_loc[n] AS location_id, p_day[n] AS day
+			   FROM generate_subscripts(p_loc, 1) n
+			  WHERE p_day[n] IS NOT NULL
+			  ORDER BY 1, 2
+	LOOP
+		v_used := NULL;
+		-- The capacity is read first (on Citus an upsert cannot hold a query of another table).
+		SELECT l.daily_capacity INTO v_cap FROM oms.locations l
+		 WHERE l.tenant_id = p_tenant AND l.id = r.location_id;
+		IF v_cap > 0 THEN
+			INSERT INTO oms.location_capacity_used AS u (tenant_id, location_id, day, used)
+				VALUES (p_tenant, r.location_id, r.day, 1)
+				ON CONFLICT (tenant_id, location_id, day) DO UPDATE SET used = u.used + 1
+				 WHERE u.used < v_cap
+				RETURNING u.used INTO v_used;
+		END IF;
+		IF v_used IS NULL THEN
+			RAISE EXCEPTION 'location "%" has no capacity left for %',
+					(SELECT l.code FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = r.location_id), r.day
+				USING ERRCODE = 'OM030',
+				      DETAIL = format('Its daily_capacity is %s orders.',
+									  (SELECT l.daily_capacity FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = r.location_id)),
+				      HINT = 'Route again: oms.route() skips locations whose capacity for the day is taken.';
+		END IF;
+	END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._tax_rate(p_tenant int, p_country text, p_class text, p_day date) RETURNS numeric
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT r.rate FROM oms.tax_rates r
+	 WHERE r.tenant_id = p_tenant AND r.country = p_country AND r.tax_class = p_class AND r.valid_from <= p_day
+	 ORDER BY r.valid_from DESC LIMIT 1);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._event(p_tenant int, p_order bigint, p_type text, p_payload jsonb) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	-- Read before the INSERT, not inside it: on Citus a query of a distributed table cannot run
+	-- inside another (README "Scale-out on Citus").
+	v_payload	jsonb := oms._order_header(p_tenant, p_order) || coalesce(p_payload, '{}');
+BEGIN
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+		VALUES (p_tenant, p_order, p_type, v_payload);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.cancel_order(order_id bigint, reason text) RETURNS oms.order_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_state		oms.order_state;
+	v_blocking	oms.line_state;
+	v_payload	jsonb;
+	r			record;
+BEGIN
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to cancel order %', cancel_order.order_id
+			USING ERRCODE = '22023', HINT = 'Say why (e.g. ''customer request''); it is kept in oms.order_history.';
+	END IF;
+	SELECT o.state INTO v_state FROM oms.orders o
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id
+		FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown order %', coalesce(cancel_order.order_id::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Orders are rows of oms.orders of the current tenant (setting oms.tenant).';
+	END IF;
+	IF v_state = 'cancelled' THEN
+		RETURN v_state;
+	END IF;
+
+	-- Goods that have left (or are staged for the customer) cannot be cancelled.
+	SELECT l.state INTO v_blocking FROM oms.order_lines l
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id
+		  AND (l.qty_shipped > 0 OR l.state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned'))
+		ORDER BY l.line_no LIMIT 1;
+	-- Nor can goods packed into a shipment that has not left yet: shipping it would find its
+	-- reservation gone (ship it, and return it, instead).
+	IF v_blocking IS NULL AND EXISTS (SELECT FROM oms.shipments s
+									   WHERE s.tenant_id = v_tenant AND s.order_id = cancel_order.order_id
+										 AND s.state = 'packed') THEN
+		v_blocking := 'packed';
+	END IF;
+	IF v_blocking IS NOT NULL OR v_state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned', 'closed') THEN
+		RAISE EXCEPTION 'order % cannot be cancelled: it is %', cancel_order.order_id,
+				coalesce(v_blocking::text, v_state::text)
+			USING ERRCODE = '55000',
+			      HINT = 'Only orders with nothing shipped can be cancelled; return what was shipped instead.';
+	END IF;
+
+	PERFORM pg_catalog.set_config('oms.reason', reason, true);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = v_tenant AND x.order_id = cancel_order.order_id
+			  ORDER BY x.supply_id IS NOT NULL, x.item_id, x.location_id, x.supply_id
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
+	END LOOP;
+	UPDATE oms.order_lines l SET state = 'cancelled', qty_cancelled = l.qty - l.qty_shipped
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id AND l.state <> 'cancelled';
+	UPDATE oms.orders o SET state = 'cancelled'
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
+	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
+	-- inside another.
+	v_payload := oms._order_header(v_tenant, cancel_order.order_id);
+	v_payload := v_payload
+		   || jsonb_build_object('reason', cancel_order.reason,
+				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+															  'qty', l.qty_cancelled) ORDER BY l.line_no)
+							FROM oms.order_lines l
+							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	VALUES (v_tenant, cancel_order.order_id, 'cancelled', v_payload);
+	RETURN 'cancelled'::oms.order_state;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.payment_totals(order_id bigint)
+	RETURNS TABLE (currency char(3), authorized numeric, captured numeric, refunded numeric, voided numeric,
+				   capturable numeric, refundable numeric)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT o.currency, coalesce(sum(p.authorized), 0), coalesce(sum(p.captured), 0),
+		   coalesce(sum(p.refunded), 0), coalesce(sum(p.voided), 0),
+		   coalesce(sum(p.authorized - p.captured - p.voided), 0), coalesce(sum(p.captured - p.refunded), 0)
+	  FROM oms.orders o
+	  LEFT JOIN oms.payments p ON p.tenant_id = o.tenant_id AND p.order_id = o.id
+	 WHERE o.tenant_id = oms.current_tenant_id() AND o.id = payment_totals.order_id
+	 GROUP BY o.currency;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._packed_qty(p_tenant int, p_order bigint, p_line int, p_location int) RETURNS bigint
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT coalesce(sum(sl.qty), 0)::bigint
+	  FROM oms.shipment_lines sl
+	  JOIN oms.shipments s ON s.tenant_id = sl.tenant_id AND s.id = sl.shipment_id
+	 WHERE sl.tenant_id = p_tenant AND sl.order_id = p_order AND sl.line_no = p_line
+	   AND s.state = 'packed' AND (p_location IS NULL OR s.location_id = p_location));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._shipment_lines_json(p_tenant int, p_shipment bigint) RETURNS jsonb
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT jsonb_agg(jsonb_build_object('line_no', sl.line_no, 'sku', i.sku, 'name', i.name, 'qty', sl.qty)
+					 ORDER BY sl.line_no)
+	  FROM oms.shipment_lines sl
+	  JOIN oms.order_lines l ON l.tenant_id = sl.tenant_id AND l.order_id = sl.order_id AND l.line_no = sl.line_no
+	  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+	 WHERE sl.tenant_id = p_tenant AND sl.shipment_id = p_shipment);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.ready_for_pickup(order_id bigint) RETURNS oms.order_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	o			oms.orders;
+	v_store		record;
+	v_lines		jsonb;
+	v_by		timestamptz;
+	v_state		oms.order_state;
+BEGIN
+	o := oms._lock_order(v_tenant, ready_for_pickup.order_id);
+	IF o.pickup_location_id IS NULL THEN
+		RAISE EXCEPTION 'order % is not a click & collect order', o.id
+			USING ERRCODE = '22023', HINT = 'Only orders placed with "pickup" are staged for the customer; ship the others.';
+	END IF;
+	PERFORM oms._check_not_held(v_tenant, o.id, 'staged for pickup');
+	SELECT l.code, l.name, l.city, l.pickup_days INTO v_store
+		FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = o.pickup_location_id;
+
+	PERFORM set_config('oms.reason', 'ready for pickup at ' || v_store.code, true);
+	WITH staged AS (
+		UPDATE oms.order_lines l SET state = 'ready_for_pickup'
+		 WHERE l.tenant_id = v_tenant AND l.order_id = o.id AND l.state IN ('released', 'picked', 'packed')
+		RETURNING l.line_no, l.item_id, l.qty - l.qty_cancelled - l.qty_shipped AS qty)
+	SELECT jsonb_agg(jsonb_build_object('line_no', s.line_no, 'sku', i.sku, 'name', i.name, 'qty', s.qty) ORDER BY s.line_no)
+	  INTO v_lines
+	  FROM staged s JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = s.item_id;
+	IF v_lines IS NULL THEN
+		IF o.state = 'released' AND EXISTS (SELECT FROM oms.pickups p WHERE p.tenant_id = v_tenant AND p.order_id = o.id) THEN
+			RETURN o.state;		-- staged already: a retried call changes nothing
+		END IF;
+		RAISE EXCEPTION 'order % has no released line to stage for pickup: it is %', o.id, o.state
+			USING ERRCODE = '55000', HINT = 'Release the order first (oms.release_order).';
+	END IF;
+	v_by := now() + make_interval(days => v_store.pickup_days);
+	INSERT INTO oms.pickups AS p (tenant_id, order_id, location_id, collect_by)
+		VALUES (v_tenant, o.id, o.pickup_location_id, v_by)
+		ON CONFLICT ON CONSTRAINT pickups_pkey
+		DO UPDATE SET ready_at = EXCLUDED.ready_at, collect_by = EXCLUDED.collect_by, uncollected_at = NULL;
+	v_state := oms._rollup(v_tenant, o.id);
+	PERFORM oms._event(v_tenant, o.id, 'ready_for_pickup',
+		jsonb_build_object('store', jsonb_build_object('location', v_store.code, 'name', v_store.name, 'city', v_store.city),
+						   'collect_by', v_by, 'lines', v_lines));
+	PERFORM set_config('oms.reason', '', true);
+	RETURN v_state;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._demand_lines_inserted() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.demand_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
+		SELECT n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+			   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_returned), pg_catalog.count(*)
+		  FROM new_lines n
+		  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+		 GROUP BY n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
+			SELECT n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_returned), pg_catalog.count(*)
+			  FROM new_lines n
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+			 WHERE n.tenant_id = v_tenant
+			 GROUP BY n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date) r;
+		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._demand_lines_updated() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.demand_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
+		SELECT c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+			   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.lines)
+		  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, n.qty::bigint AS qty,
+					   n.qty_cancelled::bigint AS qty_cancelled, n.qty_returned::bigint AS qty_returned, 1::bigint AS lines
+				  FROM new_lines n
+				UNION ALL
+				SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -d.qty, -d.qty_cancelled, -d.qty_returned, -1
+				  FROM old_lines d) c
+		  JOIN oms.orders o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+		 GROUP BY c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
+		HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
+			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
+			SELECT c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.lines)
+			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, n.qty::bigint AS qty,
+						   n.qty_cancelled::bigint AS qty_cancelled, n.qty_returned::bigint AS qty_returned, 1::bigint AS lines
+					  FROM new_lines n
+					UNION ALL
+					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -d.qty, -d.qty_cancelled, -d.qty_returned, -1
+					  FROM old_lines d) c
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+			 WHERE c.tenant_id = v_tenant
+			 GROUP BY c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
+			HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0) r;
+		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._demand_lines_deleted() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.demand_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
+		SELECT d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+			   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_returned), -pg_catalog.count(*)
+		  FROM old_lines d
+		  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+		 GROUP BY d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
+			SELECT d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_returned), -pg_catalog.count(*)
+			  FROM old_lines d
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+			 WHERE d.tenant_id = v_tenant
+			 GROUP BY d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date) r;
+		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._effective_policy(p_tenant int, p_location int, p_item int)
+	RETURNS TABLE (policy_id int, default_id int, method text, service_level numeric, lead_time_days numeric,
+				   lead_time_sd numeric, review_period_days numeric, history_days int, min_qty bigint,
+				   max_qty bigint, order_qty bigint, moq bigint, pack_size bigint, supplier_id int,
+				   unit_cost numeric, overstock_days numeric, update_safety_stock boolean, rebalance boolean,
+				   auto_send boolean)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT s.id, d.id,
+		   coalesce(s.method, d.method, oms._policy_defaults() ->> 'method'),
+		   coalesce(s.service_level, d.service_level, (oms._policy_defaults() ->> 'service_level')::numeric),
+		   coalesce(s.lead_time_days, d.lead_time_days, (oms._policy_defaults() ->> 'lead_time_days')::numeric),
+		   coalesce(s.lead_time_sd, d.lead_time_sd, (oms._policy_defaults() ->> 'lead_time_sd')::numeric),
+		   coalesce(s.review_period_days, d.review_period_days, (oms._policy_defaults() ->> 'review_period_days')::numeric),
+		   coalesce(s.history_days, d.history_days, (oms._policy_defaults() ->> 'history_days')::int),
+		   coalesce(s.min_qty, d.min_qty), coalesce(s.max_qty, d.max_qty), coalesce(s.order_qty, d.order_qty),
+		   coalesce(s.moq, d.moq, (oms._policy_defaults() ->> 'moq')::bigint),
+		   coalesce(s.pack_size, d.pack_size, (oms._policy_defaults() ->> 'pack_size')::bigint),
+		   coalesce(s.supplier_id, d.supplier_id), coalesce(s.unit_cost, d.unit_cost),
+		   coalesce(s.overstock_days, d.overstock_days),
+		   coalesce(s.update_safety_stock, d.update_safety_stock, (oms._policy_defaults() ->> 'update_safety_stock')::boolean),
+		   coalesce(s.rebalance, d.rebalance, (oms._policy_defaults() ->> 'rebalance')::boolean),
+		   coalesce(s.auto_send, d.auto_send, (oms._policy_defaults() ->> 'auto_send')::boolean)
+	  FROM (SELECT 1) one
+	  LEFT JOIN oms.replenishment_policies s
+		ON s.tenant_id = p_tenant AND s.location_id = p_location AND s.item_id = p_item
+	  LEFT JOIN oms.replenishment_policies d
+		ON d.tenant_id = p_tenant AND d.location_id = p_location AND d.item_id IS NULL
+	 WHERE s.id IS NOT NULL OR d.id IS NOT NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._lock_waiting_orders(p_tenant int, p_items int[], p_location int) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	SELECT pg_catalog.count(*) FROM (
+		SELECT o.id FROM oms.orders o
+		 WHERE o.tenant_id = p_tenant
+		   AND o.id IN (SELECT l.order_id FROM oms.order_lines l
+						 WHERE l.tenant_id = p_tenant AND l.item_id = ANY (p_items)
+						   AND l.state IN ('backordered', 'preordered')
+						   AND (l.location_id = p_location OR l.location_id IS NULL))
+		 ORDER BY o.id
+		 FOR UPDATE) x;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._receive_stock(p_tenant int, p_item int, p_location int, p_qty bigint, p_kind text,
+								   p_reason text, p_reference text,
+								   OUT on_hand bigint, OUT lines_allocated int, OUT units_allocated bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
+		VALUES (p_tenant, p_item, p_location, p_qty)
+		ON CONFLICT (tenant_id, item_id, location_id)
+		DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+		RETURNING s.on_hand INTO on_hand;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
+		VALUES (p_tenant, p_item, p_location, p_kind, p_qty, on_hand, p_reason, p_reference, oms._actor());
+	SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(a.qty), 0) INTO lines_allocated, units_allocated
+	  FROM oms._allocate_backorders(p_tenant, p_item, p_location) a;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._run_replenishment(p_tenant int, p_today date, p_item_from int DEFAULT NULL, p_item_to int DEFAULT NULL)
+	RETURNS TABLE (kind text, id bigint, supplier_id int, from_location_id int, location_id int, lines int, units bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+	SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+	r		record;
+	v_id	bigint;
+BEGIN
+	CREATE TEMP TABLE pg_temp.oms_proposals ON COMMIT DROP AS
+		SELECT * FROM oms._replenishment_proposals(p_tenant, p_today, p_item_from, p_item_to);
+
+	FOR r IN SELECT p.from_location_id, p.location_id, array_agg(p.item_id ORDER BY p.item_id) AS items,
+					array_agg(p.proposed_qty ORDER BY p.item_id) AS qtys, max(p.expected_date) AS expected
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'transfer'
+			  GROUP BY p.from_location_id, p.location_id ORDER BY p.from_location_id, p.location_id LOOP
+		BEGIN
+			v_id := oms._new_transfer(p_tenant, r.from_location_id, r.location_id, r.expected, 'replenishment', r.items, r.qtys);
+			kind := 'transfer'; id := v_id; supplier_id := NULL; from_location_id := r.from_location_id;
+			location_id := r.location_id; lines := cardinality(r.items);
+			units := (SELECT sum(q) FROM unnest(r.qtys) q);
+			RETURN NEXT;
+		EXCEPTION WHEN SQLSTATE 'OM002' THEN
+			-- An order took the surplus since the plan was made: the next run buys instead.
+			RAISE NOTICE 'transfer from location % to % skipped: %', r.from_location_id, r.location_id, SQLERRM;
+		END;
+	END LOOP;
+
+	FOR r IN SELECT p.supplier_id, p.location_id, p.auto_send, array_agg(p.item_id ORDER BY p.item_id) AS items,
+					array_agg(p.proposed_qty ORDER BY p.item_id) AS qtys, array_agg(p.unit_cost ORDER BY p.item_id) AS costs,
+					array_agg(p.expected_date ORDER BY p.item_id) AS dates
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'purchase' AND p.supplier_id IS NOT NULL
+			  GROUP BY p.supplier_id, p.location_id, p.auto_send ORDER BY p.supplier_id, p.location_id, p.auto_send LOOP
+		v_id := oms._new_purchase_order(p_tenant, r.supplier_id, r.location_id,
+										CASE WHEN r.auto_send THEN 'sent' ELSE 'draft' END, 'replenishment',
+										r.items, r.qtys, r.costs, r.dates);
+		kind := 'purchase_order'; id := v_id; supplier_id := r.supplier_id; from_location_id := NULL;
+		location_id := r.location_id; lines := cardinality(r.items);
+		units := (SELECT sum(q) FROM unnest(r.qtys) q);
+		RETURN NEXT;
+	END LOOP;
+
+	FOR r IN SELECT p.item_id, p.location_id, p.proposed_qty AS safety_stock
+			   FROM pg_temp.oms_proposals p WHERE p.kind = 'safety_stock'
+			  ORDER BY p.item_id, p.location_id LOOP
+		INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, safety_stock)
+			VALUES (p_tenant, r.item_id, r.location_id, r.safety_stock)
+			ON CONFLICT (tenant_id, item_id, location_id)
+			DO UPDATE SET safety_stock = EXCLUDED.safety_stock, updated_at = EXCLUDED.updated_at;
+		kind := 'safety_stock'; id := NULL; supplier_id := NULL; from_location_id := NULL;
+		location_id := r.location_id; lines := 1; units := r.safety_stock;
+		RETURN NEXT;
+	END LOOP;
+	DROP TABLE pg_temp.oms_proposals;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._alert_conditions(p_tenant int, p_today date)
+	RETURNS TABLE (kind text, severity text, subject text, item_id int, location_id int, purchase_order_id bigint,
+				   order_id bigint, message text, details jsonb)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH c AS (
+		SELECT c.*, c.on_hand - c.reserved - c.current_safety_stock AS available,
+			   CASE WHEN c.method = 'min_max' THEN c.min_qty ELSE c.reorder_point END AS low_level,
+			   i.sku
+		  FROM oms._replenishment_candidates(p_tenant, p_today) c
+		  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = c.item_id
+	)
+	SELECT CASE WHEN c.available <= 0 THEN 'stock_out' ELSE 'low_stock' END,
+		   CASE WHEN c.available <= 0 THEN 'critical' ELSE 'warning' END,
+		   c.sku || '@' || c.location_code, c.item_id, c.location_id, NULL::bigint, NULL::bigint,
+		   CASE WHEN c.available <= 0
+				THEN pg_catalog.format('SKU "%s" is out of stock at %s', c.sku, c.location_code)
+				ELSE pg_catalog.format('SKU "%s" at %s: %s available, at or below %s %s', c.sku, c.location_code,
+									   c.available, CASE WHEN c.method = 'min_max' THEN 'min' ELSE 'reorder point' END, c.low_level) END,
+		   pg_catalog.jsonb_build_object('on_hand', c.on_hand, 'reserved', c.reserved, 'safety_stock', c.current_safety_stock,
+										 'available', c.available, 'on_order', c.on_order, 'level', c.low_level)
+	  FROM c
+	 WHERE c.available <= 0 OR c.available <= c.low_level
+	UNION ALL
+	SELECT 'overstock', 'info', c.sku || '@' || c.location_code, c.item_id, c.location_id, NULL, NULL,
+		   pg_catalog.format('SKU "%s" at %s: %s on hand, above %s', c.sku, c.location_code, c.on_hand,
+							 CASE WHEN c.method = 'min_max' AND c.on_hand > c.max_qty THEN 'max ' || c.max_qty
+								  ELSE pg_catalog.round(c.overstock_days) || ' days of demand ('
+									   || pg_catalog.round((c.overstock_days::double precision * c.demand_mean)::numeric, 1) || ')' END),
+		   pg_catalog.jsonb_build_object('on_hand', c.on_hand, 'max', c.max_qty, 'overstock_days', c.overstock_days,
+										 'demand_per_day', pg_catalog.round(c.demand_mean::numeric, 3))
+	  FROM c
+	 WHERE (c.method = 'min_max' AND c.on_hand > c.max_qty)
+		OR (c.overstock_days IS NOT NULL AND c.demand_mean > 0 AND c.on_hand > c.overstock_days::double precision * c.demand_mean)
+	UNION ALL
+	SELECT 'late_purchase_order', 'warning', 'PO-' || po.id, NULL, po.location_id, po.id, NULL,
+		   pg_catalog.format('purchase order %s from %s is late: %s units expected by %s have not arrived', po.id, s.code,
+							 pg_catalog.sum(l.qty - l.qty_received - l.qty_cancelled), pg_catalog.min(l.expected_date)),
+		   pg_catalog.jsonb_build_object('supplier', s.code, 'expected_date', pg_catalog.min(l.expected_date),
+										 'units_late', pg_catalog.sum(l.qty - l.qty_received - l.qty_cancelled),
+										 'days_late', p_today - pg_catalog.min(l.expected_date))
+	  FROM oms.purchase_orders po
+	  JOIN oms.purchase_order_lines l ON l.tenant_id = po.tenant_id AND l.po_id = po.id
+	  JOIN oms.suppliers s ON s.tenant_id = po.tenant_id AND s.id = po.supplier_id
+	 WHERE po.tenant_id = p_tenant AND po.state IN ('draft', 'sent', 'partially_received')
+	   AND l.expected_date < p_today AND l.qty_received + l.qty_cancelled < l.qty
+	 GROUP BY po.id, po.location_id, s.code
+	UNION ALL
+	SELECT 'late_shipment', 'warning', o.external_id || ' (' || o.id || ')', NULL, NULL, NULL, o.id,
+		   pg_catalog.format('order %s has %s line(s) not shipped by their promised date %s', o.external_id,
+							 pg_catalog.count(*), pg_catalog.min(l.promised_date)),
+		   pg_catalog.jsonb_build_object('promised_date', pg_catalog.min(l.promised_date), 'lines', pg_catalog.count(*))
+	  FROM oms.order_lines l
+	  JOIN oms.orders o ON o.tenant_id = l.tenant_id AND o.id = l.order_id
+	 WHERE l.tenant_id = p_tenant AND l.promised_date < p_today AND l.qty_shipped + l.qty_cancelled < l.qty
+	   AND l.state IN ('allocated'::oms.line_state, 'released'::oms.line_state, 'picked'::oms.line_state,
+					   'packed'::oms.line_state, 'backordered'::oms.line_state, 'preordered'::oms.line_state)
+	 GROUP BY o.id, o.external_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.check_alerts() RETURNS TABLE (opened bigint, still_open bigint, resolved bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+BEGIN
+	-- Two checks at once would only do the same work twice; the second waits for the first.
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('oms.alerts'), v_tenant);
+	RETURN QUERY
+	WITH cond AS (
+		SELECT * FROM oms._alert_conditions(v_tenant, oms.today())
+	), upserted AS (
+		INSERT INTO oms.alerts AS a (tenant_id, kind, severity, subject, item_id, location_id, purchase_order_id,
+									 order_id, message, details)
+		SELECT v_tenant, c.kind, c.severity, c.subject, c.item_id, c.location_id, c.purchase_order_id, c.order_id,
+			   c.message, c.details
+		  FROM cond c
+		 ORDER BY c.kind, c.subject
+		ON CONFLICT (tenant_id, kind, subject) WHERE resolved_at IS NULL
+		DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, details = EXCLUDED.details,
+					  checked_at = EXCLUDED.checked_at
+		RETURNING (a.xmax = 0) AS inserted
+	), ended AS (
+		UPDATE oms.alerts a SET resolved_at = pg_catalog.now(), checked_at = pg_catalog.now()
+		 WHERE a.tenant_id = v_tenant AND a.resolved_at IS NULL
+		   AND NOT EXISTS (SELECT FROM cond c WHERE c.kind = a.kind AND c.subject = a.subject)
+		RETURNING 1
+	)
+	SELECT (SELECT pg_catalog.count(*) FROM upserted u WHERE u.inserted),
+		   (SELECT pg_catalog.count(*) FROM upserted u WHERE NOT u.inserted),
+		   (SELECT pg_catalog.count(*) FROM ended);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._delivered_at(p_tenant int, p_order bigint) RETURNS timestamptz
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT max(t) FROM (
+		SELECT coalesce(s.delivered_at, s.shipped_at) AS t FROM oms.shipments s
+		 WHERE s.tenant_id = p_tenant AND s.order_id = p_order AND s.shipped_at IS NOT NULL
+		UNION ALL
+		SELECT p.collected_at FROM oms.pickups p WHERE p.tenant_id = p_tenant AND p.order_id = p_order) x);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.receive_return(rma_id bigint, lines jsonb) RETURNS numeric
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	r			oms.returns;
+	o			oms.orders;
+	v_minor		int;
+	v_outside	boolean;
+	v_req		record;
+	rl			record;
+	v_loc		int;
+	v_on_hand	bigint;
+	v_refund	numeric := 0;
+	v_shipping	boolean := false;
+	v_paid		numeric := 0;
+	v_refundable numeric;
+	v_received	jsonb := '[]';
+	v_state		oms.order_state;
+BEGIN
+	r := oms._lock_return(v_tenant, receive_return.rma_id);
+	SELECT * INTO o FROM oms.orders x WHERE x.tenant_id = v_tenant AND x.id = r.order_id;
+	IF lines IS NULL THEN
+		RAISE EXCEPTION 'lines received are required'
+			USING ERRCODE = '22023',
+			      HINT = 'For example [{"line_no": 1, "qty": 1, "disposition": "restock", "location": "WH-1"}].';
+	END IF;
+	PERFORM oms._check_line_list(lines, 'lines received', ARRAY['line_no', 'qty', 'disposition', 'location']);
+	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = o.currency;
+	SELECT ch.refunds_outside INTO v_outside FROM oms.channels ch WHERE ch.tenant_id = v_tenant AND ch.id = o.channel_id;
+
+	PERFORM set_config('oms.reason', 'return ' || r.id || ' received', true);
+	-- Lines in item order: restocking locks stock rows in (item, location) order.
+	FOR v_req IN
+		SELECT (x.v -> 'line_no')::numeric::int AS line_no, (x.v -> 'qty')::numeric::int AS qty,
+			   x.v -> 'disposition' AS disposition, x.v -> 'location' AS location, ol.item_id
+		  FROM jsonb_array_elements(lines) WITH ORDINALITY x(v, i)
+		  LEFT JOIN oms.order_lines ol ON ol.tenant_id = v_tenant AND ol.order_id = r.order_id
+			   AND ol.line_no = (x.v -> 'line_no')::numeric::int
+		 ORDER BY ol.item_id, x.i
+	LOOP
+		IF jsonb_typeof(v_req.disposition) IS DISTINCT FROM 'string'
+		   OR v_req.disposition #>> '{}' NOT IN ('restock', 'damaged', 'vendor') THEN
+			RAISE EXCEPTION 'invalid disposition % of line % of return %', coalesce(v_req.disposition::text, 'nothing'), v_req.line_no, r.id
+				USING ERRCODE = '22023', HINT = 'Each line received is "restock" (sellable again, at "location"), "damaged" or "vendor".';
+		END IF;
+		SELECT x.* INTO rl FROM oms.return_lines x
+			WHERE x.tenant_id = v_tenant AND x.return_id = r.id AND x.line_no = v_req.line_no FOR UPDATE;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'return % has no line %', r.id, v_req.line_no
+				USING ERRCODE = '22023', HINT = 'Receive the lines the return authorised (oms.return_lines).';
+		END IF;
+		IF v_req.qty > rl.qty - rl.qty_received THEN
+			RAISE EXCEPTION 'cannot receive % units of line % on return %', v_req.qty, v_req.line_no, r.id
+				USING ERRCODE = 'OM005',
+				      DETAIL = format('The return authorised %s, %s received already: at most %s can be received.',
+									   rl.qty, rl.qty_received, rl.qty - rl.qty_received),
+				      HINT = 'Create another return for more units.';
+		END IF;
+
+		IF v_req.disposition #>> '{}' = 'restock' THEN
+			IF v_req.location IS NOT NULL THEN
+				IF jsonb_typeof(v_req.location) <> 'string' THEN
+					RAISE EXCEPTION 'invalid location % of line % of return %', v_req.location, v_req.line_no, r.id
+						USING ERRCODE = '22023', HINT = 'A location code, e.g. "WH-1".';
+				END IF;
+				v_loc := oms._location_id(v_tenant, v_req.location #>> '{}');
+			ELSE
+				-- Where the line shipped from.
+				SELECT s.location_id INTO v_loc FROM oms.shipment_lines sl
+				  JOIN oms.shipments s ON s.tenant_id = sl.tenant_id AND s.id = sl.shipment_id
+				 WHERE sl.tenant_id = v_tenant AND sl.order_id = r.order_id AND sl.line_no = v_req.line_no
+				 ORDER BY s.id DESC LIMIT 1;
+				v_loc := coalesce(v_loc, (SELECT ol.location_id FROM oms.order_lines ol
+										   WHERE ol.tenant_id = v_tenant AND ol.order_id = r.order_id AND ol.line_no = v_req.line_no));
+			END IF;
+			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
+				VALUES (v_tenant, v_req.item_id, v_loc, v_req.qty)
+				ON CONFLICT (tenant_id, item_id, location_id)
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+				RETURNING s.on_hand INTO v_on_hand;
+			INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
+				VALUES (v_tenant, v_req.item_id, v_loc, 'return', v_req.qty, v_on_hand,
+						'returned: ' || r.reason, 'return ' || r.id, oms._actor());
+		END IF;
+
+		UPDATE oms.return_lines x
+		   SET qty_received = x.qty_received + v_req.qty,
+			   restocked = x.restocked + CASE WHEN v_req.disposition #>> '{}' = 'restock' THEN v_req.qty ELSE 0 END,
+			   damaged = x.damaged + CASE WHEN v_req.disposition #>> '{}' = 'damaged' THEN v_req.qty ELSE 0 END,
+			   to_vendor = x.to_vendor + CASE WHEN v_req.disposition #>> '{}' = 'vendor' THEN v_req.qty ELSE 0 END
+		 WHERE x.tenant_id = v_tenant AND x.return_id = r.id AND x.line_no = v_req.line_no;
+		UPDATE oms.order_lines x
+		   SET qty_returned = x.qty_returned + v_req.qty,
+			   state = CASE WHEN x.qty_returned + v_req.qty >= x.qty_shipped THEN 'returned' ELSE 'partially_returned' END::oms.line_state
+		 WHERE x.tenant_id = v_tenant AND x.order_id = r.order_id AND x.line_no = v_req.line_no;
+
+		-- Exchanged units are paid for by the exchange order, not refunded.
+		-- The units' share of the line's gross (its tax included on a channel with net prices).
+		v_refund := v_refund + (SELECT oms._units_value(ol.gross, ol.qty, ol.unit_price,
+														greatest(v_req.qty - greatest(rl.qty_exchanged - rl.qty_received, 0), 0), v_minor)
+								  FROM oms.order_lines ol
+								 WHERE ol.tenant_id = v_tenant AND ol.order_id = r.order_id AND ol.line_no = v_req.line_no);
+		v_received := v_received || jsonb_build_object('line_no', v_req.line_no, 'qty', v_req.qty,
+													   'disposition', v_req.disposition #>> '{}');
+	END LOOP;
+
+	-- Shipping comes back once, with the last units of the order.
+	IF o.shipping_amount > 0
+	   AND NOT EXISTS (SELECT FROM oms.returns x WHERE x.tenant_id = v_tenant AND x.order_id = o.id
+						 AND (x.shipping_refunded OR x.exchange_order_id IS NOT NULL))
+	   AND NOT EXISTS (SELECT FROM oms.order_lines ol WHERE ol.tenant_id = v_tenant AND ol.order_id = o.id
+						 AND ol.qty_returned + ol.qty_cancelled < ol.qty) THEN
+		v_refund := v_refund + coalesce(o.shipping_net + o.shipping_tax, o.shipping_amount);
+		v_shipping := true;
+	END IF;
+
+	IF v_refund > 0 AND NOT v_outside THEN
+		SELECT coalesce(sum(p.captured - p.refunded), 0) INTO v_refundable FROM oms.payments p
+			WHERE p.tenant_id = v_tenant AND p.order_id = o.id;
+		v_paid := least(v_refund, v_refundable);
+		IF v_paid > 0 THEN
+			PERFORM oms.refund_payment(o.id, v_paid, 'return ' || r.id);
+		END IF;
+	ELSIF v_refund > 0 THEN
+		-- The channel refunds outside oms: the invoiced goods still get their credit note.
+		PERFORM oms._credit_refund(v_tenant, o.id, v_refund, 'return ' || r.id);
+	END IF;
+	UPDATE oms.returns x
+	   SET refund_amount = x.refund_amount + v_refund, refunded = x.refunded + v_paid,
+		   shipping_refunded = x.shipping_refunded OR v_shipping, received_at = now(),
+		   state = CASE WHEN (SELECT bool_and(y.qty_received = y.qty) FROM oms.return_lines y
+							   WHERE y.tenant_id = v_tenant AND y.return_id = r.id) THEN 'received' ELSE 'partially_received' END
+	 WHERE x.tenant_id = v_tenant AND x.id = r.id;
+	v_state := oms._rollup(v_tenant, o.id);
+	PERFORM oms._event(v_tenant, o.id, 'return_received',
+		jsonb_build_object('rma', r.id,
+			'lines', (SELECT jsonb_agg(x.v || jsonb_build_object('sku', i.sku, 'name', i.name) ORDER BY (x.v -> 'line_no')::numeric::int)
+						FROM jsonb_array_elements(v_received) x(v)
+						JOIN oms.order_lines ol ON ol.tenant_id = v_tenant AND ol.order_id = o.id AND ol.line_no = (x.v -> 'line_no')::numeric::int
+						JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = ol.item_id),
+			'refund', v_refund, 'refunded', v_paid, 'refund_due', v_refund - v_paid, 'shipping_refunded', v_shipping,
+			'currency', o.currency, 'order_state', v_state::text));
+	PERFORM set_config('oms.reason', '', true);
+	RETURN v_refund;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.raise_overdue_events(batch int DEFAULT 100) RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_n		int := 0;
+	v_header	jsonb;
+	r		record;
+BEGIN
+	IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+		RAISE EXCEPTION 'invalid batch size %', coalesce(batch::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Handle 1 to 10000 orders per call.';
+	END IF;
+
+	-- Late lines, per order (every tenant: the worker serves them all).
+	FOR r IN
+		SELECT l.tenant_id, l.order_id
+		  FROM oms.order_lines l
+		 WHERE l.promised_date IS NOT NULL AND l.qty_shipped + l.qty_cancelled < l.qty
+		   AND l.promised_date < current_date
+		   AND l.state NOT IN ('cancelled', 'shipped', 'delivered', 'returned', 'partially_returned')
+		   AND NOT EXISTS (SELECT FROM oms.delay_notices d
+							WHERE d.tenant_id = l.tenant_id AND d.order_id = l.order_id AND d.line_no = l.line_no
+							  AND d.promised_date = l.promised_date)
+		 GROUP BY l.tenant_id, l.order_id
+		 ORDER BY l.tenant_id, l.order_id
+		 LIMIT batch
+	LOOP
+		CONTINUE WHEN NOT EXISTS (SELECT FROM oms.orders o WHERE o.tenant_id = r.tenant_id AND o.id = r.order_id
+								   AND o.state NOT IN ('cancelled', 'closed') FOR UPDATE SKIP LOCKED);
+		WITH late AS (
+			INSERT INTO oms.delay_notices (tenant_id, order_id, line_no, promised_date)
+			SELECT l.tenant_id, l.order_id, l.line_no, l.promised_date
+			  FROM oms.order_lines l
+			 WHERE l.tenant_id = r.tenant_id AND l.order_id = r.order_id
+			   AND l.promised_date IS NOT NULL AND l.qty_shipped + l.qty_cancelled < l.qty
+			   AND l.promised_date < current_date
+			   AND l.state NOT IN ('cancelled', 'shipped', 'delivered', 'returned', 'partially_returned')
+			ON CONFLICT DO NOTHING
+			RETURNING line_no)
+		-- The header is read first: on Citus a query of a distributed table cannot run inside another.
+		v_header := oms._order_header(r.tenant_id, r.order_id);
+		INSERT INTO oms.events (tenant_id, order_id, type, payload)
+		SELECT r.tenant_id, r.order_id, 'delayed',
+			   v_header
+			   || jsonb_build_object('lines', jsonb_agg(jsonb_build_object(
+					'line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty - l.qty_cancelled - l.qty_shipped,
+					'promised_date', l.promised_date, 'state', l.state::text) ORDER BY l.line_no))
+		  FROM late
+		  JOIN oms.order_lines l ON l.tenant_id = r.tenant_id AND l.order_id = r.order_id AND l.line_no = late.line_no
+		  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+		HAVING count(*) > 0;
+		v_n := v_n + 1;
+	END LOOP;
+
+	-- Pickups waiting past their date.
+	FOR r IN
+		SELECT p.tenant_id, p.order_id, p.ready_at, p.collect_by, l.code, l.name
+		  FROM oms.pickups p
+		  JOIN oms.locations l ON l.tenant_id = p.tenant_id AND l.id = p.location_id
+		  JOIN oms.orders o ON o.tenant_id = p.tenant_id AND o.id = p.order_id
+		 WHERE p.collected_at IS NULL AND p.uncollected_at IS NULL AND p.collect_by < now()
+		   AND o.state NOT IN ('cancelled', 'closed')
+		 ORDER BY p.collect_by
+		 LIMIT batch
+	LOOP
+		CONTINUE WHEN NOT EXISTS (SELECT FROM oms.orders o WHERE o.tenant_id = r.tenant_id AND o.id = r.order_id
+								   AND o.state NOT IN ('cancelled', 'closed') FOR UPDATE SKIP LOCKED);
+		UPDATE oms.pickups p SET uncollected_at = now() WHERE p.tenant_id = r.tenant_id AND p.order_id = r.order_id;
+		PERFORM oms._event(r.tenant_id, r.order_id, 'pickup_uncollected',
+			jsonb_build_object('store', jsonb_build_object('location', r.code, 'name', r.name),
+							   'ready_at', r.ready_at, 'collect_by', r.collect_by));
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._documents_immutable() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_old	jsonb;
+	-- the table's name, also on a shard of a Citus cluster (invoices_102550: invoices)
+	v_table	text := pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
+BEGIN
+	IF TG_OP = 'INSERT' THEN	-- lines: only while their document is not numbered
+		IF EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = NEW.tenant_id AND i.id = NEW.invoice_id
+					  AND i.number IS NOT NULL) THEN
+			RAISE EXCEPTION 'document % is issued: lines cannot be added', NEW.invoice_id
+				USING ERRCODE = 'OM013', HINT = 'Correct an issued invoice with a credit note.';
+		END IF;
+		RETURN NEW;
+	END IF;
+	v_old := pg_catalog.to_jsonb(OLD);
+	IF v_table = 'invoices' AND TG_OP = 'UPDATE' THEN
+		IF v_old ->> 'number' IS NULL AND pg_catalog.to_jsonb(NEW) ->> 'number' IS NOT NULL
+		   AND (pg_catalog.to_jsonb(NEW) - 'number' - 'seq') = (v_old - 'number' - 'seq') THEN
+			RETURN NEW;		-- the numbering of a document being issued
+		END IF;
+	END IF;
+	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, v_table
+		USING ERRCODE = 'OM013',
+		      DETAIL = format('Document %s.', coalesce(v_old ->> 'number', v_old ->> 'invoice_id', v_old ->> 'id')),
+		      HINT = 'An invoice is corrected by a credit note, never edited or deleted.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._write_document(p_tenant int, o oms.orders, p_kind text, p_credited bigint, p_reason text,
+									p_lines jsonb) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	s			oms.document_settings;
+	v_id		bigint;
+	v_number	text;
+	v_tot		record;
+	v_address	jsonb := o.ship_to;
+BEGIN
+	SELECT * INTO s FROM oms.document_settings d WHERE d.tenant_id = p_tenant;
+	IF NOT FOUND THEN
+		s.seller := '{}'; s.invoice_prefix := 'INV'; s.credit_note_prefix := 'CN'; s.yearly_series := true;
+	END IF;
+	SELECT sum(x.net) AS net, sum(x.tax) AS tax, sum(x.gross) AS gross INTO v_tot
+		FROM jsonb_to_recordset(p_lines) x(net numeric, tax numeric, gross numeric);
+	-- Read before the INSERT: Citus takes no subquery in an INSERT's VALUES.
+	IF o.pickup_location_id IS NOT NULL THEN
+		SELECT jsonb_strip_nulls(jsonb_build_object('pickup', l.code, 'name', l.name, 'city', l.city,
+													 'postal_code', l.postal_code, 'country', l.country))
+		  INTO v_address
+		  FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id;
+	END IF;
+
+	INSERT INTO oms.invoices (tenant_id, kind, series, order_id, credited_invoice_id, currency, tax_mode,
+							  seller, buyer, address, reason, net, tax, gross)
+		VALUES (p_tenant, p_kind,
+				CASE p_kind WHEN 'invoice' THEN s.invoice_prefix ELSE s.credit_note_prefix END
+				|| CASE WHEN s.yearly_series THEN to_char(now() AT TIME ZONE 'UTC', '-YYYY') ELSE '' END,
+				o.id, p_credited, o.currency, o.tax_mode, s.seller,
+				jsonb_strip_nulls(jsonb_build_object('ref', o.customer_ref, 'name', o.customer_name, 'email', o.customer_email,
+													 'phone', o.customer_phone)),
+				v_address,
+				p_reason, v_tot.net, v_tot.tax, v_tot.gross)
+		RETURNING id INTO v_id;
+	INSERT INTO oms.invoice_lines (tenant_id, invoice_id, position, line_no, sku, description, qty, unit_price,
+								   net, tax_rate, tax, gross)
+		SELECT p_tenant, v_id, x.i, y.line_no, y.sku, y.description, y.qty, y.unit_price, y.net, y.tax_rate, y.tax, y.gross
+		  FROM jsonb_array_elements(p_lines) WITH ORDINALITY x(v, i)
+		 CROSS JOIN LATERAL jsonb_to_record(x.v) y(line_no int, sku text, description text, qty int, unit_price numeric,
+												   net numeric, tax_rate numeric, tax numeric, gross numeric);
+
+	v_number := oms._number_document(p_tenant, v_id);
+	PERFORM oms._event(p_tenant, o.id, CASE p_kind WHEN 'invoice' THEN 'invoice_issued' ELSE 'credit_note_issued' END,
+		jsonb_strip_nulls(jsonb_build_object('invoice_id', v_id, 'number', v_number, 'currency', o.currency,
+			'net', v_tot.net, 'tax', v_tot.tax, 'gross', v_tot.gross,
+			'credited_invoice', (SELECT i.number FROM oms.invoices i WHERE i.tenant_id = p_tenant AND i.id = p_credited),
+			'reason', p_reason)));
+	RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._invoiced(p_tenant int, p_order bigint)
+	RETURNS TABLE (line_no int, tax_rate numeric, invoiced_qty bigint, credited_qty bigint,
+				   open_gross numeric, open_tax numeric, invoiced_gross numeric, invoiced_tax numeric)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT coalesce(il.line_no, 0), il.tax_rate,
+		   coalesce(sum(il.qty) FILTER (WHERE i.kind = 'invoice'), 0)::bigint,
+		   coalesce(-sum(il.qty) FILTER (WHERE i.kind = 'credit_note'), 0)::bigint,
+		   sum(il.gross), sum(il.tax),
+		   coalesce(sum(il.gross) FILTER (WHERE i.kind = 'invoice'), 0),
+		   coalesce(sum(il.tax) FILTER (WHERE i.kind = 'invoice'), 0)
+	  FROM oms.invoices i
+	  JOIN oms.invoice_lines il ON il.tenant_id = i.tenant_id AND il.invoice_id = i.id
+	 WHERE i.tenant_id = p_tenant AND i.order_id = p_order
+	 GROUP BY coalesce(il.line_no, 0), il.tax_rate;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._issue_invoice(p_tenant int, o oms.orders, p_capture boolean) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_minor		int;
+	v_lines		jsonb;
+	v_no		int[];
+	v_qty		bigint[];
+	v_gross		numeric[];
+	v_tax		numeric[];
+BEGIN
+	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = o.currency;
+	-- What was invoiced before, read first: on Citus a query of the tenant's tables inside
+	-- another would be sent to the shard's node on a connection of its own (README "Scale-out
+	-- on Citus").
+	SELECT pg_catalog.array_agg(v.line_no), pg_catalog.array_agg(v.invoiced_qty),
+		   pg_catalog.array_agg(v.invoiced_gross), pg_catalog.array_agg(v.invoiced_tax)
+	  INTO v_no, v_qty, v_gross, v_tax
+	  FROM oms._invoiced(p_tenant, o.id) v;
+	-- Per line: the units to invoice now (shipped or collected; with invoicing on capture, every
+	-- unit not cancelled) less those invoiced before. Amounts are cumulative shares of the line's
+	-- amounts, so that the invoices of a line add up to its amounts exactly once it is all invoiced.
+	WITH inv AS (SELECT * FROM unnest(v_no, v_qty, v_gross, v_tax)
+						AS v(line_no, invoiced_qty, invoiced_gross, invoiced_tax)),
+	l AS (
+		SELECT l.line_no, i.sku, i.name, l.qty, l.unit_price, l.tax_rate,
+			   coalesce(l.gross, round(l.qty * l.unit_price, v_minor)) AS gross, coalesce(l.tax, 0) AS tax,
+			   CASE WHEN p_capture THEN l.qty - l.qty_cancelled ELSE l.qty_shipped END AS due,
+			   coalesce((SELECT sum(v.invoiced_qty) FROM inv v WHERE v.line_no = l.line_no), 0) AS done,
+			   coalesce((SELECT sum(v.invoiced_gross) FROM inv v WHERE v.line_no = l.line_no), 0) AS done_gross,
+			   coalesce((SELECT sum(v.invoiced_tax) FROM inv v WHERE v.line_no = l.line_no), 0) AS done_tax
+		  FROM oms.order_lines l
+		  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+		 WHERE l.tenant_id = p_tenant AND l.order_id = o.id),
+	now_lines AS (
+		SELECT l.line_no, l.sku, l.name, l.due - l.done AS q, l.unit_price, l.tax_rate,
+			   round(l.gross * l.due / l.qty, v_minor) - l.done_gross AS gross,
+			   round(l.tax * l.due / l.qty, v_minor) - l.done_tax AS tax
+		  FROM l WHERE l.due > l.done),
+	ship AS (
+		SELECT 0 AS line_no, NULL::text AS sku, 'Shipping' AS name, 1 AS q, o.shipping_amount AS unit_price,
+			   o.shipping_tax_rate AS tax_rate, coalesce(o.shipping_net + o.shipping_tax, o.shipping_amount) AS gross,
+			   coalesce(o.shipping_tax, 0) AS tax
+		 WHERE o.shipping_amount > 0 AND EXISTS (SELECT FROM now_lines)
+		   AND NOT EXISTS (SELECT FROM inv v WHERE v.line_no = 0 AND v.invoiced_qty > 0))
+	SELECT jsonb_agg(jsonb_build_object('line_no', nullif(x.line_no, 0), 'sku', x.sku, 'description', x.name, 'qty', x.q,
+										'unit_price', x.unit_price, 'net', x.gross - x.tax, 'tax_rate', x.tax_rate,
+										'tax', x.tax, 'gross', x.gross)
+					 ORDER BY x.line_no = 0, x.line_no)
+	  INTO v_lines
+	  FROM (SELECT * FROM now_lines UNION ALL SELECT * FROM ship) x;
+
+	IF v_lines IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN oms._write_document(p_tenant, o, 'invoice', NULL, NULL, v_lines);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._ship_to_lines(p_tenant int, o oms.orders) RETURNS text[]
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN CASE WHEN o.pickup_location_id IS NOT NULL
+				THEN (SELECT array_remove(ARRAY[coalesce(o.customer_name, o.customer_ref), 'c/o ' || l.name,
+												nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
+						FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id)
+				ELSE CASE WHEN o.ship_to ? 'name' THEN '{}'::text[] ELSE array_remove(ARRAY[o.customer_name], NULL) END
+					 || oms._address_lines(o.ship_to) END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._location_lines(p_tenant int, p_location int) RETURNS text[]
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT array_remove(ARRAY[coalesce(nullif(d.seller ->> 'name', ''), l.name), l.name,
+							  nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
+	  FROM oms.locations l
+	  LEFT JOIN oms.document_settings d ON d.tenant_id = l.tenant_id
+	 WHERE l.tenant_id = p_tenant AND l.id = p_location);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._package_no(p_tenant int, s oms.shipments) RETURNS bigint
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (
+	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms.bi_rate(p_day date, p_currency char(3)) RETURNS numeric
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN CASE WHEN p_currency = oms.reporting_currency() THEN 1::numeric
+				ELSE (SELECT r.rate FROM oms.exchange_rates r
+					   WHERE r.rate_date = p_day AND r.from_currency = p_currency
+						 AND r.to_currency = oms.reporting_currency()) END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._bi_lines_inserted() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
+			   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
+			   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
+			   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
+			   pg_catalog.sum(n.qty_returned * n.unit_price)
+		  FROM new_lines n
+		  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
+				   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
+				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
+				   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
+				   pg_catalog.sum(n.qty_returned * n.unit_price)
+			  FROM new_lines n
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+			 WHERE n.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._bi_lines_updated() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
+			   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+			   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+		  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
+					   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
+					   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
+					   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
+				  FROM new_lines n
+				UNION ALL
+				SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
+					   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
+					   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
+				  FROM old_lines d) c
+		  JOIN oms.orders o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+		HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
+			OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
+						   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
+						   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
+						   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
+					  FROM new_lines n
+					UNION ALL
+					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
+						   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
+						   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
+					  FROM old_lines d) c
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+			 WHERE c.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
+				OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._bi_lines_deleted() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
+BEGIN
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		INSERT INTO oms.bi_sales_deltas
+		SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
+			   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+			   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
+			   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
+			   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
+			   -pg_catalog.sum(d.qty_returned * d.unit_price)
+		  FROM old_lines d
+		  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
+				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
+				   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
+				   -pg_catalog.sum(d.qty_returned * d.unit_price)
+			  FROM old_lines d
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+			 WHERE d.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION oms._customer_order(p_tenant int, p_channel text, p_external_id text, p_email text) RETURNS bigint
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN (
+	SELECT o.id
+	  FROM oms.orders o
+	  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+	 WHERE o.tenant_id = p_tenant AND c.code = p_channel AND o.external_id = p_external_id
+	   AND p_email IS NOT NULL AND btrim(p_email) <> ''
+	   AND lower(btrim(o.customer_email)) = lower(btrim(p_email)));
+END
+$$;
+
+-- The new objects of sql/parts/98_citus.sql.
+-- Scale-out on Citus (README "Scale-out on Citus"): tenant-explicit forms of the write API, and
+-- oms.distribute(), which distributes every per-tenant table by tenant_id on a Citus cluster.
+--
+-- Citus sends a call of a distributed function whole to the node that holds the shard of one of
+-- its arguments; it never routes by a setting such as oms.tenant. So every write entry point has a
+-- form whose first argument is the tenant's id (int, the distribution column's type: Citus hashes
+-- the argument's value, and a tenant code would hash to another shard than its id):
+--   SELECT oms.place_order(oms.tenant_id('brand-x'), '{...}');
+-- The form sets oms.tenant for the duration of the call only (set_config(..., true), restored
+-- before it returns; an error rolls it back with the transaction or subtransaction) and delegates
+-- to the form without the tenant, so both behave alike and the tenant is checked the same way
+-- (oms_tenant_id(), 42501 for a tenant the caller may not act for). The forms take no parameter
+-- defaults: with them a call of the existing form could match both.
+-- On Citus the call runs on the tenant's node, where oms's functions call helpers that read the
+-- tenant's tables from inside other queries of them. Citus refuses such nested queries unless
+-- citus.allow_nested_distributed_execution is on, because a nested query sent to another node
+-- would not see the transaction's own writes; here every query names the one tenant of the call,
+-- whose shards are all on this node, so they all run locally in the same transaction. The forms
+-- set it for their own duration only (a SET clause; a mere placeholder without Citus).
+
+CREATE FUNCTION oms.tenant_id(code text) RETURNS int
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_id	int;
+BEGIN
+	SELECT t.id INTO v_id FROM oms.tenants t WHERE t.code = tenant_id.code;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown tenant "%"', oms._clip(tenant_id.code)
+			USING ERRCODE = '22023', HINT = 'Tenants are listed in oms.tenants; oms.create_tenant() creates one.';
+	END IF;
+	RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION oms.tenant_id(text) IS 'Id of the tenant with this code (the first argument of the tenant-explicit API forms); 22023 when unknown';
+
+CREATE FUNCTION oms._tenant_code(p_tenant int) RETURNS text
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_code	text;
+BEGIN
+	SELECT t.code INTO v_code FROM oms.tenants t WHERE t.id = p_tenant;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown tenant id %', coalesce(p_tenant::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'oms.tenant_id(code) gives the id of a tenant; tenants are listed in oms.tenants.';
+	END IF;
+	RETURN v_code;
+END
+$$;
+COMMENT ON FUNCTION oms._tenant_code(int) IS 'Internal: the code of the tenant with this id (the tenant-explicit API forms set oms.tenant to it); 22023 when unknown';
+
+-- The names of the entry points that get a tenant-explicit form (every overload of each).
+CREATE FUNCTION oms._tenant_entry_points() RETURNS text[]
+	LANGUAGE sql IMMUTABLE
+	SET search_path = oms, pg_catalog
+	RETURN ARRAY['place_order', 'cancel_order', 'cancel_line', 'change_address', 'hold', 'release_hold',
+				 'hold_order', 'resolve_hold', 'release_order',
+				 'authorize_payment', 'capture_payment', 'refund_payment', 'void_payment',
+				 'pack', 'ship', 'deliver', 'ready_for_pickup', 'collect', 'tracking_update', 'reject_line',
+				 'adjust_stock', 'set_stock',
+				 'create_return', 'receive_return', 'exchange', 'request_return',
+				 'issue_invoice', 'issue_credit_note',
+				 'subscribe', 'pause_subscription', 'resume_subscription', 'cancel_subscription',
+				 'create_purchase_order', 'send_purchase_order', 'cancel_purchase_order', 'receive_purchase_order',
+				 'create_transfer', 'receive_transfer', 'cancel_transfer',
+				 'next_events', 'ack_events'];
+COMMENT ON FUNCTION oms._tenant_entry_points() IS 'Internal: the API functions that have a tenant-explicit form (tenant int first), registered with Citus by oms.distribute()';
+
+-- Creates the tenant-explicit form of every overload of those functions: same arguments without
+-- defaults, the tenant first, the same result. Run once at install (and by the upgrade script).
+CREATE FUNCTION oms._create_tenant_forms() RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_proc		record;
+	v_args		text;
+	v_call		text;
+	v_body		text;
+	v_count		int := 0;
+BEGIN
+	FOR v_proc IN
+		SELECT p.oid, p.proname, p.proretset, p.pronargs,
+			   pg_catalog.pg_get_function_identity_arguments(p.oid) AS args,
+			   pg_catalog.pg_get_function_result(p.oid) AS result
+		  FROM pg_catalog.pg_proc p
+		 WHERE p.pronamespace = 'oms'::regnamespace
+		   AND p.proname = ANY (oms._tenant_entry_points())
+		   AND p.prokind = 'f'
+		   AND coalesce(p.proargnames[1], '') <> 'tenant'
+		 ORDER BY p.proname, p.pronargs
+	LOOP
+		v_args := 'tenant int' || CASE WHEN v_proc.args <> '' THEN ', ' || v_proc.args ELSE '' END;
+		SELECT pg_catalog.format('oms.%I(%s)', v_proc.proname,
+								 coalesce(pg_catalog.string_agg('$' || (i + 1), ', ' ORDER BY i), ''))
+		  INTO v_call FROM pg_catalog.generate_series(1, v_proc.pronargs) i;
+		IF v_proc.proretset THEN
+			v_body := pg_catalog.format($f$
+DECLARE
+	v_prev	text := pg_catalog.current_setting('oms.tenant');
+BEGIN
+	PERFORM pg_catalog.set_config('oms.tenant', oms._tenant_code(tenant), true);
+	RETURN QUERY SELECT * FROM %s;
+	PERFORM pg_catalog.set_config('oms.tenant', v_prev, true);
+END
+$f$, v_call);
+		ELSE
+			v_body := pg_catalog.format($f$
+DECLARE
+	v_prev		text := pg_catalog.current_setting('oms.tenant');
+	v_result	%s;
+BEGIN
+	PERFORM pg_catalog.set_config('oms.tenant', oms._tenant_code(tenant), true);
+	v_result := %s;
+	PERFORM pg_catalog.set_config('oms.tenant', v_prev, true);
+	RETURN v_result;
+END
+$f$, v_proc.result, v_call);
+		END IF;
+		EXECUTE pg_catalog.format('CREATE FUNCTION oms.%I(%s) RETURNS %s LANGUAGE plpgsql SET search_path = oms, pg_catalog'
+								  ' SET citus.allow_nested_distributed_execution = on AS %L',
+								  v_proc.proname, v_args, v_proc.result, v_body);
+		EXECUTE pg_catalog.format('COMMENT ON FUNCTION oms.%I(%s) IS %L', v_proc.proname, v_args,
+								  pg_catalog.format('oms.%s for the tenant with this id (Citus routes the call to the tenant''s node); see oms.%s(%s)',
+													v_proc.proname, v_proc.proname, v_proc.args));
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION oms.%I(%s) FROM PUBLIC', v_proc.proname, v_args);
+		v_count := v_count + 1;
+	END LOOP;
+	RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION oms._create_tenant_forms() IS 'Internal: creates the tenant-explicit form of every overload of the entry points of oms._tenant_entry_points() (used by the install and upgrade scripts)';
+
+SELECT oms._create_tenant_forms();
+DROP FUNCTION oms._create_tenant_forms();
+
+-- oms.atp() reads its four tables through their indexes (src/atp.c); on Citus those tables are
+-- empty shells and the rows are in shards, so it asks this function instead: the same answer
+-- from SQL, run as the caller under the policies (the tenant rule).
+CREATE FUNCTION oms._atp_distributed(p_sku text, p_location text) RETURNS bigint
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int;
+	v_location	int;
+	v_active	boolean;
+	v_atp		bigint;
+BEGIN
+	SELECT i.id INTO v_item FROM oms.items i WHERE i.tenant_id = v_tenant AND i.sku = p_sku;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown SKU "%"', oms._clip(p_sku)
+			USING ERRCODE = '22023',
+				  HINT = pg_catalog.format('Items of tenant "%s" are listed in oms.items; SKUs are case sensitive.',
+										   pg_catalog.current_setting('oms.tenant'));
+	END IF;
+	IF p_location IS NOT NULL THEN
+		SELECT l.id, l.active INTO v_location, v_active
+		  FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.code = p_location;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'unknown location "%"', oms._clip(p_location)
+				USING ERRCODE = '22023',
+					  HINT = pg_catalog.format('Locations of tenant "%s" are listed in oms.locations; pass NULL for the whole network.',
+											   pg_catalog.current_setting('oms.tenant'));
+		END IF;
+		IF NOT v_active THEN
+			RETURN 0;
+		END IF;
+		SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0) INTO v_atp
+		  FROM oms.stock s
+		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_location;
+		RETURN coalesce(v_atp, 0);
+	END IF;
+	SELECT coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)), 0)::bigint INTO v_atp
+	  FROM oms.stock s
+	  JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+	 WHERE s.tenant_id = v_tenant AND l.tenant_id = v_tenant AND s.item_id = v_item AND l.active AND l.can_ship;
+	RETURN v_atp;
+END
+$$;
+COMMENT ON FUNCTION oms._atp_distributed(text, text) IS 'Internal: oms.atp(sku, location) from SQL, which oms.atp() calls on a Citus cluster (its tables are shells there)';
+
+-- ------------------------------------------------------------------------------------------------
+-- oms.distribute(): the tables on Citus.
+--
+-- Per-tenant tables (every table with a tenant_id but those below) become distributed tables on
+-- tenant_id, all co-located with oms.orders, so that a tenant's rows of every table live in one
+-- shard group on one node. Shared data becomes reference tables (a copy on every node): tenants
+-- and the grants (read by the tenant check of every call), currencies, exchange rates, country
+-- centroids, routing profiles (built-in ones are shared). oms.job_runs stays a local table of the
+-- coordinator, where pg_cron runs the jobs.
+-- Citus refuses, on distributed tables, foreign keys to local tables and policies with
+-- subqueries, so the foreign keys are dropped and added back once every table is distributed, and
+-- the policies are created again with the same rule written without a subquery.
+
+CREATE FUNCTION oms._store_sees_order(p_tenant int, p_order bigint) RETURNS boolean
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	RETURN EXISTS (SELECT FROM oms.order_lines l
+					WHERE l.tenant_id = p_tenant AND l.order_id = p_order
+					  AND l.location_id = ANY (oms._store_locations()));
+COMMENT ON FUNCTION oms._store_sees_order(int, bigint) IS 'Internal: does a line of this order come from a location of the calling store role (the store policy of oms.orders on Citus)';
+
+CREATE FUNCTION oms._store_sees_shipment(p_tenant int, p_shipment bigint) RETURNS boolean
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	RETURN EXISTS (SELECT FROM oms.shipments s
+					WHERE s.tenant_id = p_tenant AND s.id = p_shipment
+					  AND s.location_id = ANY (oms._store_locations()));
+COMMENT ON FUNCTION oms._store_sees_shipment(int, bigint) IS 'Internal: was this shipment packed at a location of the calling store role (the store policy of oms.shipment_lines on Citus)';
+
+CREATE FUNCTION oms._supply_detach() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	UPDATE oms.purchase_order_lines l SET supply_id = NULL
+	 WHERE l.tenant_id = OLD.tenant_id AND l.supply_id = OLD.id;
+	UPDATE oms.transfer_order_lines l SET supply_id = NULL
+	 WHERE l.tenant_id = OLD.tenant_id AND l.supply_id = OLD.id;
+	RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION oms._supply_detach() IS 'Internal: trigger before a supply row is deleted on Citus: its purchase order and transfer lines no longer point to it (what ON DELETE SET NULL (supply_id) does on one node)';
+
+-- Ids unique across nodes. A sequence is per node, and a tenant's rows are written on its node
+-- (the tenant-explicit forms run there): each node draws from its own range, chosen by its Citus
+-- group id g (0 on the coordinator): bigint sequences from g * 2^48, as Citus does itself for
+-- the sequences it creates, int sequences (catalogue rows, mostly written through the
+-- coordinator) from g * 2^26. Run on every node by oms.distribute(); a node already in its range
+-- keeps its position.
+CREATE FUNCTION oms._node_sequences() RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_group		bigint;
+	v_seq		record;
+	v_shift		int;
+	v_first		bigint;
+	v_last		bigint;
+	v_count		int := 0;
+BEGIN
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO v_group;
+	PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+	FOR v_seq IN
+		SELECT c.relname, s.seqtypid, s.seqmin, s.seqmax
+		  FROM pg_catalog.pg_sequence s
+		  JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+		 WHERE c.relnamespace = 'oms'::regnamespace AND s.seqtypid IN ('int4'::regtype, 'int8'::regtype)
+		 ORDER BY c.relname
+	LOOP
+		v_shift := CASE WHEN v_seq.seqtypid = 'int8'::regtype THEN 48 ELSE 26 END;
+		v_first := (v_group << v_shift) + 1;
+		v_last := ((v_group + 1) << v_shift) - 1;
+		IF v_seq.seqmin = v_first AND v_seq.seqmax = v_last THEN
+			CONTINUE;
+		END IF;
+		IF v_group = 0 THEN
+			EXECUTE pg_catalog.format('ALTER SEQUENCE oms.%I MAXVALUE %s', v_seq.relname, v_last);
+		ELSE
+			EXECUTE pg_catalog.format('ALTER SEQUENCE oms.%I MINVALUE %s MAXVALUE %s START %s RESTART',
+									  v_seq.relname, v_first, v_last, v_first);
+		END IF;
+		v_count := v_count + 1;
+	END LOOP;
+	RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION oms._node_sequences() IS 'Internal: puts the sequences of schema oms on this Citus node in the node''s own range (bigint from group * 2^48, int from group * 2^26), so that ids stay unique across nodes';
+
+CREATE FUNCTION oms.distribute(shard_count int DEFAULT 32)
+	RETURNS TABLE (table_name text, distribution text)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_version	text;
+	v_reference	text[] := ARRAY['tenants', 'tenant_grants', 'currencies', 'exchange_rates',
+								'country_centroids', 'routing_profiles'];
+	v_local		text[] := ARRAY['job_runs'];
+	v_todo		text[];
+	v_rel		record;
+	v_fk		record;
+	v_pol		record;
+	v_proc		regprocedure;
+	v_qual		text;
+	v_check		text;
+	v_detach	boolean := false;
+	v_try		int;
+BEGIN
+	SELECT e.extversion INTO v_version FROM pg_catalog.pg_extension e WHERE e.extname = 'citus';
+	IF v_version IS NULL THEN
+		RAISE EXCEPTION 'oms.distribute() needs the citus extension, which is not installed in database "%"', pg_catalog.current_database()
+			USING ERRCODE = '55000',
+				  HINT = 'Install Citus 12 or later on the coordinator and every worker, CREATE EXTENSION citus, add the workers (citus_add_node), then call oms.distribute() on the coordinator.';
+	END IF;
+	IF pg_catalog.split_part(v_version, '.', 1)::int < 12 THEN
+		RAISE EXCEPTION 'oms.distribute() needs Citus 12 or later, found citus %', v_version
+			USING ERRCODE = '55000', HINT = 'Upgrade Citus (ALTER EXTENSION citus UPDATE after installing the new version on every node).';
+	END IF;
+	IF shard_count IS NULL OR shard_count < 1 OR shard_count > 64000 THEN
+		RAISE EXCEPTION 'invalid shard count %', coalesce(shard_count::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Give 1 to 64000 shards (default 32; a few per worker core).';
+	END IF;
+
+	-- The tables not yet distributed (none on a second call).
+	SELECT coalesce(pg_catalog.array_agg(c.relname ORDER BY c.relname), '{}') INTO v_todo
+	  FROM pg_catalog.pg_class c
+	 WHERE c.relnamespace = 'oms'::regnamespace AND c.relkind = 'r'
+	   AND NOT c.relname = ANY (v_local)
+	   AND (c.relname = ANY (v_reference)
+			OR EXISTS (SELECT FROM pg_catalog.pg_attribute a
+						WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class d
+						WHERE d.oid = c.oid
+						  AND d.oid IN (SELECT p.logicalrelid FROM pg_dist_partition p));
+
+	IF pg_catalog.cardinality(v_todo) > 0 THEN
+		-- Every table first, all at once: the background worker's round reads several, and
+		-- would deadlock with DDL that took them one by one (retried when it does all the same).
+		FOR v_try IN 1..10 LOOP
+			BEGIN
+				EXECUTE (SELECT 'LOCK TABLE ' || pg_catalog.string_agg('oms.' || pg_catalog.quote_ident(r), ', ')
+								|| ' IN ACCESS EXCLUSIVE MODE'
+						   FROM pg_catalog.unnest(v_todo) r);
+				EXIT;
+			EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+				IF v_try = 10 THEN
+					RAISE;
+				END IF;
+				PERFORM pg_catalog.pg_sleep(0.2);
+			END;
+		END LOOP;
+		-- Triggers on distributed tables: each of oms's touches only rows of its own row's tenant,
+		-- which Citus runs on the same node (README: what keeps working distributed).
+		PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+		PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+
+		-- Foreign keys and policies of every table of oms: dropped now, created again at the end.
+		CREATE TEMPORARY TABLE oms_distribute_fks ON COMMIT DROP AS
+		SELECT 'oms.' || pg_catalog.quote_ident(c.relname) AS rel, c.relname::text AS relname,
+			   k.conname::text AS name, pg_catalog.pg_get_constraintdef(k.oid) AS def,
+			   (SELECT t.relname::text FROM pg_catalog.pg_class t WHERE t.oid = k.confrelid) AS target
+		  FROM pg_catalog.pg_constraint k
+		  JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+		 WHERE k.contype = 'f' AND c.relnamespace = 'oms'::regnamespace;
+		CREATE TEMPORARY TABLE oms_distribute_policies ON COMMIT DROP AS
+		SELECT 'oms.' || pg_catalog.quote_ident(c.relname) AS rel, p.polname::text AS name, p.polpermissive AS permissive,
+			   p.polcmd AS cmd, p.polroles AS roles,
+			   pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS qual,
+			   pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+		  FROM pg_catalog.pg_policy p
+		  JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+		 WHERE c.relnamespace = 'oms'::regnamespace AND c.relname = ANY (v_todo);
+		-- The workers' tables are oms's own (their CREATE EXTENSION made them), which Citus takes
+		-- as the shell tables it would otherwise create; they lose the same keys and policies, so
+		-- that adding them back below reaches the shells and the shards alike. (Those commands
+		-- commit on the workers at once: a failed call leaves them dropped there, and the next
+		-- call, which drops IF EXISTS, goes on.)
+		FOR v_pol IN SELECT * FROM oms_distribute_policies LOOP
+			EXECUTE pg_catalog.format('DROP POLICY %I ON %s', v_pol.name, v_pol.rel);
+			PERFORM run_command_on_workers(pg_catalog.format('DROP POLICY IF EXISTS %I ON %s', v_pol.name, v_pol.rel));
+		END LOOP;
+		FOR v_fk IN SELECT * FROM oms_distribute_fks LOOP
+			EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', v_fk.rel, v_fk.name);
+			PERFORM run_command_on_workers(pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', v_fk.rel, v_fk.name));
+		END LOOP;
+
+		FOR v_rel IN SELECT r FROM pg_catalog.unnest(v_todo) r WHERE r = ANY (v_reference) LOOP
+			EXECUTE pg_catalog.format('SELECT create_reference_table(%L)', 'oms.' || v_rel.r);
+		END LOOP;
+		IF 'orders' = ANY (v_todo) THEN
+			EXECUTE pg_catalog.format('SELECT create_distributed_table(%L, %L, shard_count := %s, colocate_with := %L)',
+									  'oms.orders', 'tenant_id', shard_count, 'none');
+		END IF;
+		FOR v_rel IN SELECT r FROM pg_catalog.unnest(v_todo) r
+					  WHERE NOT r = ANY (v_reference) AND r <> 'orders' ORDER BY r LOOP
+			EXECUTE pg_catalog.format('SELECT create_distributed_table(%L, %L, colocate_with := %L)',
+									  'oms.' || v_rel.r, 'tenant_id', 'oms.orders');
+		END LOOP;
+
+		-- The foreign keys again; oms.job_runs (local to the coordinator) can no longer point to
+		-- oms.tenants, a reference table.
+		-- Citus refuses ON DELETE SET NULL on a key that holds the distribution column: the
+		-- purchase order and transfer lines that point to a supply row are let go of by the
+		-- trigger oms._supply_detach instead.
+		FOR v_fk IN SELECT * FROM oms_distribute_fks
+					 WHERE NOT relname = ANY (v_local) LOOP
+			IF v_fk.def ~ 'ON DELETE SET NULL \(supply_id\)$' THEN
+				v_fk.def := pg_catalog.regexp_replace(v_fk.def, ' ON DELETE SET NULL \(supply_id\)$', '');
+				v_detach := true;
+			END IF;
+			EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_fk.rel, v_fk.name, v_fk.def);
+		END LOOP;
+		IF v_detach THEN
+			CREATE TRIGGER supply_detach BEFORE DELETE ON oms.supply
+				FOR EACH ROW EXECUTE FUNCTION oms._supply_detach();
+		END IF;
+		FOR v_fk IN SELECT * FROM oms_distribute_fks
+					 WHERE relname = ANY (v_local) AND NOT target = ANY (v_local) LOOP
+			RAISE NOTICE 'foreign key % of % dropped: a local table cannot reference a distributed or reference table', v_fk.name, v_fk.rel;
+		END LOOP;
+
+		-- The policies again, their rule without subqueries (Citus evaluates the policy on the
+		-- shard; oms.current_tenant_id() is stable, so it is still evaluated once per scan).
+		FOR v_pol IN SELECT * FROM oms_distribute_policies LOOP
+			v_qual := v_pol.qual;
+			v_check := v_pol.with_check;
+			IF v_pol.rel = 'oms.orders' AND v_pol.name = 'store' THEN
+				v_qual := '(pickup_location_id = ANY (oms._store_locations())) OR oms._store_sees_order(tenant_id, id)';
+			ELSIF v_pol.rel = 'oms.shipment_lines' AND v_pol.name = 'store' THEN
+				v_qual := 'oms._store_sees_shipment(tenant_id, shipment_id)';
+			ELSE
+				v_qual := pg_catalog.regexp_replace(v_qual, '\(\s*SELECT (?:oms\.)?(\w+)\(\) AS \w+\)', 'oms.\1()', 'g');
+			END IF;
+			IF v_qual ~* '\mselect\M' OR coalesce(v_check, '') ~* '\mselect\M' THEN
+				RAISE EXCEPTION 'policy % on % has a subquery that oms.distribute() cannot rewrite: %', v_pol.name, v_pol.rel, v_qual
+					USING ERRCODE = 'XX000';
+			END IF;
+			EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s USING (%s)%s',
+				v_pol.name, v_pol.rel,
+				CASE WHEN v_pol.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+				CASE v_pol.cmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+							   WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+				CASE WHEN v_pol.roles = '{0}' THEN 'PUBLIC'
+					 ELSE (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(r.rolname), ', ')
+							 FROM pg_catalog.pg_roles r WHERE r.oid = ANY (v_pol.roles)) END,
+				v_qual,
+				CASE WHEN v_check IS NOT NULL THEN ' WITH CHECK (' || v_check || ')' ELSE '' END);
+		END LOOP;
+	END IF;
+
+	-- Every node's sequences in its own range.
+	PERFORM run_command_on_all_nodes('SELECT oms._node_sequences()');
+
+	-- Every tenant-explicit form: its call goes whole to the node of its first argument.
+	FOR v_proc IN
+		SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+		 WHERE p.pronamespace = 'oms'::regnamespace AND p.proname = ANY (oms._tenant_entry_points())
+		   AND p.proargnames[1] = 'tenant' AND p.proargtypes[0] = 'int4'::regtype
+		   AND NOT EXISTS (SELECT FROM pg_dist_object o
+							WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid
+							  AND o.distribution_argument_index = 0)
+	LOOP
+		EXECUTE pg_catalog.format('SELECT create_distributed_function(%L, %L, colocate_with := %L)',
+								  v_proc::text, '$1', 'oms.orders');
+	END LOOP;
+
+	RETURN QUERY
+	SELECT c.relname::text,
+		   CASE p.partmethod WHEN 'h' THEN 'distributed by ' || p.column_name ||
+										  ' (co-location group ' || p.colocationid || ')'
+							 WHEN 'n' THEN 'reference' END
+	  FROM pg_catalog.pg_class c
+	  JOIN (SELECT d.logicalrelid, d.partmethod, d.colocationid,
+				   pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) AS column_name
+			  FROM pg_dist_partition d) p ON p.logicalrelid = c.oid
+	 WHERE c.relnamespace = 'oms'::regnamespace
+	 ORDER BY 2, 1;
+END
+$$;
+COMMENT ON FUNCTION oms.distribute(int) IS 'Distributes oms on Citus (12 or later): per-tenant tables by tenant_id, co-located; shared data as reference tables; the tenant-explicit API forms routed by their tenant. Idempotent; 55000 without Citus';
+REVOKE ALL ON FUNCTION oms.distribute(int) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_entry_points(),
+	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
+	oms._node_sequences() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
+	TO oms_operator, oms_store, oms_app, oms_storefront;
+REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._atp_distributed(text, text) TO oms_operator, oms_store, oms_app;
+GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint) TO oms_store;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA oms TO oms_admin;
+-- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
+-- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()
+-- (both forms: now, and time-phased) and oms.atp_by_location() (their callers read the tables,
+-- under the policies; oms.atp(sku, location) applies the tenant rule itself). A name that no part
+-- defines (yet) is skipped.
+DO $$
+DECLARE
+	v_fn	text;
+	v_roles	text;
+	v_proc	regprocedure;
+BEGIN
+	FOR v_fn, v_roles IN
+		VALUES
+			('atp', 'oms_app, oms_operator'),
+			('atp_by_location', 'oms_app, oms_operator, oms_store'),
+			('promise', 'oms_app, oms_operator'),
+			('route', 'oms_operator'),
+			('route_explain', 'oms_operator'),
+			('place_order', 'oms_app, oms_operator'),
+			('cancel_order', 'oms_app, oms_operator'),
+			('hold', 'oms_app, oms_operator'),
+			('release_hold', 'oms_app, oms_operator'),
+			('order_status', 'oms_app, oms_operator'),
+			('request_return', 'oms_app, oms_operator'),
+			('cancel_line', 'oms_app, oms_operator'),
+			('change_address', 'oms_app, oms_operator'),
+			('payment_totals', 'oms_operator'),
+			('authorize_payment', 'oms_operator'),
+			('capture_payment', 'oms_operator'),
+			('refund_payment', 'oms_operator'),
+			('void_payment', 'oms_operator'),
+			('hold_order', 'oms_operator'),
+			('resolve_hold', 'oms_operator'),
+			('release_order', 'oms_operator'),
+			('pack', 'oms_operator, oms_store'),
+			('ship', 'oms_operator, oms_store'),
+			('deliver', 'oms_operator, oms_store'),
+			('ready_for_pickup', 'oms_operator, oms_store'),
+			('collect', 'oms_operator, oms_store'),
+			('adjust_stock', 'oms_operator, oms_store'),
+			('set_stock', 'oms_operator, oms_store'),
+			('create_return', 'oms_operator'),
+			('receive_return', 'oms_operator'),
+			('exchange', 'oms_operator'),
+			('forecast', 'oms_operator'),
+			('forecast_methods', 'oms_operator'),
+			('policy', 'oms_operator'),
+			('plan_replenishment', 'oms_operator'),
+			('run_replenishment', 'oms_operator'),
+			('check_alerts', 'oms_operator'),
+			('run_subscriptions', 'oms_operator'),
+			('compact_demand_history', 'oms_operator'),
+			('compact_bi_sales', 'oms_operator'),
+			('_job_begin', 'oms_operator'),
+			('_job_next', 'oms_operator'),
+			('_job_end', 'oms_operator'),
+			('create_purchase_order', 'oms_operator'),
+			('send_purchase_order', 'oms_operator'),
+			('cancel_purchase_order', 'oms_operator'),
+			('receive_purchase_order', 'oms_operator'),
+			('create_transfer', 'oms_operator'),
+			('receive_transfer', 'oms_operator'),
+			('cancel_transfer', 'oms_operator'),
+			('subscribe', 'oms_app, oms_operator'),
+			('pause_subscription', 'oms_app, oms_operator'),
+			('resume_subscription', 'oms_app, oms_operator'),
+			('cancel_subscription', 'oms_app, oms_operator'),
+			('check_stock_invariants', 'oms_operator'),
+			('reject_line', 'oms_operator, oms_store'),
+			('tax_split', 'oms_app, oms_operator'),
+			('issue_invoice', 'oms_operator'),
+			('issue_credit_note', 'oms_operator'),
+			('invoice_document', 'oms_operator'),
+			('packing_slip', 'oms_operator, oms_store'),
+			('shipping_label', 'oms_operator, oms_store'),
+			('return_label', 'oms_operator')
+	LOOP
+		FOR v_proc IN
+			SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+			 WHERE p.pronamespace = 'oms'::regnamespace AND p.proname = v_fn
+		LOOP
+			EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', v_proc, v_roles);
+			IF v_fn NOT IN ('atp', 'atp_by_location') THEN
+				EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER', v_proc);
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;

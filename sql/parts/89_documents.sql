@@ -317,12 +317,24 @@ AS $$
 DECLARE
 	v_minor		int;
 	v_lines		jsonb;
+	v_no		int[];
+	v_qty		bigint[];
+	v_gross		numeric[];
+	v_tax		numeric[];
 BEGIN
 	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = o.currency;
+	-- What was invoiced before, read first: on Citus a query of the tenant's tables inside
+	-- another would be sent to the shard's node on a connection of its own (README "Scale-out
+	-- on Citus").
+	SELECT pg_catalog.array_agg(v.line_no), pg_catalog.array_agg(v.invoiced_qty),
+		   pg_catalog.array_agg(v.invoiced_gross), pg_catalog.array_agg(v.invoiced_tax)
+	  INTO v_no, v_qty, v_gross, v_tax
+	  FROM oms._invoiced(p_tenant, o.id) v;
 	-- Per line: the units to invoice now (shipped or collected; with invoicing on capture, every
 	-- unit not cancelled) less those invoiced before. Amounts are cumulative shares of the line's
 	-- amounts, so that the invoices of a line add up to its amounts exactly once it is all invoiced.
-	WITH inv AS (SELECT * FROM oms._invoiced(p_tenant, o.id)),
+	WITH inv AS (SELECT * FROM unnest(v_no, v_qty, v_gross, v_tax)
+						AS v(line_no, invoiced_qty, invoiced_gross, invoiced_tax)),
 	l AS (
 		SELECT l.line_no, i.sku, i.name, l.qty, l.unit_price, l.tax_rate,
 			   coalesce(l.gross, round(l.qty * l.unit_price, v_minor)) AS gross, coalesce(l.tax, 0) AS tax,
