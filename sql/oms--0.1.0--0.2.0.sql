@@ -644,7 +644,6 @@ DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_state		oms.order_state;
 	v_blocking	oms.line_state;
-	v_payload	jsonb;
 	r			record;
 BEGIN
 	IF reason IS NULL OR btrim(reason) = '' THEN
@@ -695,7 +694,10 @@ BEGIN
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
 	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
 	-- inside another.
-	v_payload := oms._order_header(v_tenant, cancel_order.order_id);
+	<<event>>
+	DECLARE
+		v_payload	jsonb := oms._order_header(v_tenant, cancel_order.order_id);
+	BEGIN
 	v_payload := v_payload
 		   || jsonb_build_object('reason', cancel_order.reason,
 				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
@@ -705,6 +707,7 @@ BEGIN
 						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
 	INSERT INTO oms.events (tenant_id, order_id, type, payload)
 	VALUES (v_tenant, cancel_order.order_id, 'cancelled', v_payload);
+	END event;
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;
@@ -979,7 +982,7 @@ CREATE OR REPLACE FUNCTION oms._lock_waiting_orders(p_tenant int, p_items int[],
 	SET search_path = oms, pg_catalog
 AS $$
 BEGIN
-	SELECT pg_catalog.count(*) FROM (
+	PERFORM pg_catalog.count(*) FROM (
 		SELECT o.id FROM oms.orders o
 		 WHERE o.tenant_id = p_tenant
 		   AND o.id IN (SELECT l.order_id FROM oms.order_lines l
@@ -2281,7 +2284,7 @@ REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_e
 	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
 	oms._node_sequences() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
-	TO oms_operator, oms_store, oms_app, oms_storefront;
+	TO oms_operator, oms_store, oms_app;
 REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._atp_distributed(text, text) TO oms_operator, oms_store, oms_app;
 GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint) TO oms_store;

@@ -10,7 +10,6 @@ DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v_state		oms.order_state;
 	v_blocking	oms.line_state;
-	v_payload	jsonb;
 	r			record;
 BEGIN
 	IF reason IS NULL OR btrim(reason) = '' THEN
@@ -61,7 +60,10 @@ BEGIN
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
 	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
 	-- inside another.
-	v_payload := oms._order_header(v_tenant, cancel_order.order_id);
+	<<event>>
+	DECLARE
+		v_payload	jsonb := oms._order_header(v_tenant, cancel_order.order_id);
+	BEGIN
 	v_payload := v_payload
 		   || jsonb_build_object('reason', cancel_order.reason,
 				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
@@ -71,6 +73,7 @@ BEGIN
 						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
 	INSERT INTO oms.events (tenant_id, order_id, type, payload)
 	VALUES (v_tenant, cancel_order.order_id, 'cancelled', v_payload);
+	END event;
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;

@@ -241,7 +241,7 @@ CREATE FUNCTION oms._lock_waiting_orders(p_tenant int, p_items int[], p_location
 	SET search_path = oms, pg_catalog
 AS $$
 BEGIN
-	SELECT pg_catalog.count(*) FROM (
+	PERFORM pg_catalog.count(*) FROM (
 		SELECT o.id FROM oms.orders o
 		 WHERE o.tenant_id = p_tenant
 		   AND o.id IN (SELECT l.order_id FROM oms.order_lines l

@@ -471,7 +471,7 @@ REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_e
 	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
 	oms._node_sequences() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
-	TO oms_operator, oms_store, oms_app, oms_storefront;
+	TO oms_operator, oms_store, oms_app;
 REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._atp_distributed(text, text) TO oms_operator, oms_store, oms_app;
 GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint) TO oms_store;
