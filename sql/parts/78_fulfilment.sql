@@ -31,7 +31,7 @@ BEGIN
 	SELECT c.requires_authorization,
 		   o.total - coalesce((SELECT sum(oms._units_value(l.gross, l.qty, l.unit_price, l.qty_cancelled, cur.minor_units))
 								 FROM oms.order_lines l
-								WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id), 0)
+								WHERE l.tenant_id = p_tenant AND l.order_id = p_order), 0)
 	  INTO v_required, v_total
 	  FROM oms.orders o
 	  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id

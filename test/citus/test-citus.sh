@@ -117,6 +117,12 @@ out=$(sql -c "SELECT count(*) FROM oms.check_stock_invariants_all()")
 check "stock invariants hold on every tenant" "0" "$out"
 
 # ---------------------------------------------------------------- one call, one node
+# The workers log the commands they send to other nodes too (relayed to the client as notices):
+# a call that runs whole on its node sends none.
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM SET citus.log_remote_commands = on" -c "SELECT pg_reload_conf()" >/dev/null
+done
+sleep 1
 t=$(echo "$tenants" | awk '{print $3}')
 log=$(sql -v t="$t" 2>&1 <<-'EOF'
 	SET citus.log_remote_commands = on;
@@ -127,10 +133,14 @@ log=$(sql -v t="$t" 2>&1 <<-'EOF'
 EOF
 )
 issued=$(echo "$log" | grep -c 'NOTICE:  issuing')
-check "citus.log_remote_commands: a tenant's place_order is one command" "1" "$issued"
+check "citus.log_remote_commands on every node: a tenant's place_order is one command, no other node is involved" "1" "$issued"
 check "... and that command is the call itself" "1" "$(echo "$log" | grep 'NOTICE:  issuing' | grep -c 'SELECT oms.place_order(')"
 node=$(sql -c "SELECT citus_test.node_of($t)")
 check "... sent to the tenant's node" "1" "$(echo "$log" | grep -A1 'NOTICE:  issuing' | grep -c "on server postgres@${node}")"
+
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM RESET citus.log_remote_commands" -c "SELECT pg_reload_conf()" >/dev/null
+done
 
 # ---------------------------------------------------------------- 16 clients race for the last units
 t=$(echo "$tenants" | awk '{print $5}')
@@ -165,7 +175,7 @@ for c in 1 2 3 4; do
 	chmod 644 "$stage/load-$c.sql"
 	# one session per client; a statement that fails (its worker is down) prints no id
 	as_pg psql -X -q -At -h "$c_host" -p "$port" -U postgres -d "$db" -f "$stage/load-$c.sql" \
-		>"$committed.$c" 2>/dev/null &
+		>"$committed.$c" 2>"$committed.$c.err" &
 done
 sleep 3
 as_pg pg_ctl -D "/tmp/oms-$name-w1/data" -m immediate stop >/dev/null
@@ -175,7 +185,8 @@ wait
 cat "$committed".? | grep -E '^[0-9]+,[0-9]+$' >"$committed"
 chmod 644 "$committed"
 sql -c "SELECT recover_prepared_transactions()" >/dev/null
-attempts=$(cat "$stage"/load-?.sql | wc -l)
+attempts=$(grep -c '^SELECT' "$stage"/load-?.sql | awk -F: '{n += $2} END {print n}')
+grep -h 'ERROR' "$committed".?.err | sed 's/^psql:[^E]*ERROR/ERROR/' | sort | uniq -c | sort -rn | head -n 3 | sed 's/^/# /'
 echo "# $(wc -l <"$committed") of $attempts orders committed during the load, worker 1 stopped (immediate) and started again"
 lost=$(sql -c "CREATE TEMP TABLE committed (tenant_id int, id bigint)" -c "\copy committed FROM '$committed' WITH (FORMAT csv)" \
 	-c "SELECT count(*) FROM committed c LEFT JOIN (SELECT tenant_id, id FROM oms.orders WHERE external_id LIKE 'LOAD-%' OFFSET 0) o USING (tenant_id, id) WHERE o.id IS NULL")
