@@ -9,7 +9,8 @@
 # run failed. The default run takes about 8 minutes on 2 cores.
 #
 # Parameters (environment):
-#   DURATION=20        seconds per run (ROUTE_DURATION=10 for the routing runs)
+#   DURATION=15        seconds per run (ROUTE_DURATION=10 for the routing runs; AB_DURATION=DURATION/2
+#                      for each of the four runs that price a feature: events, tax)
 #   CLIENTS="1 8 32"   client counts of place_order, its PL/pgSQL baseline and simple-update
 #   SKUS=10000 LOCATIONS=20   the shop (tenant default); ZIPF=1.01 the skew of SKU popularity;
 #                      HISTORY=50000 delivered orders it already has
@@ -18,11 +19,13 @@
 #   FLASH_CLIENTS=32 FLASH_STOCK=2000   the flash sale; READ_CLIENTS=8 (atp, select-only);
 #   WRITE_CLIENTS=8 (cancel, hold); ROUTE_CLIENTS=1; SCALE=10 (pgbench -i)
 #   ONLY="place_order flash"   run only the named workloads (and the baselines they need);
-#                      lifecycle: events (place_order with and without its events), drain (one
+#                      lifecycle: events (place_order with and without its events), tax (with
+#                      tax_mode included and none, at TAX_CLIENTS=8), drain (one
 #                      consumer of the outbox), ship, receive_return (needs ship), invoice (issue_invoice
 #                      of the orders the ship run shipped)
 #   LIFECYCLE_ORDERS=3000   orders packed for the ship run (and so returned); DRAIN_EVENTS=200000
-#   OMS_BENCH_PORT=54440; INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
+#   PROFILE=1 (PROFILE_SQL="..." run before it): where one place_order's time goes, no runs
+#   OMS_BENCH_PORT=54440 OMS_BENCH_NAME= (cluster /tmp/oms-bench-NAME); INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
 #   citus: with Citus installed, place_order over 10 tenants on a coordinator and two workers beside
 #                      one node (test/citus/bench-citus.sh, ports OMS_BENCH_PORT+20..+23; CITUS_CLIENTS)
 set -uo pipefail
@@ -30,10 +33,13 @@ set -uo pipefail
 cd "$ROOT"
 
 port=${OMS_BENCH_PORT:-54440}
-host=/tmp/oms-bench
+# The cluster's name (/tmp/oms-NAME): two runs side by side need a name and a port each.
+cname=bench${OMS_BENCH_NAME:+-$OMS_BENCH_NAME}
+host=/tmp/oms-$cname
 db=oms_bench
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-15}
 ROUTE_DURATION=${ROUTE_DURATION:-10}
+AB_DURATION=${AB_DURATION:-$(((DURATION + 1) / 2))}
 CLIENTS=${CLIENTS:-1 8 32}
 SKUS=${SKUS:-10000}
 LOCATIONS=${LOCATIONS:-20}
@@ -75,7 +81,7 @@ start_cluster() {
 	if [ "${INSTALL:-1}" = 1 ]; then
 		make -s install >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
 	fi
-	scripts/cluster.sh start bench "$port" "$db" || return 1
+	scripts/cluster.sh start "$cname" "$port" "$db" || return 1
 	"$PGBIN/psql" -X -q -h "$host" -p "$port" -U postgres -d postgres -c "CREATE DATABASE $db" &&
 		psql_b -c 'CREATE EXTENSION oms'
 }
@@ -89,7 +95,7 @@ if [ "${INSTALL:-1}" = 1 ] && ! holds_lock; then
 else
 	start_cluster || die "could not start the cluster"
 fi
-[ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop bench' EXIT
+[ "${KEEP:-0}" = 1 ] || trap 'scripts/cluster.sh stop "$cname"' EXIT
 started=$(date +%s)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -113,10 +119,12 @@ psql_b -c 'ALTER SYSTEM SET track_wal_io_timing = on' -c 'SELECT pg_reload_conf(
 # (track_functions), and, when perf is installed, the backend's CPU profile.
 if [ "${PROFILE:-0}" = 1 ]; then
 	printf '%s\n' "shared_preload_libraries = 'pg_cron,oms,pg_stat_statements'" \
-		"pg_stat_statements.track = all" "track_functions = all" |
+		"pg_stat_statements.track = all" "pg_stat_statements.track_planning = on" "track_functions = all" |
 		as_pg tee -a "$host/data/postgresql.conf" >/dev/null
 	as_pg pg_ctl -D "$host/data" -l "$host/server.log" -w -m fast restart >/dev/null || die "restart failed"
 	psql_b -c 'CREATE EXTENSION pg_stat_statements' || die "no pg_stat_statements"
+	# PROFILE_SQL: statements run first, e.g. "UPDATE oms.channels SET tax_mode = 'included'".
+	[ -z "${PROFILE_SQL:-}" ] || psql_b -c "SET oms.tenant = 'default'" -c "$PROFILE_SQL" >/dev/null || die "PROFILE_SQL failed"
 	pgb=("$PGBIN/pgbench" -h "$host" -p "$port" -U postgres -n -M prepared -c 1
 		-f test/bench/place_order.pgbench -D skus="$SKUS" -D zipf="$ZIPF")
 	"${pgb[@]}" -T 3 "$db" >/dev/null 2>&1
@@ -138,6 +146,8 @@ if [ "${PROFILE:-0}" = 1 ]; then
 		WITH n AS (SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT oms.place_order(%' AND toplevel)
 		SELECT round((s.total_exec_time * 1000 / n.calls)::numeric, 1) AS us_per_order,
 			   round(s.calls::numeric / n.calls, 1) AS per_order,
+			   round(s.plans::numeric / n.calls, 1) AS plans,
+			   round((s.total_plan_time * 1000 / n.calls)::numeric, 1) AS plan_us,
 			   left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) AS statement
 		  FROM pg_stat_statements s, n
 		 ORDER BY s.total_exec_time DESC LIMIT 25"
@@ -223,21 +233,62 @@ done
 # row, its id nor its NOTIFY happens); everything else place_order does (tax, fraud rules,
 # automatic release) still runs. The trigger is dropped afterwards. One consumer draining the outbox, 1000 events per call. Then ship
 # and receive_return, each call on a shipment or return of its own (queues filled beforehand).
+# ab_compare NAME CLIENTS ON_FN OFF_FN WHAT TARGET_PCT pgbench-arguments...: the price of a
+# feature of place_order. Four runs in the order off, on, on, off, so that a cache warming up or
+# the machine's load drifting weighs on both sides alike; the note compares the sums of the two
+# sides (on's cost = off's throughput / on's - 1).
+ab_compare() {
+	local name=$1 c=$2 on=$3 off=$4 what=$5 target=$6 k
+	shift 6
+	"$off" || die "could not switch $what off"
+	run "$name-off1@$c" "place_order without $what" "$c" "" "$@"
+	"$on" || die "could not switch $what on"
+	run "$name-on1@$c" "place_order with $what" "$c" "$name-off1@$c" "$@"
+	run "$name-on2@$c" "place_order with $what" "$c" "$name-off1@$c" "$@"
+	"$off" || die "could not switch $what off"
+	run "$name-off2@$c" "place_order without $what" "$c" "" "$@"
+	for k in off1 on1 on2 off2; do
+		[[ "${TPS[$name-$k@$c]}" =~ ^[0-9.]+$ ]] || return 0
+	done
+	notes+=("$what at $c clients: place_order costs $(awk -v a="${TPS[$name-on1@$c]}" -v b="${TPS[$name-on2@$c]}" \
+		-v x="${TPS[$name-off1@$c]}" -v y="${TPS[$name-off2@$c]}" 'BEGIN {printf "%.1f%%", ((x + y) / (a + b) - 1) * 100}') more with $what \
+		(on $(printf '%.0f' "${TPS[$name-on1@$c]}") and $(printf '%.0f' "${TPS[$name-on2@$c]}") tps, off $(printf '%.0f' "${TPS[$name-off1@$c]}") and $(printf '%.0f' "${TPS[$name-off2@$c]}"); target: at most $target%)")
+}
+
+# ---- Lifecycle (issue 7). The price of the outbox: place_order with its events and without them
+# (their rows dropped before they are written, by a BEFORE INSERT trigger on oms.events that
+# returns NULL, named to fire before the numbering trigger, so that neither the row, its id nor
+# its NOTIFY happens); everything else place_order does (tax, fraud rules, automatic release)
+# still runs. The trigger is dropped afterwards. One consumer draining the outbox, 1000 events per
+# call. Then ship and receive_return, each call on a shipment or return of its own (queues filled
+# beforehand).
+events_on() { psql_b -c "DROP TRIGGER IF EXISTS a_bench_skip_event ON oms.events" >/dev/null; }
+events_off() {
+	events_on && psql_b -c "CREATE TRIGGER a_bench_skip_event BEFORE INSERT ON oms.events
+			FOR EACH ROW EXECUTE FUNCTION public.bench_skip_event()" >/dev/null
+}
 if wanted events; then
 	psql_b -c "CREATE FUNCTION public.bench_skip_event() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'" >/dev/null 2>&1 || true
 	for c in $CLIENTS; do
-		run "events-on@$c" "place_order with events" "$c" "" \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		psql_b -c "CREATE TRIGGER a_bench_skip_event BEFORE INSERT ON oms.events
-					FOR EACH ROW EXECUTE FUNCTION public.bench_skip_event()" >/dev/null
-		run "events-off@$c" "place_order without events" "$c" "events-on@$c" \
-			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$DURATION"
-		psql_b -c "DROP TRIGGER a_bench_skip_event ON oms.events" >/dev/null || die "could not drop the trigger that skips events"
-		if [[ "${TPS[events-on@$c]}" =~ ^[0-9.]+$ ]] && [[ "${TPS[events-off@$c]}" =~ ^[0-9.]+$ ]]; then
-			notes+=("events at $c clients: place_order costs $(awk -v a="${TPS[events-on@$c]}" -v b="${TPS[events-off@$c]}" \
-				'BEGIN {printf "%.1f%%", (b / a - 1) * 100}') more with its events ($(printf '%.0f' "${TPS[events-on@$c]}") vs $(printf '%.0f' "${TPS[events-off@$c]}") tps; target: at most 10%)")
-		fi
+		ab_compare events "$c" events_on events_off "events" 10 \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
 	done
+	events_on || die "could not drop the trigger that skips events"
+fi
+# ---- Documents (issue 11). The price of tax: the shop's web channel with tax_mode 'included'
+# (each line's net and tax split at placement, rates looked up per country and class: IT standard
+# 22%, reduced 10%) against tax_mode 'none', at TAX_CLIENTS (default 8).
+tax_on() { psql_b -c "UPDATE oms.channels SET tax_mode = 'included' WHERE tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND code = 'web'" >/dev/null; }
+tax_off() { psql_b -c "UPDATE oms.channels SET tax_mode = 'none' WHERE tenant_id = (SELECT t.id FROM oms.tenants t WHERE t.code = 'default') AND code = 'web'" >/dev/null; }
+if wanted tax; then
+	psql_b -c "SET oms.tenant = 'default'" -c "INSERT INTO oms.tax_rates (country, tax_class, rate, valid_from)
+		VALUES ('IT', 'standard', 0.22, '2000-01-01'), ('IT', 'reduced', 0.10, '2000-01-01') ON CONFLICT DO NOTHING" \
+		-c "UPDATE oms.items SET tax_class = 'reduced' WHERE sku ~ '[05]$'" >/dev/null || die "could not set the tax rates"
+	for c in ${TAX_CLIENTS:-8}; do
+		ab_compare tax "$c" tax_on tax_off "tax" 5 \
+			-f test/bench/place_order.pgbench "${zipf[@]}" -T "$AB_DURATION"
+	done
+	tax_off || die "could not switch tax off"
 fi
 if wanted drain; then
 	n=${DRAIN_EVENTS:-200000}
@@ -266,7 +317,13 @@ if wanted flash; then
 	c=$FLASH_CLIENTS
 	run "spread@$c" "spread (1 line, uniform SKUs)" "$c" "" \
 		-f test/bench/spread.pgbench -D skus="$SKUS" -T "$DURATION"
-	run "flash@$c" "flash (1 line, one SKU)" "$c" "spread@$c" \
+	# The same SKU, first through its one stock row, then declared hot (oms.set_hot: stock slots,
+	# one per client); the sell-out runs hot too.
+	run "flash-row@$c" "flash (1 line, one SKU, one row)" "$c" "spread@$c" \
+		-f test/bench/flash.pgbench -D sku=FLASH-1 -D tag=fl0 -T "$DURATION"
+	psql_b -c "SET oms.tenant = 'default'" -c "SELECT oms.set_hot('FLASH-1', true, $c), oms.set_hot('FLASH-2', true, $c)" \
+		>/dev/null || die "oms.set_hot failed"
+	run "flash@$c" "flash (1 line, one SKU, hot)" "$c" "spread@$c" \
 		-f test/bench/flash.pgbench -D sku=FLASH-1 -D tag=fl1 -T "$DURATION"
 	# The sell-out: 1.5 times as many buyers as units of FLASH-2; exactly FLASH_STOCK are served.
 	per_client=$(((FLASH_STOCK * 3 / 2 + c - 1) / c))

@@ -457,6 +457,1472 @@ CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER routing_data_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oms.country_centroids
 	FOR EACH STATEMENT EXECUTE FUNCTION oms._routing_data_changed();
 
+-- ===== Capacity follows the order: oms.order_capacity records where each order counts, and an
+-- order that leaves a location (cancelled, a line rejected, a new address) gives its count back
+-- (62_shipping, 67_route_apply, 70_place_order, 74_reject_line, 75_cancel, 84_order_edits).
+-- Orders placed before 0.2.0 have no row there: their counts stay taken (as in 0.1.0).
+CREATE TABLE oms.order_capacity (
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
+	order_id		bigint NOT NULL,
+	location_id		int NOT NULL,
+	day				date NOT NULL,
+	PRIMARY KEY (tenant_id, order_id, location_id),
+	FOREIGN KEY (tenant_id, order_id) REFERENCES oms.orders,
+	FOREIGN KEY (tenant_id, location_id) REFERENCES oms.locations
+);
+COMMENT ON TABLE oms.order_capacity IS 'The (location, day) each order is counted at in oms.location_capacity_used (one per order and location); the count is given back when the order no longer uses the location (cancelled, rejected, re-routed)';
+SELECT pg_catalog.pg_extension_config_dump('oms.order_capacity', '');
+GRANT ALL ON oms.order_capacity TO oms_admin;
+GRANT SELECT ON oms.order_capacity TO oms_operator;
+ALTER TABLE oms.order_capacity ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON oms.order_capacity USING (tenant_id OPERATOR(pg_catalog.=) (SELECT oms.current_tenant_id()));
+CREATE POLICY admin ON oms.order_capacity TO oms_admin USING (true) WITH CHECK (true);
+CREATE FUNCTION oms._take_order_capacity(p_tenant int, p_order bigint, p_loc int[], p_day date[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_loc	int[];
+	v_day	date[];
+BEGIN
+	-- The first (lowest) day per location the order is not yet counted at, in location order.
+	SELECT array_agg(x.location_id ORDER BY x.location_id, x.day), array_agg(x.day ORDER BY x.location_id, x.day)
+	  INTO v_loc, v_day
+	  FROM (SELECT DISTINCT ON (p_loc[n]) p_loc[n] AS location_id, p_day[n] AS day
+			  FROM generate_subscripts(p_loc, 1) n
+			 WHERE p_day[n] IS NOT NULL
+			   AND NOT EXISTS (SELECT FROM oms.order_capacity c
+								WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = p_loc[n])
+			 ORDER BY p_loc[n], p_day[n]) x;
+	IF v_loc IS NULL THEN
+		RETURN;
+	END IF;
+	PERFORM oms._take_capacity(p_tenant, v_loc, v_day);
+	INSERT INTO oms.order_capacity (tenant_id, order_id, location_id, day)
+		SELECT p_tenant, p_order, v_loc[n], v_day[n] FROM generate_subscripts(v_loc, 1) n
+		 WHERE EXISTS (SELECT FROM oms.locations l
+						WHERE l.tenant_id = p_tenant AND l.id = v_loc[n] AND l.daily_capacity > 0);
+END
+$$;
+COMMENT ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]) IS 'Internal: counts an order at the locations (and their days) a route sends it to, once per order and location (oms.order_capacity); OM030 when a day''s capacity is gone';
+CREATE FUNCTION oms._release_order_capacity(p_tenant int, p_order bigint)
+	RETURNS TABLE (location_id int, day date)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN SELECT c.location_id, c.day FROM oms.order_capacity c
+			  WHERE c.tenant_id = p_tenant AND c.order_id = p_order
+				AND NOT EXISTS (SELECT FROM oms.reservations x
+								 WHERE x.tenant_id = p_tenant AND x.order_id = p_order
+								   AND x.location_id = c.location_id)
+				AND NOT EXISTS (SELECT FROM oms.shipments s
+								 WHERE s.tenant_id = p_tenant AND s.order_id = p_order
+								   AND s.location_id = c.location_id)
+			  ORDER BY c.location_id, c.day
+	LOOP
+		UPDATE oms.location_capacity_used u SET used = u.used - 1
+		 WHERE u.tenant_id = p_tenant AND u.location_id = r.location_id AND u.day = r.day AND u.used > 0;
+		DELETE FROM oms.order_capacity c
+		 WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = r.location_id;
+		location_id := r.location_id;
+		day := r.day;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._release_order_capacity(int, bigint) IS 'Internal: gives back the daily capacity an order counted at locations it no longer uses (no reservation there, nothing shipped from there); returns those (location, day)';
+REVOKE ALL ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]), oms._release_order_capacity(int, bigint) TO oms_admin;
+-- ===== Flash sales: stock slots for hot SKUs (56_stock_slots, 55_reservation, 65_allocation,
+-- 99_access).
+ALTER TABLE oms.stock
+	ADD COLUMN hot boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN oms.stock.hot IS 'The SKU is hot here (oms.set_hot): reservations take from oms.stock_slots, and reserved counts the slots'' free units too';
+
+CREATE TABLE oms.stock_slots (
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
+	item_id			int NOT NULL,
+	location_id		int NOT NULL,
+	slot			int NOT NULL CHECK (slot >= 0 AND slot < 64),
+	free			bigint NOT NULL DEFAULT 0 CHECK (free >= 0),
+	PRIMARY KEY (tenant_id, item_id, location_id, slot),
+	FOREIGN KEY (tenant_id, item_id, location_id) REFERENCES oms.stock
+) WITH (fillfactor = 20);
+COMMENT ON TABLE oms.stock_slots IS 'Units of a hot SKU at a location set aside for concurrent orders: each slot is taken by its own orders (pid mod slots); free units count in stock.reserved and in ATP';
+
+-- The stock row's side of moving units between a stock row and its slots: reserved moves by
+-- delta (positive: units into the slots, only if that many are available; negative: back), with
+-- the stock guard open for that row, as only the reservation trigger may otherwise move reserved.
+CREATE FUNCTION oms._slot_units(p_tenant int, p_item int, p_location int, p_delta bigint) RETURNS boolean
+	LANGUAGE c
+	SET search_path = oms, pg_catalog
+	AS 'MODULE_PATHNAME', 'oms_slot_units';
+COMMENT ON FUNCTION oms._slot_units(int, int, int, bigint) IS 'Internal: moves reserved of a hot stock row by delta for its slots (positive only within on_hand - reserved - safety_stock); false when the units are not there';
+
+CREATE FUNCTION oms.set_hot(sku text, hot boolean, slots int DEFAULT 16) RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, set_hot.sku);
+	r			record;
+	v_free		bigint;
+	v_n			int := 0;
+BEGIN
+	IF set_hot.hot IS NULL THEN
+		RAISE EXCEPTION 'hot must be true or false for SKU "%"', set_hot.sku
+			USING ERRCODE = '22023', HINT = 'oms.set_hot(''SKU-1'', true) before a flash sale, false after it.';
+	END IF;
+	IF set_hot.slots IS NULL OR set_hot.slots < 2 OR set_hot.slots > 64 THEN
+		RAISE EXCEPTION 'invalid number of slots % for SKU "%"', coalesce(set_hot.slots::text, 'NULL'), set_hot.sku
+			USING ERRCODE = '22023', HINT = 'From 2 to 64; about the number of clients that buy at once (default 16).';
+	END IF;
+	-- Every stock row of the SKU, in lock order; its slots' free units go back to the row first.
+	FOR r IN SELECT s.location_id, s.hot FROM oms.stock s
+			  WHERE s.tenant_id = v_tenant AND s.item_id = v_item
+			  ORDER BY s.location_id
+			  FOR UPDATE
+	LOOP
+		SELECT coalesce(sum(x.free), 0) INTO v_free FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		IF v_free > 0 THEN
+			PERFORM oms._slot_units(v_tenant, v_item, r.location_id, -v_free);
+		END IF;
+		DELETE FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		UPDATE oms.stock s SET hot = set_hot.hot
+		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = r.location_id;
+		IF set_hot.hot THEN
+			-- Empty slots: the first orders fill them from the stock row.
+			INSERT INTO oms.stock_slots (tenant_id, item_id, location_id, slot)
+				SELECT v_tenant, v_item, r.location_id, n FROM generate_series(0, set_hot.slots - 1) n;
+		END IF;
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION oms.set_hot(text, boolean, int) IS 'Declares a SKU hot (a flash sale) or not: its stock rows get slots that concurrent orders take from without queuing on one row (true), or give their free units back (false); returns the number of stock rows; unknown SKU: 22023';
+SELECT pg_catalog.pg_extension_config_dump('oms.stock_slots', '');
+GRANT ALL ON oms.stock_slots TO oms_admin;
+GRANT SELECT ON oms.stock_slots TO oms_operator, oms_app, oms_store;
+ALTER TABLE oms.stock_slots ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON oms.stock_slots USING (tenant_id OPERATOR(pg_catalog.=) (SELECT oms.current_tenant_id()));
+CREATE POLICY admin ON oms.stock_slots TO oms_admin USING (true) WITH CHECK (true);
+CREATE POLICY store ON oms.stock_slots AS RESTRICTIVE TO oms_store USING (location_id OPERATOR(pg_catalog.=) ANY ((SELECT oms._store_locations())::int[]));
+REVOKE ALL ON FUNCTION oms._slot_units(int, int, int, bigint), oms.set_hot(text, boolean, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._slot_units(int, int, int, bigint), oms.set_hot(text, boolean, int) TO oms_admin;
+GRANT EXECUTE ON FUNCTION oms.set_hot(text, boolean, int) TO oms_operator;
+ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
+
+-- >>> functions changed in 0.2.0, at their latest definition
+CREATE OR REPLACE FUNCTION oms.place_order("order" jsonb) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	p				jsonb := $1;
+	v_tenant		int := oms.current_tenant_id();
+	v_channel_id	int;
+	v_channel_cur	text;
+	v_channel_on	boolean;
+	v_ext			text;
+	v_currency		text;
+	v_minor			int;
+	v_customer		jsonb;
+	v_ship_to		jsonb;
+	v_country		text;
+	v_lat			double precision;
+	v_lon			double precision;
+	v_pickup		int;
+	v_cart			text;
+	v_shipping		numeric := 0;
+	v_attributes	jsonb := '{}';
+	v_lines			jsonb;
+	v_bad			record;
+	v_skus			text[];
+	v_qtys			int[];
+	v_prices		numeric[];
+	v_items			int[];
+	v_backorder		boolean[];
+	v_prefer		int[];
+	v_credit		bigint[];
+	v_locs			int[];
+	v_promised		date[];
+	v_profile		text;
+	v_channel_profile text;
+	v_a_line		int[];
+	v_a_loc			int[];
+	v_a_qty			int[];
+	v_a_kind		text[];
+	v_a_eta			date[];
+	v_a_capday		date[];
+	v_a_reason		text[];
+	v_a_supply		bigint[];
+	v_states		oms.line_state[];
+	v_state			oms.order_state;
+	v_order_id		bigint;
+	v_subtotal		numeric;
+	v_attempt		int := 0;
+	v_sku			text;
+	v_i				int;
+	v_placed_at		timestamptz;
+	v_tax_mode		text;
+	v_tax_country	text;
+	v_tax_day		date;
+	v_classes		text[];
+	v_rates			numeric[];
+	v_net			numeric[];
+	v_tax			numeric[];
+	v_gross			numeric[];
+	v_amount		numeric;
+	v_ship_rate		numeric;
+	v_ship_net		numeric;
+	v_ship_gross	numeric;
+	v_total			numeric;
+	r				record;
+BEGIN
+	-- 1. The fields that identify the order, then idempotency: a retry returns the first result.
+	IF p IS NULL OR jsonb_typeof(p) <> 'object' THEN
+		PERFORM oms._payload_error('order', 'must be a JSON object', p,
+			'See the README for the shape: {"channel": "web", "external_id": "W-1", "lines": [...], ...}.');
+	END IF;
+	PERFORM oms._check_keys(p, '', ARRAY['attributes', 'cart', 'channel', 'currency', 'customer',
+										 'external_id', 'lines', 'pickup', 'placed_at', 'routing', 'ship_to',
+										 'shipping_amount']);
+	IF jsonb_typeof(p -> 'channel') IS DISTINCT FROM 'string' THEN
+		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
+			'Channels are rows of oms.channels, e.g. "web".');
+	END IF;
+	SELECT c.id, c.default_currency, c.active, c.routing_profile, c.tax_mode
+	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile, v_tax_mode
+		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
+	IF v_channel_id IS NULL THEN
+		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
+			USING ERRCODE = '22023', HINT = 'Channels are rows of oms.channels of the current tenant (setting oms.tenant).';
+	END IF;
+	IF jsonb_typeof(p -> 'external_id') IS DISTINCT FROM 'string' OR p ->> 'external_id' = ''
+	   OR length(p ->> 'external_id') > 200 THEN
+		PERFORM oms._payload_error('external_id', 'must be the channel''s order id (text of 1 to 200 characters)',
+			p -> 'external_id', 'The same channel and external_id always give the same order: a retry is safe.');
+	END IF;
+	v_ext := p ->> 'external_id';
+
+	SELECT o.id INTO v_order_id FROM oms.orders o
+		WHERE o.tenant_id = v_tenant AND o.channel_id = v_channel_id AND o.external_id = v_ext;
+	IF v_order_id IS NOT NULL THEN
+		RETURN v_order_id;
+	END IF;
+	IF NOT v_channel_on THEN
+		RAISE EXCEPTION 'channel "%" is not active', p ->> 'channel'
+			USING ERRCODE = '22023', HINT = 'An inactive channel cannot place new orders; set oms.channels.active to true.';
+	END IF;
+
+	-- 2. The rest of the header.
+	IF p ? 'currency' THEN
+		IF jsonb_typeof(p -> 'currency') IS DISTINCT FROM 'string' THEN
+			PERFORM oms._payload_error('currency', 'must be an ISO 4217 code', p -> 'currency', 'For example "EUR" or "RON".');
+		END IF;
+		v_currency := p ->> 'currency';
+	ELSE
+		v_currency := v_channel_cur;
+	END IF;
+	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = v_currency;
+	IF v_minor IS NULL OR v_currency !~ '^[A-Z]{3}$' THEN
+		RAISE EXCEPTION 'unsupported currency code "%"', oms._clip(v_currency)
+			USING ERRCODE = '22023', HINT = 'Currencies are the ISO 4217 codes in oms.currencies, e.g. "EUR".';
+	END IF;
+
+	IF p ? 'customer' THEN
+		v_customer := p -> 'customer';
+		IF jsonb_typeof(v_customer) <> 'object' THEN
+			PERFORM oms._payload_error('customer', 'must be an object', v_customer,
+				'{"ref": "C1", "email": "a@example.com", "name": "...", "phone": "..."}, every field optional.');
+		END IF;
+		PERFORM oms._check_keys(v_customer, 'customer.', ARRAY['email', 'name', 'phone', 'ref']);
+		SELECT k INTO v_sku FROM jsonb_each(v_customer) AS f(k, v)
+			WHERE jsonb_typeof(f.v) <> 'string' OR length(f.v #>> '{}') > 320 ORDER BY k LIMIT 1;
+		IF v_sku IS NOT NULL THEN
+			PERFORM oms._payload_error('customer.' || v_sku, 'must be text of at most 320 characters',
+				v_customer -> v_sku, 'Customer fields are text.');
+		END IF;
+		IF v_customer ? 'email' AND v_customer ->> 'email' !~ '^[^@\s]+@[^@\s]+$' THEN
+			PERFORM oms._payload_error('customer.email', 'must be an e-mail address', v_customer -> 'email',
+				'For example "anna@example.com".');
+		END IF;
+	END IF;
+
+	IF p ? 'ship_to' AND p ? 'pickup' THEN
+		RAISE EXCEPTION 'order payload has both "ship_to" and "pickup"'
+			USING ERRCODE = '22023', HINT = 'Give "ship_to" (an address) to ship, or "pickup" (a store code) for click & collect.';
+	ELSIF p ? 'ship_to' THEN
+		v_ship_to := p -> 'ship_to';
+		IF jsonb_typeof(v_ship_to) <> 'object' THEN
+			PERFORM oms._payload_error('ship_to', 'must be an address object', v_ship_to,
+				'{"name": "...", "line1": "...", "city": "Milano", "postal_code": "20121", "country": "IT", "lat": 45.46, "lon": 9.19}.');
+		END IF;
+		PERFORM oms._check_keys(v_ship_to, 'ship_to.', ARRAY['city', 'company', 'country', 'lat', 'line1', 'line2',
+															 'lon', 'name', 'phone', 'postal_code', 'region']);
+		SELECT k INTO v_sku FROM jsonb_each(v_ship_to) AS f(k, v)
+			WHERE k NOT IN ('lat', 'lon') AND (jsonb_typeof(f.v) <> 'string' OR length(f.v #>> '{}') > 200)
+			ORDER BY k LIMIT 1;
+		IF v_sku IS NOT NULL THEN
+			PERFORM oms._payload_error('ship_to.' || v_sku, 'must be text of at most 200 characters',
+				v_ship_to -> v_sku, 'Address fields are text; lat and lon are numbers.');
+		END IF;
+		IF jsonb_typeof(v_ship_to -> 'country') IS DISTINCT FROM 'string' OR v_ship_to ->> 'country' !~ '^[A-Za-z]{2}$' THEN
+			PERFORM oms._payload_error('ship_to.country', 'must be an ISO 3166 country code', v_ship_to -> 'country',
+				'Two letters, e.g. "IT" or "RO".');
+		END IF;
+		v_country := upper(v_ship_to ->> 'country');
+		v_ship_to := jsonb_set(v_ship_to, '{country}', to_jsonb(v_country));
+		IF (v_ship_to ? 'lat') <> (v_ship_to ? 'lon') THEN
+			PERFORM oms._payload_error(CASE WHEN v_ship_to ? 'lat' THEN 'ship_to.lon' ELSE 'ship_to.lat' END,
+				'is required with the other coordinate', NULL, 'Give both lat and lon, or neither.');
+		END IF;
+		IF v_ship_to ? 'lat' THEN
+			IF jsonb_typeof(v_ship_to -> 'lat') <> 'number' OR abs((v_ship_to ->> 'lat')::numeric) > 90 THEN
+				PERFORM oms._payload_error('ship_to.lat', 'must be a latitude between -90 and 90', v_ship_to -> 'lat',
+					'Decimal degrees, e.g. 45.4642.');
+			END IF;
+			IF jsonb_typeof(v_ship_to -> 'lon') <> 'number' OR abs((v_ship_to ->> 'lon')::numeric) > 180 THEN
+				PERFORM oms._payload_error('ship_to.lon', 'must be a longitude between -180 and 180', v_ship_to -> 'lon',
+					'Decimal degrees, e.g. 9.19.');
+			END IF;
+			v_lat := round((v_ship_to ->> 'lat')::numeric, 12)::double precision;	-- (1e-400 would underflow)
+			v_lon := round((v_ship_to ->> 'lon')::numeric, 12)::double precision;
+		END IF;
+	ELSIF p ? 'pickup' THEN
+		IF jsonb_typeof(p -> 'pickup') IS DISTINCT FROM 'string' THEN
+			PERFORM oms._payload_error('pickup', 'must be a store''s location code', p -> 'pickup',
+				'Click & collect names the store, e.g. "STORE-MI-01".');
+		END IF;
+		SELECT l.id INTO v_pickup FROM oms.locations l
+			WHERE l.tenant_id = v_tenant AND l.code = p ->> 'pickup';
+		IF v_pickup IS NULL THEN
+			RAISE EXCEPTION 'unknown location "%"', oms._clip(p ->> 'pickup')
+				USING ERRCODE = '22023', HINT = 'A pickup location is a row of oms.locations with can_pickup.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup AND l.active AND l.can_pickup) THEN
+			RAISE EXCEPTION 'location "%" does not offer pickup', p ->> 'pickup'
+				USING ERRCODE = '22023', HINT = 'Choose an active location with can_pickup for click & collect.';
+		END IF;
+	ELSE
+		RAISE EXCEPTION 'order payload has neither "ship_to" nor "pickup"'
+			USING ERRCODE = '22023', HINT = 'Give "ship_to" (an address) to ship, or "pickup" (a store code) for click & collect.';
+	END IF;
+
+	IF p ? 'cart' THEN
+		IF jsonb_typeof(p -> 'cart') IS DISTINCT FROM 'string' OR p ->> 'cart' = '' OR length(p ->> 'cart') > 200 THEN
+			PERFORM oms._payload_error('cart', 'must be a cart id (text of 1 to 200 characters)', p -> 'cart',
+				'The cart whose holds (oms.hold) this order takes over.');
+		END IF;
+		v_cart := p ->> 'cart';
+	END IF;
+	IF p ? 'shipping_amount' THEN
+		IF jsonb_typeof(p -> 'shipping_amount') IS DISTINCT FROM 'number' OR (p ->> 'shipping_amount')::numeric < 0
+		   OR (p ->> 'shipping_amount')::numeric >= 1e15 THEN
+			PERFORM oms._payload_error('shipping_amount', 'must be an amount of 0 or more', p -> 'shipping_amount',
+				'The shipping charged to the customer, in the order''s currency.');
+		END IF;
+		v_shipping := round((p ->> 'shipping_amount')::numeric, v_minor);
+	END IF;
+	IF p ? 'routing' AND (jsonb_typeof(p -> 'routing') IS DISTINCT FROM 'string' OR p ->> 'routing' = '') THEN
+		PERFORM oms._payload_error('routing', 'must be a routing profile code', p -> 'routing',
+			'For example "cheapest", "fastest", "greenest" or "balanced" (oms.routing_profiles); default: the channel''s.');
+	END IF;
+	IF p ? 'attributes' THEN
+		IF jsonb_typeof(p -> 'attributes') IS DISTINCT FROM 'object' THEN
+			PERFORM oms._payload_error('attributes', 'must be an object', p -> 'attributes',
+				'Free key/value data kept with the order, e.g. {"gift": true}.');
+		END IF;
+		v_attributes := p -> 'attributes';
+	END IF;
+
+	-- 3. The lines: shape, then SKUs (one line per SKU), then items.
+	v_lines := p -> 'lines';
+	IF jsonb_typeof(v_lines) IS DISTINCT FROM 'array' OR jsonb_array_length(v_lines) = 0 THEN
+		PERFORM oms._payload_error('lines', 'must be a non-empty array', v_lines,
+			'An order has 1 to 10000 lines: [{"sku": "SKU-1", "qty": 2, "unit_price": 19.90}].');
+	END IF;
+	IF jsonb_array_length(v_lines) > 10000 THEN
+		RAISE EXCEPTION 'order payload field "lines" has % lines, more than 10000', jsonb_array_length(v_lines)
+			USING ERRCODE = '22023', HINT = 'Split the order: one order has at most 10000 lines.';
+	END IF;
+	SELECT * INTO v_bad FROM oms._check_lines(v_lines);
+	IF v_bad.path IS NOT NULL THEN
+		PERFORM oms._payload_error(v_bad.path, v_bad.problem, v_bad.value, v_bad.hint);
+	END IF;
+	SELECT array_agg(a.v ->> 'sku' ORDER BY a.i), array_agg((a.v -> 'qty')::numeric::int ORDER BY a.i),
+		   array_agg((a.v ->> 'unit_price')::numeric ORDER BY a.i)
+	  INTO v_skus, v_qtys, v_prices
+	  FROM jsonb_array_elements(v_lines) WITH ORDINALITY a(v, i);
+	SELECT s INTO v_sku FROM unnest(v_skus) s GROUP BY s HAVING count(*) > 1 ORDER BY s LIMIT 1;
+	IF v_sku IS NOT NULL THEN
+		RAISE EXCEPTION 'SKU "%" appears in more than one line', v_sku
+			USING ERRCODE = '22023', HINT = 'Send one line per SKU with the total quantity.';
+	END IF;
+	SELECT array_agg(it.id ORDER BY u.i), array_agg(it.backorderable ORDER BY u.i),
+		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active),
+		   array_agg(it.tax_class ORDER BY u.i)
+	  INTO v_items, v_backorder, v_i, v_attempt, v_classes
+	  FROM unnest(v_skus) WITH ORDINALITY u(sku, i)
+	  LEFT JOIN oms.items it ON it.tenant_id = v_tenant AND it.sku = u.sku;
+	IF v_i IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown SKU "%" in order payload field "lines[%].sku"', v_skus[v_i], v_i - 1
+			USING ERRCODE = '22023', HINT = 'Items are rows of oms.items of the current tenant (setting oms.tenant).';
+	END IF;
+	IF v_attempt IS NOT NULL THEN
+		RAISE EXCEPTION 'item "%" in order payload field "lines[%].sku" is not active', v_skus[v_attempt], v_attempt - 1
+			USING ERRCODE = '22023', HINT = 'Inactive items cannot be sold; remove the line or reactivate the item.';
+	END IF;
+	v_attempt := 0;
+	v_subtotal := (SELECT sum(round(v_qtys[i] * v_prices[i], v_minor)) FROM generate_subscripts(v_qtys, 1) i);
+	v_total := v_subtotal + v_shipping;
+	v_placed_at := coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now());
+
+	-- Tax (71_tax.sql), on a channel with a tax mode: each line's rate (its item's class, in the
+	-- country of the ship-to address or of the pickup store, valid on the order's UTC day), net,
+	-- tax and gross, rounded per line to the currency's minor units as oms.tax_split does; the
+	-- shipping charge is taxed at the standard rate. A missing rate refuses the order (OM011).
+	IF v_tax_mode <> 'none' THEN
+		v_tax_day := (v_placed_at AT TIME ZONE 'UTC')::date;
+		v_tax_country := coalesce((SELECT l.country FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup),
+								  v_country);
+		SELECT array_agg(cr.rate ORDER BY u.i) INTO v_rates
+		  FROM unnest(v_classes) WITH ORDINALITY u(tax_class, i)
+		  LEFT JOIN LATERAL (SELECT tr.rate FROM oms.tax_rates tr
+							  WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country
+								AND tr.tax_class = u.tax_class AND tr.valid_from <= v_tax_day
+							  ORDER BY tr.valid_from DESC LIMIT 1) cr ON true;
+		IF v_shipping > 0 THEN
+			SELECT tr.rate INTO v_ship_rate FROM oms.tax_rates tr
+			 WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country AND tr.tax_class = 'standard'
+			   AND tr.valid_from <= v_tax_day
+			 ORDER BY tr.valid_from DESC LIMIT 1;
+		END IF;
+		SELECT min(x.tax_class) INTO v_sku
+		  FROM (SELECT v_classes[i] AS tax_class FROM generate_subscripts(v_rates, 1) i WHERE v_rates[i] IS NULL
+				UNION ALL SELECT 'standard' WHERE v_shipping > 0 AND v_ship_rate IS NULL) x;
+		IF v_sku IS NOT NULL THEN
+			RAISE EXCEPTION 'no tax rate for country "%" and tax class "%"', coalesce(v_tax_country, 'NULL'), v_sku
+				USING ERRCODE = 'OM011',
+				      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v_tax_mode, to_char(v_tax_day, 'YYYY-MM-DD')),
+				      HINT = 'Add the rate to oms.tax_rates (country, tax_class, rate, valid_from), or set the channel''s tax_mode to none.';
+		END IF;
+		FOR v_i IN 1 .. cardinality(v_items) LOOP
+			v_amount := round(v_qtys[v_i] * v_prices[v_i], v_minor);
+			IF v_tax_mode = 'excluded' THEN
+				v_net[v_i] := v_amount;
+				v_gross[v_i] := v_amount + round(v_amount * v_rates[v_i], v_minor);
+			ELSE
+				v_net[v_i] := round(v_amount / (1 + v_rates[v_i]), v_minor);
+				v_gross[v_i] := v_amount;
+			END IF;
+			v_tax[v_i] := v_gross[v_i] - v_net[v_i];
+		END LOOP;
+		v_amount := round(v_shipping, v_minor);
+		IF v_tax_mode = 'excluded' THEN
+			v_ship_net := v_amount;
+			v_ship_gross := v_amount + round(v_amount * coalesce(v_ship_rate, 0), v_minor);
+		ELSE
+			v_ship_net := round(v_amount / (1 + coalesce(v_ship_rate, 0)), v_minor);
+			v_ship_gross := v_amount;
+		END IF;
+		-- subtotal: the lines' net (excluded) or gross (included), both the sum of qty x price
+		v_total := (SELECT sum(g) FROM unnest(v_gross) g) + v_ship_gross;
+	END IF;
+
+	-- 4. The cart's live holds are credited at their location (locked, so that the worker does not
+	--    expire them under us).
+	IF v_cart IS NOT NULL THEN
+		PERFORM FROM oms.reservations h WHERE h.tenant_id = v_tenant AND h.cart = v_cart FOR UPDATE;
+		SELECT array_agg(h.location_id ORDER BY u.i), array_agg(h.qty::bigint ORDER BY u.i)
+		  INTO v_prefer, v_credit
+		  FROM unnest(v_items) WITH ORDINALITY u(item_id, i)
+		  LEFT JOIN oms.reservations h ON h.tenant_id = v_tenant AND h.cart = v_cart
+			   AND h.item_id = u.item_id AND h.expires_at > pg_catalog.now();
+	END IF;
+
+	-- 5. Route (oms._route, under the profile the payload names in "routing", else the channel's),
+	--    insert, reserve, count capacity. A location that lost the race for its last units (OM001
+	--    from the reservation trigger) or for its last order of the day (OM030) makes us route
+	--    again on fresh data, up to three times: the line goes to the next best location.
+	v_profile := coalesce(p ->> 'routing', v_channel_profile);
+	IF NOT EXISTS (SELECT FROM oms.routing_profiles rp
+					WHERE rp.code = v_profile AND (rp.tenant_id = v_tenant OR rp.tenant_id IS NULL)) THEN
+		RAISE EXCEPTION 'unknown routing profile "%" in %', oms._clip(v_profile),
+				CASE WHEN p ? 'routing' THEN 'order payload field "routing"'
+					 ELSE format('the default of channel "%s"', oms._clip(p ->> 'channel')) END
+			USING ERRCODE = '22023',
+			      HINT = 'Routing profiles are rows of oms.routing_profiles: balanced, cheapest, fastest, greenest, or the tenant''s own.';
+	END IF;
+	LOOP
+		-- One row per line and location (a split line has several).
+		SELECT array_agg(rt.line_no ORDER BY rt.ord), array_agg(rt.location_id ORDER BY rt.ord),
+			   array_agg(rt.qty ORDER BY rt.ord), array_agg(rt.kind ORDER BY rt.ord),
+			   array_agg(rt.eta ORDER BY rt.ord), array_agg(rt.capacity_day ORDER BY rt.ord),
+			   array_agg(rt.reason ORDER BY rt.ord), array_agg(rt.supply_id ORDER BY rt.ord)
+		  INTO v_a_line, v_a_loc, v_a_qty, v_a_kind, v_a_eta, v_a_capday, v_a_reason, v_a_supply
+		  FROM oms._route(v_tenant, v_items, v_qtys, v_prefer, v_credit::int[], NULL, NULL,
+						  v_ship_to, v_pickup, v_profile) WITH ORDINALITY AS rt(line_no, item_id, location_id, qty, kind,
+																			 carrier_service, eta, capacity_day,
+																			 supply_id, reason, ord);
+		v_i := NULL;
+		SELECT min(a.n) INTO v_i FROM generate_subscripts(v_a_kind, 1) a(n) WHERE v_a_kind[a.n] = 'unservable';
+		IF v_i IS NOT NULL THEN
+			RAISE EXCEPTION 'insufficient stock for SKU "%"%', v_skus[v_a_line[v_i]],
+					CASE WHEN v_pickup IS NOT NULL THEN format(' for pickup at "%s"', p ->> 'pickup') ELSE '' END
+				USING ERRCODE = 'OM001',
+				      DETAIL = format('Requested %s: %s.', v_qtys[v_a_line[v_i]], regexp_replace(v_a_reason[v_i], '^unservable: ', '')),
+				      HINT = 'Lower the quantity or remove the line; oms.atp_by_location() shows where the stock is, oms.route_explain() why it cannot be used.';
+		END IF;
+		-- Per line: its state, its location (NULL when split over several, or backordered) and
+		-- the date promised (the latest of its parts).
+		SELECT array_agg(CASE WHEN x.kinds && ARRAY['ship', 'drop-ship', 'pickup', 'transfer'] THEN 'allocated'
+							  WHEN x.kinds && ARRAY['preorder'] THEN 'preordered'
+							  ELSE 'backordered' END::oms.line_state ORDER BY x.line_no),
+			   -- a click & collect line waiting for stock waits at its store (a receipt there serves it)
+			   array_agg(CASE WHEN x.nlocs = 1 AND NOT x.kinds && ARRAY['backorder'] THEN x.loc
+							  WHEN x.kinds = ARRAY['backorder'] THEN v_pickup END ORDER BY x.line_no),
+			   array_agg(x.eta ORDER BY x.line_no)
+		  INTO v_states, v_locs, v_promised
+		  FROM (SELECT v_a_line[a.n] AS line_no, array_agg(DISTINCT v_a_kind[a.n]) AS kinds,
+					   count(DISTINCT v_a_loc[a.n]) AS nlocs, min(v_a_loc[a.n]) AS loc, max(v_a_eta[a.n]) AS eta
+				  FROM generate_subscripts(v_a_line, 1) a(n)
+				 GROUP BY v_a_line[a.n]) x;
+		v_state := oms.rollup(v_states);
+
+		IF v_order_id IS NULL THEN
+			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
+										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
+										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
+										 shipping_amount, total, cart, attributes, placed_at, routing_profile,
+										 tax_mode, tax_country, shipping_tax_rate, shipping_net, shipping_tax,
+										 net_total, tax_total)
+				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
+						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
+						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
+						v_subtotal, v_shipping, v_total, v_cart, v_attributes, v_placed_at, v_profile,
+						v_tax_mode, CASE WHEN v_tax_mode <> 'none' THEN v_tax_country END, v_ship_rate, v_ship_net,
+						v_ship_gross - v_ship_net,
+						(SELECT sum(x) FROM unnest(v_net) x) + v_ship_net,
+						(SELECT sum(x) FROM unnest(v_tax) x) + v_ship_gross - v_ship_net)
+				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
+				RETURNING o.id INTO v_order_id;
+			IF v_order_id IS NULL THEN
+				-- A concurrent submission of the same order committed first: return its result.
+				SELECT o.id INTO v_order_id FROM oms.orders o
+					WHERE o.tenant_id = v_tenant AND o.channel_id = v_channel_id AND o.external_id = v_ext;
+				RETURN v_order_id;
+			END IF;
+		ELSE
+			UPDATE oms.orders o SET state = v_state
+				WHERE o.tenant_id = v_tenant AND o.id = v_order_id AND o.state <> v_state;
+		END IF;
+
+		BEGIN
+			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id,
+										 promised_date, tax_rate, net, tax, gross)
+				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i],
+					   v_rates[i], v_net[i], v_tax[i], v_gross[i]
+				  FROM generate_subscripts(v_items, 1) i;
+			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
+										v_a_supply);
+			PERFORM oms._take_order_capacity(v_tenant, v_order_id, v_a_loc, v_a_capday);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- 6. What follows the capture of a new order (events): sql/parts/72_placed.sql.
+	PERFORM oms._order_placed(v_tenant, v_order_id);
+	RETURN v_order_id;
+END
+$$;
+COMMENT ON FUNCTION oms.place_order(jsonb) IS 'Places an order from any channel in one call: validates, deduplicates on (channel, external_id), chooses locations, reserves stock, records history, writes its events; returns the order id';
+CREATE OR REPLACE FUNCTION oms.reject_line(order_id bigint, line_no int, location text, reason text)
+	RETURNS TABLE (routed_line int, routed_location text, routed_qty int, line_state oms.line_state,
+				   eta date, detail text)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_order		record;
+	v_line		record;
+	v_loc		int;
+	v_rejected	int;
+	v_kept		int;
+	v_attempt	int := 0;
+	v_excl		int[];
+	v_a_loc		int[];
+	v_a_qty		int[];
+	v_a_kind	text[];
+	v_a_eta		date[];
+	v_a_capday	date[];
+	v_a_reason	text[];
+	v_a_supply	bigint[];
+	v_state		oms.line_state;
+	v_new_loc	int;
+	v_promised	date;
+	r			record;
+BEGIN
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to reject line % of order %', reject_line.line_no, reject_line.order_id
+			USING ERRCODE = '22023', HINT = 'Say why the location cannot fulfil it (e.g. ''damaged''); it is kept in oms.order_history.';
+	END IF;
+	SELECT o.id, o.ship_to, o.pickup_location_id, o.state,
+		   coalesce(o.routing_profile, c.routing_profile, 'balanced') AS profile
+	  INTO v_order
+	  FROM oms.orders o JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+	 WHERE o.tenant_id = v_tenant AND o.id = reject_line.order_id
+	   FOR UPDATE OF o;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown order %', coalesce(reject_line.order_id::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Orders are rows of oms.orders of the current tenant (setting oms.tenant).';
+	END IF;
+	SELECT l.line_no, l.item_id, l.state, l.qty, i.sku INTO v_line
+	  FROM oms.order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = reject_line.line_no;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % has no line %', v_order.id, coalesce(reject_line.line_no::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Lines are numbered from 1 in the order they were placed (oms.order_lines.line_no).';
+	END IF;
+	v_loc := oms._location_id(v_tenant, reject_line.location);
+	PERFORM oms._check_store_location(v_tenant, v_loc);		-- store staff reject at their own store only
+	SELECT coalesce(sum(x.qty), 0) INTO v_rejected FROM oms.reservations x
+	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no AND x.location_id = v_loc;
+	IF v_rejected = 0 OR NOT oms.is_legal(v_line.state, 'rejected') THEN
+		RAISE EXCEPTION 'line % of order % cannot be rejected at location "%": it is % %', v_line.line_no, v_order.id,
+				oms._clip(reject_line.location), v_line.state, CASE WHEN v_rejected = 0 THEN 'with nothing reserved there' ELSE 'there' END
+			USING ERRCODE = '55000',
+			      HINT = 'A location rejects a line that is allocated, released or picked there (oms.reservations shows where).';
+	END IF;
+
+	-- The rejection: exclusion, then the line's state (history: why, by whom).
+	INSERT INTO oms.line_exclusions (tenant_id, order_id, line_no, location_id, reason, excluded_by)
+		VALUES (v_tenant, v_order.id, v_line.line_no, v_loc, reason, oms._actor())
+		ON CONFLICT DO NOTHING;
+	PERFORM pg_catalog.set_config('oms.reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000)), true);
+	UPDATE oms.order_lines l SET state = 'rejected', location_id = NULL
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
+	SELECT array_agg(e.location_id ORDER BY e.location_id) INTO v_excl FROM oms.line_exclusions e
+	 WHERE e.tenant_id = v_tenant AND e.order_id = v_order.id AND e.line_no = v_line.line_no;
+
+	-- Route the rejected units again and move the reservation, in stock-lock order. A location
+	-- that lost the race meanwhile (OM001, OM030) makes us route again, as place_order does.
+	LOOP
+		SELECT array_agg(rt.location_id ORDER BY rt.ord), array_agg(rt.qty ORDER BY rt.ord),
+			   array_agg(rt.kind ORDER BY rt.ord), array_agg(rt.eta ORDER BY rt.ord),
+			   array_agg(rt.capacity_day ORDER BY rt.ord), array_agg(rt.reason ORDER BY rt.ord),
+			   array_agg(rt.supply_id ORDER BY rt.ord)
+		  INTO v_a_loc, v_a_qty, v_a_kind, v_a_eta, v_a_capday, v_a_reason, v_a_supply
+		  FROM oms._route(v_tenant, ARRAY[v_line.item_id], ARRAY[v_rejected], NULL, NULL,
+						  array_fill(1, ARRAY[cardinality(v_excl)]), v_excl,
+						  v_order.ship_to, v_order.pickup_location_id, v_order.profile)
+			   WITH ORDINALITY AS rt(line_no, item_id, location_id, qty, kind, carrier_service, eta,
+									 capacity_day, supply_id, reason, ord);
+		BEGIN
+			FOR r IN SELECT o.loc, o.qty
+					   FROM (SELECT v_loc AS loc, 0 AS qty
+							 UNION ALL
+							 SELECT v_a_loc[n], v_a_qty[n] FROM generate_subscripts(v_a_loc, 1) n
+							  WHERE v_a_kind[n] = ANY (oms._stock_kinds())) o
+					  ORDER BY o.loc, o.qty
+			LOOP
+				IF r.loc = v_loc AND r.qty = 0 THEN
+					DELETE FROM oms.reservations x
+					 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no
+					   AND x.location_id = v_loc;
+				ELSE
+					INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+						VALUES (v_tenant, v_line.item_id, r.loc, r.qty, v_order.id, v_line.line_no);
+				END IF;
+			END LOOP;
+			-- a pre-order reserves its supply, after the stock rows
+			INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no, supply_id)
+				SELECT v_tenant, v_line.item_id, v_a_loc[n], v_a_qty[n], v_order.id, v_line.line_no, v_a_supply[n]
+				  FROM generate_subscripts(v_a_loc, 1) n
+				 WHERE v_a_kind[n] = 'preorder';
+			PERFORM oms._take_order_capacity(v_tenant, v_order.id, v_a_loc, v_a_capday);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- The line's new state: allocated where stock was found, else pre-ordered, else backordered
+	-- (also when nothing can serve it: it waits for stock). Its location: the one place that holds
+	-- all of it now, or NULL.
+	v_state := CASE WHEN v_a_kind && oms._stock_kinds() THEN 'allocated'
+					WHEN v_a_kind && ARRAY['preorder'] THEN 'preordered'
+					ELSE 'backordered' END;
+	SELECT CASE WHEN count(DISTINCT x.location_id) = 1 THEN min(x.location_id) END, coalesce(sum(x.qty), 0)
+	  INTO v_new_loc, v_kept
+	  FROM oms.reservations x
+	 WHERE x.tenant_id = v_tenant AND x.order_id = v_order.id AND x.line_no = v_line.line_no
+	   AND x.supply_id IS NULL;
+	IF v_state = 'backordered' AND v_kept > 0 THEN
+		-- Part of the line is still reserved elsewhere: the line stays allocated for that part.
+		v_state := 'allocated';
+	END IF;
+	-- The date promised: the new route's, or the later of it and the old one while other parts of
+	-- a split line are still reserved where they were.
+	SELECT max(e) INTO v_promised FROM unnest(v_a_eta) e;
+	IF v_kept > (SELECT coalesce(sum(v_a_qty[n]), 0) FROM generate_subscripts(v_a_loc, 1) n
+				  WHERE v_a_kind[n] = ANY (oms._stock_kinds())) THEN
+		v_promised := (SELECT greatest(v_promised, l.promised_date) FROM oms.order_lines l
+						WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no);
+	END IF;
+	PERFORM pg_catalog.set_config('oms.reason',
+		format('rerouted after rejection at %s: %s', reject_line.location,
+			   coalesce((SELECT string_agg(x, '; ') FROM unnest(v_a_reason) x), 'no route')), true);
+	IF v_state = 'preordered' THEN
+		v_new_loc := v_a_loc[1];
+	END IF;
+	UPDATE oms.order_lines l
+	   SET state = v_state, location_id = CASE WHEN v_state IN ('allocated', 'preordered') THEN v_new_loc END,
+		   promised_date = v_promised
+	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
+	PERFORM oms._rollup(v_tenant, v_order.id);
+	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	-- The rejecting location's daily capacity comes back when the order no longer uses it.
+	PERFORM oms._release_order_capacity(v_tenant, v_order.id);
+	-- The customer hears of a line that now waits for stock (a line served elsewhere keeps its
+	-- promise or gets the new date in the order's history and oms.order_status).
+	IF v_state = 'backordered' THEN
+		PERFORM oms._event(v_tenant, v_order.id, 'line_backordered',
+			jsonb_build_object('lines', jsonb_build_array(jsonb_build_object(
+				'line_no', v_line.line_no, 'sku', v_line.sku, 'qty', v_line.qty, 'promised_date', v_promised)),
+				'reason', format('rejected at %s: %s', reject_line.location, left(reason, 1000))));
+	END IF;
+
+	RETURN QUERY
+		SELECT v_line.line_no, l.code, v_a_qty[n], v_state, v_a_eta[n], v_a_reason[n]
+		  FROM generate_subscripts(v_a_loc, 1) n
+		  LEFT JOIN oms.locations l ON l.tenant_id = v_tenant AND l.id = v_a_loc[n]
+								   AND v_a_kind[n] <> 'backorder'
+		 ORDER BY n;
+END
+$$;
+COMMENT ON FUNCTION oms.reject_line(bigint, int, text, text) IS 'A location cannot fulfil a line (damaged, not found): releases the line''s reservation there, excludes the location for the line, routes the units again under the order''s profile and reserves them (allocated, pre-ordered, or backordered when nothing can serve them); every move in order_history; returns the new route';
+CREATE OR REPLACE FUNCTION oms.cancel_order(order_id bigint, reason text) RETURNS oms.order_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_state		oms.order_state;
+	v_blocking	oms.line_state;
+	r			record;
+BEGIN
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to cancel order %', cancel_order.order_id
+			USING ERRCODE = '22023', HINT = 'Say why (e.g. ''customer request''); it is kept in oms.order_history.';
+	END IF;
+	SELECT o.state INTO v_state FROM oms.orders o
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id
+		FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown order %', coalesce(cancel_order.order_id::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Orders are rows of oms.orders of the current tenant (setting oms.tenant).';
+	END IF;
+	IF v_state = 'cancelled' THEN
+		RETURN v_state;
+	END IF;
+
+	-- Goods that have left (or are staged for the customer) cannot be cancelled.
+	SELECT l.state INTO v_blocking FROM oms.order_lines l
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id
+		  AND (l.qty_shipped > 0 OR l.state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned'))
+		ORDER BY l.line_no LIMIT 1;
+	-- Nor can goods packed into a shipment that has not left yet: shipping it would find its
+	-- reservation gone (ship it, and return it, instead).
+	IF v_blocking IS NULL AND EXISTS (SELECT FROM oms.shipments s
+									   WHERE s.tenant_id = v_tenant AND s.order_id = cancel_order.order_id
+										 AND s.state = 'packed') THEN
+		v_blocking := 'packed';
+	END IF;
+	IF v_blocking IS NOT NULL OR v_state IN ('partially_shipped', 'shipped', 'delivered', 'partially_returned', 'returned', 'closed') THEN
+		RAISE EXCEPTION 'order % cannot be cancelled: it is %', cancel_order.order_id,
+				coalesce(v_blocking::text, v_state::text)
+			USING ERRCODE = '55000',
+			      HINT = 'Only orders with nothing shipped can be cancelled; return what was shipped instead.';
+	END IF;
+
+	PERFORM pg_catalog.set_config('oms.reason', reason, true);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = v_tenant AND x.order_id = cancel_order.order_id
+			  ORDER BY x.supply_id IS NOT NULL, x.item_id, x.location_id, x.supply_id
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
+	END LOOP;
+	UPDATE oms.order_lines l SET state = 'cancelled', qty_cancelled = l.qty - l.qty_shipped
+		WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id AND l.state <> 'cancelled';
+	UPDATE oms.orders o SET state = 'cancelled'
+		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
+	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	PERFORM oms._release_order_capacity(v_tenant, cancel_order.order_id);
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	SELECT v_tenant, cancel_order.order_id, 'cancelled',
+		   oms._order_header(v_tenant, cancel_order.order_id)
+		   || jsonb_build_object('reason', cancel_order.reason,
+				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
+															  'qty', l.qty_cancelled) ORDER BY l.line_no)
+							FROM oms.order_lines l
+							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
+	RETURN 'cancelled'::oms.order_state;
+END
+$$;
+COMMENT ON FUNCTION oms.cancel_order(bigint, text) IS 'Cancels an order with nothing shipped or packed: releases its reservations, moves order and lines to cancelled, writes the cancelled event; a no-op when already cancelled';
+CREATE OR REPLACE FUNCTION oms.cancel_line(order_id bigint, line_no int, qty int, reason text) RETURNS oms.line_state
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	o			oms.orders;
+	l			record;
+	v_open		int;
+	v_left		int;
+	v_take		int;
+	v_state		oms.line_state;
+	v_order		oms.order_state;
+	r			record;
+BEGIN
+	o := oms._lock_order(v_tenant, cancel_line.order_id);
+	PERFORM oms._reason(reason, 'cancel a line');
+	SELECT x.line_no, x.item_id, x.qty, x.qty_cancelled, x.qty_shipped, x.state, i.sku, i.name INTO l
+		FROM oms.order_lines x JOIN oms.items i ON i.tenant_id = x.tenant_id AND i.id = x.item_id
+		WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = cancel_line.line_no;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % has no line %', o.id, coalesce(cancel_line.line_no::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Lines are numbered from 1 in the order they were placed.';
+	END IF;
+	IF NOT oms._editable(l.state) THEN
+		RAISE EXCEPTION 'line % of order % cannot be cancelled: it is %', l.line_no, o.id, l.state
+			USING ERRCODE = '55000',
+			      HINT = CASE WHEN l.state = 'cancelled' THEN 'The line is cancelled already.'
+						 ELSE 'Goods released to a location are no longer cancelled here; once shipped, return them (oms.create_return).' END;
+	END IF;
+	v_open := l.qty - l.qty_cancelled - l.qty_shipped;
+	IF cancel_line.qty IS NULL OR cancel_line.qty < 1 OR cancel_line.qty > v_open THEN
+		RAISE EXCEPTION 'invalid qty % to cancel of line % of order %', coalesce(cancel_line.qty::text, 'NULL'), l.line_no, o.id
+			USING ERRCODE = '22023',
+			      DETAIL = format('Ordered %s, cancelled %s, shipped %s: %s open.', l.qty, l.qty_cancelled, l.qty_shipped, v_open),
+			      HINT = 'Cancel from 1 up to the open quantity.';
+	END IF;
+
+	-- The stock comes back: the line's reservations shrink by qty, in (location) order (one item).
+	v_left := cancel_line.qty;
+	FOR r IN SELECT x.id, x.qty FROM oms.reservations x
+			  WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = l.line_no
+			  ORDER BY x.location_id, x.id
+	LOOP
+		EXIT WHEN v_left = 0;
+		v_take := least(v_left, r.qty);
+		IF v_take = r.qty THEN
+			DELETE FROM oms.reservations x WHERE x.tenant_id = v_tenant AND x.id = r.id;
+		ELSE
+			UPDATE oms.reservations x SET qty = x.qty - v_take WHERE x.tenant_id = v_tenant AND x.id = r.id;
+		END IF;
+		v_left := v_left - v_take;
+	END LOOP;
+
+	PERFORM set_config('oms.reason', 'line cancelled: ' || reason, true);
+	UPDATE oms.order_lines x
+	   SET qty_cancelled = x.qty_cancelled + cancel_line.qty,
+		   state = CASE WHEN x.qty_cancelled + cancel_line.qty = x.qty THEN 'cancelled'::oms.line_state ELSE x.state END
+	 WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = l.line_no
+	RETURNING x.state INTO v_state;
+	v_order := oms._rollup(v_tenant, o.id);
+	PERFORM oms._release_order_capacity(v_tenant, o.id);
+	PERFORM oms._event(v_tenant, o.id, 'line_cancelled',
+		jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'name', l.name, 'qty', cancel_line.qty,
+						   'qty_left', v_open - cancel_line.qty, 'reason', reason, 'order_state', v_order::text));
+	PERFORM set_config('oms.reason', '', true);
+	RETURN v_state;
+END
+$$;
+COMMENT ON FUNCTION oms.cancel_line(bigint, int, int, text) IS 'Cancels qty units of a line not yet released (its reservation shrinks, the stock returns to ATP; all of it: the line is cancelled), rolls the order up, event line_cancelled; a released, shipped or cancelled line: 55000 naming its state; returns the line state';
+CREATE OR REPLACE FUNCTION oms._reroute_for_address(p_tenant int, p_order bigint) RETURNS jsonb
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	o			record;
+	v_lines		int[];
+	v_items		int[];
+	v_qtys		int[];
+	v_old_line	int[];
+	v_old_item	int[];
+	v_old_loc	int[];
+	v_old_qty	int[];
+	v_new_line	int[];
+	v_new_item	int[];
+	v_new_loc	int[];
+	v_new_qty	int[];
+	v_new_eta	date[];
+	v_new_day	date[];
+	v_moved		jsonb;
+	v_attempt	int := 0;
+	v_cap_loc	int[];
+	v_cap_day	date[];
+	r			record;
+BEGIN
+	SELECT x.ship_to, coalesce(x.routing_profile, c.routing_profile, 'balanced') AS profile INTO o
+	  FROM oms.orders x JOIN oms.channels c ON c.tenant_id = x.tenant_id AND c.id = x.channel_id
+	 WHERE x.tenant_id = p_tenant AND x.id = p_order;
+	-- The allocated lines with stock reserved (pre-ordered lines wait for their supply: not moved).
+	SELECT array_agg(l.line_no ORDER BY l.line_no), array_agg(l.item_id ORDER BY l.line_no),
+		   array_agg((l.qty - l.qty_cancelled - l.qty_shipped)::int ORDER BY l.line_no)
+	  INTO v_lines, v_items, v_qtys
+	  FROM oms.order_lines l
+	 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.state = 'allocated'
+	   AND l.qty - l.qty_cancelled - l.qty_shipped > 0
+	   AND NOT EXISTS (SELECT FROM oms.reservations x
+						WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = l.line_no
+						  AND x.supply_id IS NOT NULL);
+	IF v_lines IS NULL THEN
+		RETURN '[]';
+	END IF;
+	SELECT array_agg(x.line_no ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.item_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.location_id ORDER BY x.item_id, x.location_id, x.line_no),
+		   array_agg(x.qty ORDER BY x.item_id, x.location_id, x.line_no)
+	  INTO v_old_line, v_old_item, v_old_loc, v_old_qty
+	  FROM oms.reservations x
+	 WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines);
+	FOR r IN SELECT x.id FROM oms.reservations x
+			  WHERE x.tenant_id = p_tenant AND x.order_id = p_order AND x.line_no = ANY (v_lines)
+			  ORDER BY x.item_id, x.location_id, x.line_no
+	LOOP
+		DELETE FROM oms.reservations x WHERE x.tenant_id = p_tenant AND x.id = r.id;
+	END LOOP;
+	-- The capacity the order counted where only these lines were gives way too, so the route sees
+	-- those locations as they would be without the order; a line that keeps its old reservation
+	-- counts there again for the same day.
+	SELECT array_agg(c.location_id), array_agg(c.day) INTO v_cap_loc, v_cap_day
+	  FROM oms._release_order_capacity(p_tenant, p_order) c;
+
+	LOOP
+		BEGIN
+			-- The new route; per line, its rows when all of them reserve stock, else its old ones.
+			WITH rt AS (
+				SELECT v_lines[q.line_no] AS line_no, v_items[q.line_no] AS item_id, q.location_id, q.qty, q.kind,
+					   q.eta, q.capacity_day
+				  FROM oms._route(p_tenant, v_items, v_qtys, NULL, NULL, NULL, NULL, o.ship_to, NULL, o.profile) q
+			), served AS (
+				SELECT rt.line_no FROM rt GROUP BY rt.line_no HAVING bool_and(rt.kind = ANY (oms._stock_kinds()))
+			), plan AS (
+				SELECT rt.line_no, rt.item_id, rt.location_id, rt.qty, rt.eta, rt.capacity_day
+				  FROM rt WHERE rt.line_no IN (SELECT line_no FROM served)
+				UNION ALL
+				SELECT v_old_line[n], v_old_item[n], v_old_loc[n], v_old_qty[n], NULL,
+					   v_cap_day[array_position(v_cap_loc, v_old_loc[n])]
+				  FROM generate_subscripts(v_old_line, 1) n
+				 WHERE v_old_line[n] NOT IN (SELECT line_no FROM served)
+			)
+			SELECT array_agg(p.line_no ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.item_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.location_id ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.qty ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.eta ORDER BY p.item_id, p.location_id, p.line_no),
+				   array_agg(p.capacity_day ORDER BY p.item_id, p.location_id, p.line_no)
+			  INTO v_new_line, v_new_item, v_new_loc, v_new_qty, v_new_eta, v_new_day
+			  FROM plan p;
+			INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+				SELECT p_tenant, v_new_item[n], v_new_loc[n], v_new_qty[n], p_order, v_new_line[n]
+				  FROM generate_subscripts(v_new_line, 1) n
+				 ORDER BY v_new_item[n], v_new_loc[n], v_new_line[n];
+			PERFORM oms._take_order_capacity(p_tenant, p_order, v_new_loc, v_new_day);
+			EXIT;
+		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
+			v_attempt := v_attempt + 1;
+			IF v_attempt >= 3 THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+
+	-- Every line the new route serves: its one location (NULL when split) and the new date; the
+	-- answer lists those whose locations changed.
+	WITH old AS (
+		SELECT v_old_line[n] AS line_no, array_agg(v_old_loc[n] ORDER BY v_old_loc[n]) AS locs
+		  FROM generate_subscripts(v_old_line, 1) n GROUP BY 1
+	), new AS (
+		SELECT v_new_line[n] AS line_no, array_agg(v_new_loc[n] ORDER BY v_new_loc[n]) AS locs,
+			   max(v_new_eta[n]) AS eta
+		  FROM generate_subscripts(v_new_line, 1) n GROUP BY 1
+		HAVING count(v_new_eta[n]) > 0
+	), upd AS (
+		UPDATE oms.order_lines l
+		   SET location_id = CASE WHEN cardinality(new.locs) = 1 THEN new.locs[1] END, promised_date = new.eta
+		  FROM new
+		 WHERE l.tenant_id = p_tenant AND l.order_id = p_order AND l.line_no = new.line_no
+		RETURNING l.line_no, l.item_id
+	)
+	SELECT jsonb_agg(jsonb_build_object(
+				'line_no', new.line_no, 'sku', i.sku,
+				'from', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						  WHERE c.tenant_id = p_tenant AND c.id = ANY (old.locs)),
+				'to', (SELECT jsonb_agg(c.code ORDER BY c.code) FROM oms.locations c
+						WHERE c.tenant_id = p_tenant AND c.id = ANY (new.locs)))
+			ORDER BY new.line_no)
+	  INTO v_moved
+	  FROM new
+	  JOIN old USING (line_no)
+	  JOIN upd u USING (line_no)
+	  JOIN oms.items i ON i.tenant_id = p_tenant AND i.id = u.item_id
+	 WHERE old.locs IS DISTINCT FROM new.locs;
+	RETURN coalesce(v_moved, '[]');
+END
+$$;
+COMMENT ON FUNCTION oms._reroute_for_address(int, bigint) IS 'Internal: after a change of address, routes the order''s allocated lines again for the new address (their reservations released first, a line the new route cannot serve from stock keeps its old one), reserves in stock-lock order, counts capacity; returns the lines that moved';
+CREATE OR REPLACE FUNCTION oms._order_placed(p_tenant int, p_order bigint) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_next		record;
+BEGIN
+	WITH o AS (
+		SELECT jsonb_build_object(
+					'order_id', o.id, 'order_ref', o.external_id, 'channel', c.code,
+					'customer', jsonb_strip_nulls(jsonb_build_object('ref', o.customer_ref, 'name', o.customer_name,
+																	 'email', o.customer_email, 'phone', o.customer_phone))) AS header,
+				   o.state, o.placed_at, o.currency, o.subtotal, o.shipping_amount, o.total, o.ship_to,
+				   pl.code AS pickup_code, pl.name AS pickup_name, c.auto_release,
+				   EXISTS (SELECT FROM oms.fraud_rules r WHERE r.tenant_id = p_tenant AND r.active) AS screen
+			  FROM oms.orders o
+			  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
+			  LEFT JOIN oms.locations pl ON pl.tenant_id = o.tenant_id AND pl.id = o.pickup_location_id
+			 WHERE o.tenant_id = p_tenant AND o.id = p_order),
+	written AS (
+		INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	SELECT p_tenant, p_order, ev.type, ev.payload
+	  FROM o
+	 CROSS JOIN LATERAL (
+			SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty,
+												'unit_price', l.unit_price, 'state', l.state::text)
+							 ORDER BY l.line_no) AS lines,
+				   jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty,
+												'promised_date', l.promised_date)
+							 ORDER BY l.line_no) FILTER (WHERE l.state = 'backordered') AS backordered
+			  FROM oms.order_lines l
+			  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+			 WHERE l.tenant_id = p_tenant AND l.order_id = p_order) l
+	 CROSS JOIN LATERAL (VALUES
+			('order_received',
+			 o.header || jsonb_build_object(
+				'state', o.state::text, 'placed_at', o.placed_at, 'currency', o.currency, 'subtotal', o.subtotal,
+				'shipping_amount', o.shipping_amount, 'total', o.total, 'lines', l.lines)
+			 || CASE WHEN o.pickup_code IS NOT NULL
+					 THEN jsonb_build_object('pickup', jsonb_build_object('location', o.pickup_code, 'name', o.pickup_name))
+					 ELSE jsonb_build_object('ship_to', o.ship_to) END),
+			('line_backordered',
+			 CASE WHEN l.backordered IS NOT NULL THEN o.header || jsonb_build_object('lines', l.backordered) END)
+		) ev(type, payload)
+	 WHERE ev.payload IS NOT NULL)
+	SELECT o.auto_release, o.screen INTO v_next FROM o;
+
+	IF v_next.screen THEN
+		PERFORM oms._screen_order(p_tenant, p_order);
+	END IF;
+	IF v_next.auto_release THEN
+		PERFORM oms._auto_release(p_tenant, p_order);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._order_placed(int, bigint) IS 'Internal: what follows the capture of a new order in place_order''s transaction: its events (order_received, line_backordered), fraud rules, automatic release';
+CREATE OR REPLACE FUNCTION oms._reserve_routed(p_tenant int, p_order bigint, p_cart text, p_items int[],
+									p_line int[], p_loc int[], p_qty int[], p_kind text[],
+									p_supply bigint[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	IF p_cart IS NULL THEN
+		-- Sorted by (item, location): every transaction locks stock rows in this order.
+		INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+			SELECT p_tenant, p_items[p_line[n]], p_loc[n], p_qty[n], p_order, p_line[n]
+			  FROM generate_subscripts(p_line, 1) n
+			 WHERE p_kind[n] = ANY (oms._stock_kinds())
+			 ORDER BY p_items[p_line[n]], p_loc[n];
+		IF 'preorder' = ANY (p_kind) THEN
+			PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		END IF;
+		RETURN;
+	END IF;
+	-- A cart's hold at a location chosen for its line becomes that line's reservation there (the
+	-- trigger moves only the difference); the cart's other holds are released. All in stock-lock
+	-- order.
+	FOR r IN
+		SELECT ops.line_no, ops.item_id, ops.location_id, ops.qty, ops.hold_id
+		  FROM (SELECT p_line[n] AS line_no, p_items[p_line[n]] AS item_id, p_loc[n] AS location_id, p_qty[n] AS qty,
+					   (SELECT h.id FROM oms.reservations h
+						 WHERE h.tenant_id = p_tenant AND h.cart = p_cart
+						   AND h.item_id = p_items[p_line[n]] AND h.location_id = p_loc[n]) AS hold_id
+				  FROM generate_subscripts(p_line, 1) n
+				 WHERE p_kind[n] = ANY (oms._stock_kinds())
+				UNION ALL
+				SELECT NULL, h.item_id, h.location_id, 0, h.id
+				  FROM oms.reservations h
+				 WHERE h.tenant_id = p_tenant AND h.cart = p_cart
+				   AND NOT EXISTS (SELECT FROM generate_subscripts(p_line, 1) n
+									WHERE p_kind[n] = ANY (oms._stock_kinds()) AND p_items[p_line[n]] = h.item_id
+									  AND p_loc[n] = h.location_id)) ops
+		 ORDER BY ops.item_id, ops.location_id, ops.line_no NULLS FIRST
+	LOOP
+		IF r.line_no IS NULL THEN
+			DELETE FROM oms.reservations h WHERE h.tenant_id = p_tenant AND h.id = r.hold_id;
+		ELSE
+			UPDATE oms.reservations h
+			   SET cart = NULL, expires_at = NULL, order_id = p_order, line_no = r.line_no, qty = r.qty
+			 WHERE h.tenant_id = p_tenant AND h.id = r.hold_id;
+			IF NOT FOUND THEN
+				INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no)
+					VALUES (p_tenant, r.item_id, r.location_id, r.qty, p_order, r.line_no);
+			END IF;
+		END IF;
+	END LOOP;
+	IF 'preorder' = ANY (p_kind) THEN
+		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION oms._reserve_routed(int, bigint, text, int[], int[], int[], int[], text[], bigint[]) IS 'Internal: reserves the stock a route assigns to an order''s lines, in (item, location) order, converting the cart''s holds, then the supply of its pre-orders; OM001 from the reservation trigger when a location or supply lost the race';
+CREATE OR REPLACE FUNCTION oms._check_lines(p_lines jsonb)
+	RETURNS TABLE (path text, problem text, value jsonb, hint text)
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT format('lines[%s]%s', x.i - 1, x.field), x.problem, x.value, x.hint
+	  FROM (SELECT e.i,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN ''
+					WHEN e.extra IS NOT NULL THEN '.' || e.extra
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN '.sku'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN '.qty'
+					WHEN jsonb_typeof(e.v -> 'unit_price') IS DISTINCT FROM 'number' OR (e.v -> 'unit_price')::numeric < 0
+						OR (e.v -> 'unit_price')::numeric >= 1e15 THEN '.unit_price'
+				   END AS field,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN 'must be an object'
+					WHEN e.extra IS NOT NULL THEN 'is not known'
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN 'must be a SKU (text of 1 to 100 characters)'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN 'must be a whole number greater than 0'
+					ELSE 'must be a price of 0 or more'
+				   END AS problem,
+				   CASE
+					WHEN jsonb_typeof(e.v) <> 'object' THEN e.v
+					WHEN e.extra IS NOT NULL THEN e.v -> e.extra
+					WHEN jsonb_typeof(e.v -> 'sku') IS DISTINCT FROM 'string' OR e.v ->> 'sku' = '' OR length(e.v ->> 'sku') > 100 THEN e.v -> 'sku'
+					WHEN jsonb_typeof(e.v -> 'qty') IS DISTINCT FROM 'number' OR (e.v -> 'qty')::numeric <= 0
+						OR (e.v -> 'qty')::numeric > 2147483647 OR (e.v -> 'qty')::numeric <> trunc((e.v -> 'qty')::numeric) THEN e.v -> 'qty'
+					ELSE e.v -> 'unit_price'
+				   END AS value,
+				   'A line is {"sku": "SKU-1", "qty": 2, "unit_price": 19.90}: a known SKU, a whole quantity of at least 1 and a price of 0 or more.' AS hint
+			  FROM (SELECT a.v, a.i,
+						   CASE WHEN jsonb_typeof(a.v) = 'object' THEN
+								(SELECT k FROM jsonb_object_keys(a.v) k
+								  WHERE k NOT IN ('sku', 'qty', 'unit_price') ORDER BY k LIMIT 1) END AS extra
+					  FROM jsonb_array_elements(p_lines) WITH ORDINALITY a(v, i)) e) x
+	 WHERE x.field IS NOT NULL
+	 ORDER BY x.i
+	 LIMIT 1;
+END
+$$;
+COMMENT ON FUNCTION oms._check_lines(jsonb) IS 'Internal: the first malformed line of an order payload (path, problem, value, hint), or no row';
+CREATE OR REPLACE FUNCTION oms.check_stock_invariants(tenant text)
+	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,
+				   problem text)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant_id int;
+BEGIN
+	SELECT t.id INTO v_tenant_id FROM oms.tenants t WHERE t.code = check_stock_invariants.tenant;
+	IF v_tenant_id IS NULL THEN
+		RAISE EXCEPTION 'unknown tenant "%"', oms._clip(check_stock_invariants.tenant)
+			USING ERRCODE = '22023',
+			      HINT = 'Tenants are listed in oms.tenants.';
+	END IF;
+	RETURN QUERY
+	WITH r AS (
+		SELECT r.item_id, r.location_id, pg_catalog.sum(r.qty)::bigint AS qty
+		  FROM oms.reservations r
+		 WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NULL	-- pre-orders take supply (64_preorders.sql)
+		 GROUP BY r.item_id, r.location_id
+	), s AS (
+		-- a hot SKU's stock row also counts the free units of its slots (56_stock_slots.sql)
+		SELECT s.item_id, s.location_id, s.on_hand, s.reserved, s.hot,
+			   (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+				 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
+		  FROM oms.stock s
+		 WHERE s.tenant_id = v_tenant_id
+	)
+	SELECT i.sku, l.code, s.on_hand, s.reserved, coalesce(r.qty, 0), p.problem
+	  FROM s FULL JOIN r ON r.item_id = s.item_id AND r.location_id = s.location_id
+	  JOIN oms.items i ON i.tenant_id = v_tenant_id AND i.id = coalesce(s.item_id, r.item_id)
+	  JOIN oms.locations l ON l.tenant_id = v_tenant_id AND l.id = coalesce(s.location_id, r.location_id)
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN s.item_id IS NULL THEN 'reservations without a stock row' END),
+		(CASE WHEN s.reserved <> coalesce(r.qty, 0) + s.slot_free THEN 'reserved differs from the sum of reservations' END),
+		(CASE WHEN s.slot_free > 0 AND NOT s.hot THEN 'stock slots hold units of a SKU that is not hot' END),
+		(CASE WHEN s.reserved > s.on_hand THEN 'reserved exceeds on_hand' END),
+		(CASE WHEN s.reserved < 0 THEN 'reserved is negative' END)) AS p(problem)
+	 WHERE p.problem IS NOT NULL
+	UNION ALL
+	-- Supply: promised equals the sum of its pre-order reservations, within [0, qty].
+	SELECT i.sku, l.code, u.qty, u.promised, coalesce(x.qty, 0), p.problem
+	  FROM oms.supply u
+	  JOIN oms.items i ON i.tenant_id = u.tenant_id AND i.id = u.item_id
+	  JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
+	  LEFT JOIN (SELECT r.supply_id, pg_catalog.sum(r.qty)::bigint AS qty FROM oms.reservations r
+				  WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NOT NULL GROUP BY r.supply_id) x
+			 ON x.supply_id = u.id
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN u.promised <> coalesce(x.qty, 0) THEN format('promised of supply %s differs from the sum of its pre-orders', u.id) END),
+		(CASE WHEN u.promised > u.qty OR u.promised < 0 THEN format('promised of supply %s outside 0 to qty', u.id) END)) AS p(problem)
+	 WHERE u.tenant_id = v_tenant_id AND p.problem IS NOT NULL
+	 ORDER BY 1, 2, 6;
+END
+$$;
+COMMENT ON FUNCTION oms.check_stock_invariants(text) IS 'Stock rows of the given tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand, no reservation without a stock row), and supply whose promised differs from its pre-orders (on_hand: supply qty, reserved: promised); one row per problem; empty when healthy';
+CREATE OR REPLACE FUNCTION oms.check_stock_invariants()
+	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,
+				   problem text)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+	SELECT * FROM oms.check_stock_invariants(pg_catalog.current_setting('oms.tenant'))
+$$;
+COMMENT ON FUNCTION oms.check_stock_invariants() IS 'Stock rows of the current tenant that break an invariant (reserved = sum of its reservations, 0 <= reserved <= on_hand), one row per problem; empty when healthy';
+CREATE OR REPLACE FUNCTION oms._choose_locations(
+	p_tenant	int,
+	p_items		int[],
+	p_qtys		int[],
+	p_prefer	int[],		-- per line: preferred location (a hold's), or NULL
+	p_credit	bigint[],	-- per line: units already held at the preferred location
+	p_only		int			-- a pickup store: choose only it, or nothing
+) RETURNS TABLE (idx int, location_id int)
+	LANGUAGE sql STABLE
+	SET search_path = oms, pg_catalog
+BEGIN ATOMIC
+	SELECT DISTINCT ON (l.idx) l.idx::int, s.location_id
+	  FROM unnest(p_items, p_qtys, p_prefer, p_credit) WITH ORDINALITY AS l(item_id, qty, prefer, credit, idx)
+	  JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = l.item_id
+	  JOIN oms.locations loc ON loc.tenant_id = p_tenant AND loc.id = s.location_id
+	 WHERE loc.active
+	   AND (CASE WHEN p_only IS NOT NULL THEN loc.id = p_only ELSE loc.can_ship END)
+	   AND s.on_hand - s.reserved - s.safety_stock
+	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
+	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
+	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
+END;
+COMMENT ON FUNCTION oms._choose_locations(int, int[], int[], int[], bigint[], int) IS 'Internal: per line, the location that serves it in full (preferred, else lowest priority number); no row when none can';
+CREATE OR REPLACE FUNCTION oms._unslot(p_tenant int, p_item int, p_location int) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_free	bigint;
+BEGIN
+	SELECT coalesce(sum(z.free), 0) INTO v_free
+	  FROM (SELECT x.free FROM oms.stock_slots x
+			 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location
+			 ORDER BY x.slot FOR UPDATE) z;
+	IF v_free > 0 THEN
+		UPDATE oms.stock_slots x SET free = 0
+		 WHERE x.tenant_id = p_tenant AND x.item_id = p_item AND x.location_id = p_location AND x.free > 0;
+		PERFORM oms._slot_units(p_tenant, p_item, p_location, -v_free);
+	END IF;
+	RETURN v_free;
+END
+$$;
+COMMENT ON FUNCTION oms._unslot(int, int, int) IS 'Internal: moves the free units of a hot stock row''s slots back to the row (locked by the caller); returns how many';
+CREATE OR REPLACE FUNCTION oms.set_hot(sku text, hot boolean, slots int DEFAULT 16) RETURNS int
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, set_hot.sku);
+	r			record;
+	v_n			int := 0;
+BEGIN
+	IF set_hot.hot IS NULL THEN
+		RAISE EXCEPTION 'hot must be true or false for SKU "%"', set_hot.sku
+			USING ERRCODE = '22023', HINT = 'oms.set_hot(''SKU-1'', true) before a flash sale, false after it.';
+	END IF;
+	IF set_hot.slots IS NULL OR set_hot.slots < 2 OR set_hot.slots > 64 THEN
+		RAISE EXCEPTION 'invalid number of slots % for SKU "%"', coalesce(set_hot.slots::text, 'NULL'), set_hot.sku
+			USING ERRCODE = '22023', HINT = 'From 2 to 64; about the number of clients that buy at once (default 16).';
+	END IF;
+	-- Every stock row of the SKU, in lock order; its slots' free units go back to the row first.
+	FOR r IN SELECT s.location_id, s.hot FROM oms.stock s
+			  WHERE s.tenant_id = v_tenant AND s.item_id = v_item
+			  ORDER BY s.location_id
+			  FOR UPDATE
+	LOOP
+		PERFORM oms._unslot(v_tenant, v_item, r.location_id);
+		DELETE FROM oms.stock_slots x
+		 WHERE x.tenant_id = v_tenant AND x.item_id = v_item AND x.location_id = r.location_id;
+		UPDATE oms.stock s SET hot = set_hot.hot
+		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = r.location_id;
+		IF set_hot.hot THEN
+			-- Empty slots: the first orders fill them from the stock row.
+			INSERT INTO oms.stock_slots (tenant_id, item_id, location_id, slot)
+				SELECT v_tenant, v_item, r.location_id, n FROM generate_series(0, set_hot.slots - 1) n;
+		END IF;
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION oms.set_hot(text, boolean, int) IS 'Declares a SKU hot (a flash sale) or not: its stock rows get slots that concurrent orders take from without queuing on one row (true), or give their free units back (false); returns the number of stock rows; unknown SKU: 22023';
+CREATE OR REPLACE FUNCTION oms.set_stock(sku text, location text, on_hand bigint, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, sku);
+	v_loc		int := oms._location_id(v_tenant, location);
+	v_old		bigint;
+	v_reserved	bigint;
+BEGIN
+	PERFORM oms._check_reason(reason);
+	IF set_stock.on_hand IS NULL OR set_stock.on_hand < 0 OR set_stock.on_hand > 1000000000000 THEN
+		RAISE EXCEPTION 'invalid on_hand % for SKU "%" at location "%"', coalesce(set_stock.on_hand::text, 'NULL'), sku, location
+			USING ERRCODE = '22023', HINT = 'on_hand is a whole number of units from 0 to 10^12.';
+	END IF;
+
+	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id)
+		VALUES (v_tenant, v_item, v_loc)
+		ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING;
+	SELECT s.on_hand, s.reserved INTO v_old, v_reserved
+		FROM oms.stock s
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+		FOR UPDATE;
+	IF set_stock.on_hand < v_reserved THEN
+		-- a hot SKU's slots may hold the units: they go back to the stock row first
+		v_reserved := v_reserved - oms._unslot(v_tenant, v_item, v_loc);
+	END IF;
+	IF set_stock.on_hand < v_reserved THEN
+		RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below what is reserved', sku, location
+			USING ERRCODE = 'OM002',
+			      DETAIL = format('Requested on hand %s, reserved %s.', set_stock.on_hand, v_reserved),
+			      HINT = 'Cancel or move the orders that hold this stock first (see oms.reservations).';
+	END IF;
+	UPDATE oms.stock s SET on_hand = set_stock.on_hand, updated_at = pg_catalog.now()
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, moved_by)
+		VALUES (v_tenant, v_item, v_loc, 'count', set_stock.on_hand - v_old, set_stock.on_hand, reason, oms._actor());
+	RETURN set_stock.on_hand;
+END
+$$;
+COMMENT ON FUNCTION oms.set_stock(text, text, bigint, text) IS 'Sets on hand of a SKU at a location (a stock count) and records the movement; returns the new on hand';
+CREATE OR REPLACE FUNCTION oms.adjust_stock(sku text, location text, delta bigint, reason text) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v_item		int := oms._item_id(v_tenant, sku);
+	v_loc		int := oms._location_id(v_tenant, location);
+	v_new		bigint;
+	v_old		bigint;
+	v_reserved	bigint;
+BEGIN
+	PERFORM oms._check_reason(reason);
+	IF delta IS NULL OR delta = 0 OR delta NOT BETWEEN -1000000000000 AND 1000000000000 THEN	-- (abs(-2^63) overflows)
+		RAISE EXCEPTION 'invalid delta % for SKU "%" at location "%"', coalesce(delta::text, 'NULL'), sku, location
+			USING ERRCODE = '22023', HINT = 'delta is the signed change of on hand, not 0 and at most 10^12 either way: +5 for found units, -2 for damaged ones.';
+	END IF;
+
+	-- One statement checks and changes, so concurrent adjustments and reservations cannot race.
+	UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+		  AND s.on_hand + delta >= s.reserved
+		RETURNING s.on_hand INTO v_new;
+	IF v_new IS NULL AND delta < 0 THEN
+		-- A hot SKU's slots may hold the units: back to the stock row (locked first, as every
+		-- path locks it before its slots), then once more.
+		PERFORM FROM oms.stock s
+		  WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc AND s.hot
+		  FOR UPDATE;
+		IF FOUND AND oms._unslot(v_tenant, v_item, v_loc) > 0 THEN
+			UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+				WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+				  AND s.on_hand + delta >= s.reserved
+				RETURNING s.on_hand INTO v_new;
+		END IF;
+	END IF;
+	IF v_new IS NULL THEN
+		SELECT s.on_hand, s.reserved INTO v_old, v_reserved
+			FROM oms.stock s
+			WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc;
+		IF v_old IS NULL AND delta > 0 THEN
+			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
+				VALUES (v_tenant, v_item, v_loc, delta)
+				ON CONFLICT (tenant_id, item_id, location_id)
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
+				RETURNING s.on_hand INTO v_new;
+		ELSE
+			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below %', sku, location,
+					CASE WHEN coalesce(v_reserved, 0) > 0 THEN 'what is reserved' ELSE '0' END
+				USING ERRCODE = 'OM002',
+				      DETAIL = format('On hand %s, reserved %s, delta %s.', coalesce(v_old, 0), coalesce(v_reserved, 0), delta),
+				      HINT = 'On hand never goes below reserved or below 0; cancel or move the orders that hold this stock first.';
+		END IF;
+	END IF;
+	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, moved_by)
+		VALUES (v_tenant, v_item, v_loc, 'adjustment', delta, v_new, reason, oms._actor());
+	RETURN v_new;
+END
+$$;
+COMMENT ON FUNCTION oms.adjust_stock(text, text, bigint, text) IS 'Adds a signed delta to on hand of a SKU at a location and records the movement; returns the new on hand';
+ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
+ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
+ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
+ALTER FUNCTION oms.cancel_line(bigint, int, int, text) SECURITY DEFINER;
+-- place_order computes the tax of a new order itself (71_tax, 72_placed)
+DROP FUNCTION oms._order_tax(int, bigint);
+DROP FUNCTION oms._tax_rate(int, text, text, date);
+ALTER FUNCTION oms.check_stock_invariants() SECURITY DEFINER;
+ALTER FUNCTION oms.check_stock_invariants(text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION oms._unslot(int, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._unslot(int, int, int) TO oms_admin;
+ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
+ALTER FUNCTION oms.set_stock(text, text, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION oms.adjust_stock(text, text, bigint, text) SECURITY DEFINER;
+-- <<< (end of the functions changed in 0.2.0)
+
 -- ===== Citus scale-out (session 4): oms.distribute(), the tenant-explicit API forms, and the
 -- statements Citus cannot run in their former shape, rewritten (same results on one node):
 -- SQL-language helpers become PL/pgSQL (Citus plans no parameters of SQL functions), the order
@@ -509,6 +1975,19 @@ BEGIN
 		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
 		  AND s.on_hand + delta >= s.reserved
 		RETURNING s.on_hand INTO v_new;
+	IF v_new IS NULL AND delta < 0 THEN
+		-- A hot SKU's slots may hold the units: back to the stock row (locked first, as every
+		-- path locks it before its slots), then once more.
+		PERFORM FROM oms.stock s
+		  WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc AND s.hot
+		  FOR UPDATE;
+		IF FOUND AND oms._unslot(v_tenant, v_item, v_loc) > 0 THEN
+			UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+				WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+				  AND s.on_hand + delta >= s.reserved
+				RETURNING s.on_hand INTO v_new;
+		END IF;
+	END IF;
 	IF v_new IS NULL THEN
 		SELECT s.on_hand, s.reserved INTO v_old, v_reserved
 			FROM oms.stock s
@@ -568,7 +2047,10 @@ BEGIN
 	 WHERE loc.active
 	   AND (CASE WHEN p_only IS NOT NULL THEN loc.id = p_only ELSE loc.can_ship END)
 	   AND s.on_hand - s.reserved - s.safety_stock
-	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END) >= l.qty
+	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
+	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
 	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
 END
 $$;
@@ -610,18 +2092,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION oms._tax_rate(p_tenant int, p_country text, p_class text, p_day date) RETURNS numeric
-	LANGUAGE plpgsql STABLE
-	SET search_path = oms, pg_catalog
-AS $$
-BEGIN
-	RETURN (
-	SELECT r.rate FROM oms.tax_rates r
-	 WHERE r.tenant_id = p_tenant AND r.country = p_country AND r.tax_class = p_class AND r.valid_from <= p_day
-	 ORDER BY r.valid_from DESC LIMIT 1);
-END
-$$;
-
 CREATE OR REPLACE FUNCTION oms._order_placed(p_tenant int, p_order bigint) RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -629,7 +2099,6 @@ AS $$
 DECLARE
 	v_o			record;
 BEGIN
-	PERFORM oms._order_tax(p_tenant, p_order);	-- tax amounts (71_tax.sql), before the events show the totals
 	-- The order is read first, then its events are written from it: as one statement (a CTE feeding
 	-- the INSERT), Citus would send the CTE's rows to every node (README "Scale-out on Citus").
 	SELECT jsonb_build_object(
@@ -747,6 +2216,7 @@ BEGIN
 	UPDATE oms.orders o SET state = 'cancelled'
 		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	PERFORM oms._release_order_capacity(v_tenant, cancel_order.order_id);
 	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
 	-- inside another.
 	<<event>>
@@ -2038,7 +3508,8 @@ DROP FUNCTION oms._create_tenant_forms();
 
 -- oms.atp() reads its four tables through their indexes (src/atp.c); on Citus those tables are
 -- empty shells and the rows are in shards, so it asks this function instead: the same answer
--- from SQL, run as the caller under the policies (the tenant rule).
+-- from SQL, run as the caller under the policies (the tenant rule), free units of hot SKUs' stock
+-- slots included.
 CREATE FUNCTION oms._atp_distributed(p_sku text, p_location text) RETURNS bigint
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
@@ -2069,12 +3540,23 @@ BEGIN
 		IF NOT v_active THEN
 			RETURN 0;
 		END IF;
-		SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0) INTO v_atp
+		SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)
+			   + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::bigint FROM oms.stock_slots z
+										WHERE z.tenant_id = v_tenant AND z.item_id = v_item AND z.location_id = v_location)
+					  ELSE 0 END
+		  INTO v_atp
 		  FROM oms.stock s
 		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_location;
 		RETURN coalesce(v_atp, 0);
 	END IF;
-	SELECT coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)), 0)::bigint INTO v_atp
+	SELECT coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)), 0)::bigint
+		   + coalesce((SELECT pg_catalog.sum(z.free) FROM oms.stock_slots z
+						 JOIN oms.stock s2 ON s2.tenant_id = z.tenant_id AND s2.item_id = z.item_id
+										 AND s2.location_id = z.location_id AND s2.hot
+						 JOIN oms.locations l2 ON l2.tenant_id = z.tenant_id AND l2.id = z.location_id
+						WHERE z.tenant_id = v_tenant AND s2.tenant_id = v_tenant AND l2.tenant_id = v_tenant
+						  AND z.item_id = v_item AND l2.active AND l2.can_ship), 0)::bigint
+	  INTO v_atp
 	  FROM oms.stock s
 	  JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
 	 WHERE s.tenant_id = v_tenant AND l.tenant_id = v_tenant AND s.item_id = v_item AND l.active AND l.can_ship;
@@ -2417,6 +3899,7 @@ BEGIN
 			('collect', 'oms_operator, oms_store'),
 			('adjust_stock', 'oms_operator, oms_store'),
 			('set_stock', 'oms_operator, oms_store'),
+			('set_hot', 'oms_operator'),
 			('create_return', 'oms_operator'),
 			('receive_return', 'oms_operator'),
 			('exchange', 'oms_operator'),

@@ -59,9 +59,35 @@
  * ($1 = tenant code, $2 = SKU). No row at all: unknown tenant or SKU; a single row with a NULL
  * location: the SKU exists but is stocked nowhere.
  */
+/*
+ * What a hot SKU's stock slots add to the ATP of its stock row s (oms.set_hot). The statements
+ * below are prepared without it for a schema that has no slots (before 0.2.0; see
+ * oms_has_stock_slots).
+ */
+#define ATP_SLOTS \
+	" + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
+	"   WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)" \
+	"   ELSE 0 END"
+
+/* A statement without ATP_SLOTS, for a schema without stock slots. */
+static const char *
+atp_sql(const char *sql)
+{
+	const char *at;
+	StringInfoData buf;
+
+	if (oms_has_stock_slots() || (at = strstr(sql, ATP_SLOTS)) == NULL)
+		return sql;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, sql, at - sql);
+	appendStringInfoString(&buf, at + strlen(ATP_SLOTS));
+	return buf.data;
+}
+
 #define ATP_BY_LOCATION_SQL \
 	"SELECT l.code, l.kind, s.on_hand, s.reserved, s.safety_stock," \
-	"       greatest(s.on_hand - s.reserved - s.safety_stock, 0)," \
+	"       greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	ATP_SLOTS "," \
 	"       l.can_ship, l.can_pickup" \
 	"  FROM oms.tenants t" \
 	"  JOIN oms.items i ON i.tenant_id = t.id AND i.sku = $2" \
@@ -122,6 +148,8 @@ typedef struct AtpRelations
 	Oid			locations_by_id;	/* (tenant_id, id) */
 	Oid			stock;
 	Oid			stock_by_key;		/* (tenant_id, item_id, location_id) */
+	Oid			stock_slots;
+	Oid			stock_slots_by_key; /* (tenant_id, item_id, location_id, slot) */
 	AttrNumber	tenants_id;
 	AttrNumber	items_id;
 	AttrNumber	locations_id;
@@ -131,7 +159,12 @@ typedef struct AtpRelations
 	AttrNumber	stock_on_hand;
 	AttrNumber	stock_reserved;
 	AttrNumber	stock_safety_stock;
+	AttrNumber	stock_tenant_id;
+	AttrNumber	stock_item_id;
+	AttrNumber	stock_hot;
+	AttrNumber	slots_free;
 	Oid			checked_user;	/* has SELECT on the four tables (InvalidOid: not checked) */
+	Oid			checked_slots_user; /* has SELECT on stock_slots, read for hot SKUs only */
 	bool		distributed;	/* Citus holds the rows in shards: read them with SQL */
 } AtpRelations;
 
@@ -143,6 +176,7 @@ static void
 atp_roles_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	atp_rels.checked_user = InvalidOid;
+	atp_rels.checked_slots_user = InvalidOid;
 }
 
 static void
@@ -155,7 +189,8 @@ atp_relcache_callback(Datum arg, Oid relid)
 		relid == atp_rels.items || relid == atp_rels.items_by_sku ||
 		relid == atp_rels.locations || relid == atp_rels.locations_by_code ||
 		relid == atp_rels.locations_by_id ||
-		relid == atp_rels.stock || relid == atp_rels.stock_by_key)
+		relid == atp_rels.stock || relid == atp_rels.stock_by_key ||
+		relid == atp_rels.stock_slots || relid == atp_rels.stock_slots_by_key)
 		atp_rels.valid = false;
 }
 
@@ -246,6 +281,7 @@ atp_load_relations(void)
 	atp_rels.items = get_relname_relid("items", nsp);
 	atp_rels.locations = get_relname_relid("locations", nsp);
 	atp_rels.stock = get_relname_relid("stock", nsp);
+	atp_rels.stock_slots = get_relname_relid("stock_slots", nsp);	/* none before 0.2.0 */
 	if (!OidIsValid(atp_rels.tenants) || !OidIsValid(atp_rels.items) ||
 		!OidIsValid(atp_rels.locations) || !OidIsValid(atp_rels.stock))
 		elog(ERROR, "oms: the tables of schema oms are missing");
@@ -274,14 +310,24 @@ atp_load_relations(void)
 	table_close(rel, AccessShareLock);
 
 	rel = table_open(atp_rels.stock, AccessShareLock);
-	(void) atp_column(rel, "tenant_id", INT4OID);
-	(void) atp_column(rel, "item_id", INT4OID);
+	atp_rels.stock_tenant_id = atp_column(rel, "tenant_id", INT4OID);
+	atp_rels.stock_item_id = atp_column(rel, "item_id", INT4OID);
 	atp_rels.stock_location_id = atp_column(rel, "location_id", INT4OID);
+	atp_rels.stock_hot = OidIsValid(atp_rels.stock_slots) ? atp_column(rel, "hot", BOOLOID) : InvalidAttrNumber;
 	atp_rels.stock_on_hand = atp_column(rel, "on_hand", INT8OID);
 	atp_rels.stock_reserved = atp_column(rel, "reserved", INT8OID);
 	atp_rels.stock_safety_stock = atp_column(rel, "safety_stock", INT8OID);
 	atp_rels.stock_by_key = atp_index(rel, 3, stock_key);
 	table_close(rel, AccessShareLock);
+
+	atp_rels.stock_slots_by_key = InvalidOid;
+	if (OidIsValid(atp_rels.stock_slots))
+	{
+		rel = table_open(atp_rels.stock_slots, AccessShareLock);
+		atp_rels.slots_free = atp_column(rel, "free", INT8OID);
+		atp_rels.stock_slots_by_key = atp_index(rel, 3, stock_key);
+		table_close(rel, AccessShareLock);
+	}
 
 	/*
 	 * On a Citus cluster (oms.distribute()) the tables here are empty shells: the rows live in
@@ -306,6 +352,7 @@ atp_load_relations(void)
 	}
 
 	atp_rels.checked_user = InvalidOid;
+	atp_rels.checked_slots_user = InvalidOid;
 	atp_rels.valid = true;
 }
 
@@ -426,15 +473,39 @@ lookup_end(IndexLookup *lookup)
 	table_close(lookup->heap, NoLock);
 }
 
-/* ATP of the stock row in the lookup's current slot: greatest(on_hand - reserved - safety, 0). */
+/*
+ * ATP of the stock row in the lookup's current slot: greatest(on_hand - reserved - safety, 0),
+ * plus the free units of its stock slots when the SKU is hot there (oms.set_hot).
+ */
 static int64
-stock_available(IndexLookup *stock)
+stock_available(IndexLookup *stock, Snapshot snapshot)
 {
 	int64		available = DatumGetInt64(lookup_column(stock, atp_rels.stock_on_hand))
 		- DatumGetInt64(lookup_column(stock, atp_rels.stock_reserved))
 		- DatumGetInt64(lookup_column(stock, atp_rels.stock_safety_stock));
 
-	return available > 0 ? available : 0;
+	if (available < 0)
+		available = 0;
+	if (atp_rels.stock_hot != InvalidAttrNumber && DatumGetBool(lookup_column(stock, atp_rels.stock_hot)))
+	{
+		IndexLookup slots;
+		bool		found;
+
+		if (atp_rels.checked_slots_user != GetUserId())
+		{
+			if (pg_class_aclcheck(atp_rels.stock_slots, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(atp_rels.stock_slots));
+			atp_rels.checked_slots_user = GetUserId();
+		}
+		lookup_begin(&slots, atp_rels.stock_slots, atp_rels.stock_slots_by_key, 3, snapshot);
+		for (found = lookup_first(&slots, lookup_column(stock, atp_rels.stock_tenant_id),
+								  lookup_column(stock, atp_rels.stock_item_id),
+								  lookup_column(stock, atp_rels.stock_location_id));
+			 found; found = lookup_next(&slots))
+			available += DatumGetInt64(lookup_column(&slots, atp_rels.slots_free));
+		lookup_end(&slots);
+	}
+	return available;
 }
 
 PG_FUNCTION_INFO_V1(oms_atp);
@@ -499,7 +570,7 @@ oms_atp(PG_FUNCTION_ARGS)
 		{
 			lookup_begin(&lookup, atp_rels.stock, atp_rels.stock_by_key, 3, snapshot);
 			if (lookup_first(&lookup, tenant_id, item_id, location_id))
-				atp = stock_available(&lookup);
+				atp = stock_available(&lookup, snapshot);
 			lookup_end(&lookup);
 		}
 	}
@@ -513,7 +584,7 @@ oms_atp(PG_FUNCTION_ARGS)
 		lookup_begin(&place, atp_rels.locations, atp_rels.locations_by_id, 2, snapshot);
 		for (found = lookup_first(&lookup, tenant_id, item_id, 0); found; found = lookup_next(&lookup))
 		{
-			int64		available = stock_available(&lookup);
+			int64		available = stock_available(&lookup, snapshot);
 
 			if (available == 0)
 				continue;
@@ -559,7 +630,7 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-		plan = oms_prepare(ATP_BY_LOCATION_SQL, 2, argtypes);
+		plan = oms_prepare(atp_sql(ATP_BY_LOCATION_SQL), 2, argtypes);
 	}
 
 	args[0] = CStringGetTextDatum(oms_tenant);
@@ -596,7 +667,8 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
  */
 #define ATP_ON_LOCATION_SQL \
 	"SELECT CASE WHEN l.active" \
-	"            THEN coalesce(greatest(s.on_hand - s.reserved - s.safety_stock, 0), 0)" \
+	"            THEN coalesce(greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	ATP_SLOTS ", 0)" \
 	"                 + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
 	"                              WHERE p.tenant_id = t.id AND p.item_id = i.id" \
 	"                                AND p.location_id = l.id AND p.expected_date <= $4), 0)" \
@@ -610,7 +682,8 @@ oms_atp_by_location(PG_FUNCTION_ARGS)
 
 /* The same over the active locations that can ship ($1 tenant code, $2 SKU, $3 date). */
 #define ATP_ON_NETWORK_SQL \
-	"SELECT (coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0))" \
+	"SELECT (coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	ATP_SLOTS ")" \
 	"                 FILTER (WHERE l.active AND l.can_ship), 0)" \
 	"        + coalesce((SELECT pg_catalog.sum(p.qty - p.promised) FROM oms.supply p" \
 	"                      JOIN oms.locations pl ON pl.tenant_id = p.tenant_id AND pl.id = p.location_id" \
@@ -689,8 +762,8 @@ oms_atp_on(PG_FUNCTION_ARGS)
 		Oid			loc_types[4] = {TEXTOID, TEXTOID, TEXTOID, DATEOID};
 		Oid			net_types[3] = {TEXTOID, TEXTOID, DATEOID};
 
-		location_plan = oms_prepare(ATP_ON_LOCATION_SQL, 4, loc_types);
-		network_plan = oms_prepare(ATP_ON_NETWORK_SQL, 3, net_types);
+		location_plan = oms_prepare(atp_sql(ATP_ON_LOCATION_SQL), 4, loc_types);
+		network_plan = oms_prepare(atp_sql(ATP_ON_NETWORK_SQL), 3, net_types);
 	}
 
 	args[0] = CStringGetTextDatum(oms_tenant);

@@ -16,6 +16,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -36,9 +37,10 @@ char	   *oms_tenant = NULL;
 bool		oms_route_pruning = true;
 char	   *oms_database = NULL;
 int			oms_worker_naptime = 10;
+int			oms_notify_interval = 100;
 char	   *oms_reason = NULL;
 char	   *oms_actor = NULL;
-int			oms_notify_events = OMS_NOTIFY_COMMIT;
+int			oms_notify_events = OMS_NOTIFY_WORKER;
 int			oms_event_retention = 7 * 24 * 3600;
 
 static const struct config_enum_entry notify_options[] = {
@@ -105,6 +107,15 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("oms.notify_interval",
+							"With oms.notify_events = worker, how often the background worker looks for new events to announce.",
+							"Listeners hear of an event at most this long after its commit.",
+							&oms_notify_interval,
+							100, 10, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("oms.reason",
 							   "Reason recorded in order_history for the state changes of this transaction.",
 							   "API functions set it with SET LOCAL; applications rarely need to.",
@@ -127,9 +138,9 @@ _PG_init(void)
 	DefineCustomEnumVariable("oms.notify_events",
 							 "Who sends NOTIFY oms_events when events are written: commit, worker or off.",
 							 "commit: the writing transaction, at its commit (PostgreSQL serialises the commits of "
-							 "notifying transactions); worker: the background worker, once per round; off: nobody.",
+							 "notifying transactions); worker: the background worker, every oms.notify_interval; off: nobody.",
 							 &oms_notify_events,
-							 OMS_NOTIFY_COMMIT,
+							 OMS_NOTIFY_WORKER,
 							 notify_options,
 							 PGC_USERSET,
 							 0,
@@ -178,10 +189,36 @@ oms_now(void)
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 }
 
+/*
+ * Whether the database's schema oms has stock slots (0.2.0 and later). One library serves the
+ * schema of every installed version until ALTER EXTENSION oms UPDATE, so statements that read the
+ * slots have a form without them for an older schema. Plans are kept for the session: a session
+ * that began before the update keeps the older form until it reconnects (it then takes a hot SKU
+ * from its stock row, which stays exact, and its ATP leaves out the slots' free units).
+ */
+bool
+oms_has_stock_slots(void)
+{
+	Oid			nsp = get_namespace_oid("oms", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("stock_slots", nsp));
+}
+
 SPIPlanPtr
 oms_prepare(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	return oms_prepare_generic(sql, nargs, argtypes, false);
+}
+
+/*
+ * A kept plan; generic: always the generic plan, never planned again for the values of a call
+ * (the plan cache otherwise plans anew on every call when a custom plan looks cheaper, as it does
+ * for statements with array parameters).
+ */
+SPIPlanPtr
+oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 	if (plan == NULL)
 		elog(ERROR, "oms: SPI_prepare failed for \"%s\": %s", sql,

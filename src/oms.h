@@ -14,6 +14,7 @@
 extern char *oms_tenant;			/* oms.tenant: the current tenant's code */
 extern char *oms_database;			/* oms.database: the background worker's database */
 extern int	oms_worker_naptime;		/* oms.worker_naptime: seconds between worker rounds */
+extern int	oms_notify_interval;	/* oms.notify_interval: ms between announcements (worker mode) */
 extern char *oms_reason;			/* oms.reason: why the current change happens (history) */
 extern char *oms_actor;				/* oms.actor: who makes it, when not the session user */
 extern int	oms_notify_events;		/* oms.notify_events: who sends NOTIFY oms_events */
@@ -47,6 +48,8 @@ extern TimestampTz oms_now(void);
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
 extern void oms_invalidate_shell(Relation shard);
 extern void oms_register_relcache_callback(void (*callback) (Datum arg, Oid relid));
+extern bool oms_has_stock_slots(void);
+extern SPIPlanPtr oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic);
 
 /*
  * A user's value as an error message shows it: at most OMS_CLIP_BYTES bytes (whole characters),

@@ -42,6 +42,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
@@ -85,12 +86,20 @@ static SPIPlanPtr take_plan = NULL;
 static SPIPlanPtr give_back_plan = NULL;
 static SPIPlanPtr take_supply_plan = NULL;
 static SPIPlanPtr give_supply_plan = NULL;
+static SPIPlanPtr hot_plan = NULL;
+static SPIPlanPtr slot_take_plan = NULL;
+static SPIPlanPtr slot_take_unheld_plan = NULL;
+static SPIPlanPtr slot_refill_plan = NULL;
+static SPIPlanPtr refill_plan = NULL;
+static bool slots_schema = false;	/* the plans were made for a schema with stock slots */
 
 /* $1 tenant, $2 item, $3 location, $4 quantity: the check and the take are one statement. */
-#define TAKE_SQL \
+#define TAKE_SQL_WITH(HOT) \
 	"UPDATE oms.stock SET reserved = reserved + $4, updated_at = pg_catalog.now()" \
 	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3" \
-	"   AND on_hand - reserved - safety_stock >= $4"
+	"   AND " HOT "on_hand - reserved - safety_stock >= $4"
+#define TAKE_SQL TAKE_SQL_WITH("NOT hot AND ")
+#define TAKE_SQL_V1 TAKE_SQL_WITH("")	/* a schema without stock slots (before 0.2.0) */
 
 #define GIVE_BACK_SQL \
 	"UPDATE oms.stock SET reserved = reserved - $4, updated_at = pg_catalog.now()" \
@@ -115,12 +124,60 @@ static SPIPlanPtr give_supply_plan = NULL;
 	" WHERE s.tenant_id = $1 AND s.id = $2"
 
 /* For error messages only: SKU, location code and what is available now (0 without stock row). */
-#define DESCRIBE_SQL \
+#define DESCRIBE_SQL_WITH(SLOTS) \
 	"SELECT (SELECT i.sku FROM oms.items i WHERE i.tenant_id = $1 AND i.id = $2)," \
 	"       (SELECT l.code FROM oms.locations l WHERE l.tenant_id = $1 AND l.id = $3)," \
-	"       coalesce((SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	"       coalesce((SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)" SLOTS \
 	"                   FROM oms.stock s" \
 	"                  WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3), 0)"
+#define DESCRIBE_SQL DESCRIBE_SQL_WITH( \
+	"                        + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(x.free), 0)::int8" \
+	"                                                  FROM oms.stock_slots x" \
+	"                                                 WHERE x.tenant_id = $1 AND x.item_id = $2" \
+	"                                                   AND x.location_id = $3) ELSE 0 END")
+#define DESCRIBE_SQL_V1 DESCRIBE_SQL_WITH("")
+
+/*
+ * Hot SKUs (oms.set_hot, sql/parts/56_stock_slots.sql): a hot stock row is not taken from
+ * directly (TAKE_SQL skips it without locking it); its units are in slot rows. $1 tenant,
+ * $2 item, $3 location, $4 quantity, $5 slot, $6 units added to the slot (a refill).
+ */
+#define HOT_SQL \
+	"SELECT s.hot," \
+	"       (SELECT pg_catalog.count(*) FROM oms.stock_slots x" \
+	"         WHERE x.tenant_id = $1 AND x.item_id = $2 AND x.location_id = $3)::int4," \
+	"       greatest(s.on_hand - s.reserved - s.safety_stock, 0)" \
+	"  FROM oms.stock s WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3"
+
+/* This slot: check and take in one statement (waits while another order holds the slot). */
+#define SLOT_TAKE_SQL \
+	"UPDATE oms.stock_slots SET free = free - $4" \
+	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3 AND slot = $5 AND free >= $4"
+
+/*
+ * Any slot that nobody holds and that has the units (with $6 added), slot $5 first: no waiting.
+ * The slot is chosen by a scalar subquery, run once (an InitPlan): as a join, the subquery would
+ * be scanned again for each slot row and, skipping the row this statement had just updated,
+ * choose and update another slot each time.
+ */
+#define SLOT_TAKE_UNHELD_SQL \
+	"UPDATE oms.stock_slots u SET free = u.free + $6 - $4" \
+	" WHERE u.tenant_id = $1 AND u.item_id = $2 AND u.location_id = $3 AND u.free + $6 >= $4" \
+	"   AND u.slot = (SELECT x.slot FROM oms.stock_slots x" \
+	"                  WHERE x.tenant_id = $1 AND x.item_id = $2 AND x.location_id = $3" \
+	"                    AND x.free + $6 >= $4" \
+	"                  ORDER BY x.slot = $5 DESC, x.slot LIMIT 1 FOR UPDATE SKIP LOCKED)"
+
+/* A refill into slot $5 (waiting for it if held), the order's units taken from it at once. */
+#define SLOT_REFILL_SQL \
+	"UPDATE oms.stock_slots SET free = free + $6 - $4" \
+	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3 AND slot = $5"
+
+/* The stock row's side of a refill: its available units move into reserved. */
+#define REFILL_SQL \
+	"UPDATE oms.stock SET reserved = reserved + $4, updated_at = pg_catalog.now()" \
+	" WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3" \
+	"   AND hot AND on_hand - reserved - safety_stock >= $4"
 
 static void
 find_columns(KeyColumns *cols, Relation rel, const char *amount_name, Oid amount_type)
@@ -230,7 +287,7 @@ describe_stock(const StockKey *key, char **sku, char **location, int64 *availabl
 	{
 		Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
 
-		plan = oms_prepare(DESCRIBE_SQL, 3, argtypes);
+		plan = oms_prepare(oms_has_stock_slots() ? DESCRIBE_SQL : DESCRIBE_SQL_V1, 3, argtypes);
 	}
 	args[0] = Int32GetDatum(key->tenant_id);
 	args[1] = Int32GetDatum(key->item_id);
@@ -317,6 +374,97 @@ refuse_supply(const StockKey *key, int32 qty)
 			 errhint("oms.atp(sku, location, date) shows what supply can still promise.")));
 }
 
+static void
+prepare_hot_plans(void)
+{
+	Oid			argtypes[6] = {INT4OID, INT4OID, INT4OID, INT8OID, INT4OID, INT8OID};
+
+	if (refill_plan != NULL)
+		return;
+	hot_plan = oms_prepare(HOT_SQL, 3, argtypes);
+	slot_take_plan = oms_prepare(SLOT_TAKE_SQL, 5, argtypes);
+	slot_take_unheld_plan = oms_prepare(SLOT_TAKE_UNHELD_SQL, 6, argtypes);
+	slot_refill_plan = oms_prepare(SLOT_REFILL_SQL, 6, argtypes);
+	refill_plan = oms_prepare(REFILL_SQL, 4, argtypes);
+}
+
+/* One slot statement; true when it updated a slot. */
+static bool
+slot_update(SPIPlanPtr plan, const StockKey *key, int64 qty, int32 slot, int64 added)
+{
+	Datum		args[6];
+	int			rc;
+
+	args[0] = Int32GetDatum(key->tenant_id);
+	args[1] = Int32GetDatum(key->item_id);
+	args[2] = Int32GetDatum(key->location_id);
+	args[3] = Int64GetDatum(qty);
+	args[4] = Int32GetDatum(slot);
+	args[5] = Int64GetDatum(added);
+	rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "oms: slot update failed: %s", SPI_result_code_string(rc));
+	return SPI_processed == 1;
+}
+
+/*
+ * Takes qty units of a hot stock row from its slots; false when the row is not hot or no slot
+ * can have the units (then the caller refuses with OM001). In this order: the backend's own slot
+ * (pid mod slots); any slot nobody holds; a refill from the stock row (a batch of up to 1/(2 x
+ * slots) of what it has available, at least qty), into a slot nobody holds or else our own; and
+ * last the slots that still have units, waiting for each that another order holds, so that
+ * nobody is refused while units are left in a slot whose holder may yet abort.
+ */
+static bool
+take_hot(const StockKey *key, int32 qty)
+{
+	Datum		args[3];
+	bool		isnull;
+	int32		nslots;
+	int64		available;
+	int32		own;
+
+	if (!slots_schema)
+		return false;
+	prepare_hot_plans();
+	args[0] = Int32GetDatum(key->tenant_id);
+	args[1] = Int32GetDatum(key->item_id);
+	args[2] = Int32GetDatum(key->location_id);
+	if (SPI_execute_plan(hot_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "oms: reading a stock row failed");
+	if (SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return false;
+	nslots = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	available = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (nslots <= 0)
+		return false;
+	own = MyProcPid % nslots;
+
+	if (slot_update(slot_take_plan, key, qty, own, 0) ||
+		slot_update(slot_take_unheld_plan, key, qty, own, 0))
+		return true;
+
+	if (available >= qty)
+	{
+		int64		batch = Max((int64) qty, available / (2 * nslots));
+
+		if (move_reserved(refill_plan, key, batch) == 1 ||
+			(batch > qty && move_reserved(refill_plan, key, (batch = qty)) == 1))
+		{
+			if (slot_update(slot_take_unheld_plan, key, qty, own, batch) ||
+				slot_update(slot_refill_plan, key, qty, own, batch))
+				return true;
+			elog(ERROR, "oms: slot %d of a hot stock row is missing", own);
+		}
+	}
+
+	for (int32 i = 1; i <= nslots; i++)
+		if (slot_update(slot_take_plan, key, qty, (own + i) % nslots, 0))
+			return true;
+	return false;
+}
+
 /*
  * Takes qty units at key, or raises OM001. already: units the reservation held before (an
  * increase), for the message.
@@ -334,7 +482,7 @@ take(const StockKey *key, int32 qty, int32 already)
 			refuse_supply(key, qty);
 		return;
 	}
-	if (move_reserved(take_plan, key, qty) == 1)
+	if (move_reserved(take_plan, key, qty) == 1 || take_hot(key, qty))
 		return;
 
 	describe_stock(key, &sku, &location, &available);
@@ -414,7 +562,8 @@ oms_reservation_trigger(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[5] = {INT4OID, INT4OID, INT4OID, INT8OID, INT8OID};
 
-		take_plan = oms_prepare(TAKE_SQL, 4, argtypes);
+		slots_schema = oms_has_stock_slots();
+		take_plan = oms_prepare(slots_schema ? TAKE_SQL : TAKE_SQL_V1, 4, argtypes);
 		give_back_plan = oms_prepare(GIVE_BACK_SQL, 4, argtypes);
 		take_supply_plan = oms_prepare(TAKE_SUPPLY_SQL, 5, argtypes);
 		give_supply_plan = oms_prepare(GIVE_SUPPLY_SQL, 5, argtypes);
@@ -731,4 +880,42 @@ oms_supply_guard(PG_FUNCTION_ARGS)
 		(moving_key == NULL || compare_keys(moving_key, &old_key) != 0))
 		refuse_promised(&old_key, GUARD_UPDATE, old_promised, new_promised);
 	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+PG_FUNCTION_INFO_V1(oms_slot_units);
+
+/*
+ * oms._slot_units(tenant int, item int, location int, delta bigint) RETURNS boolean
+ *		The stock row's side of moving units into (delta > 0) or out of (delta < 0) the slots of a
+ *		hot SKU (oms.set_hot): reserved moves by delta with the guard open for that row; units go
+ *		in only if available. The caller moves the slots' free units by as much.
+ */
+Datum
+oms_slot_units(PG_FUNCTION_ARGS)
+{
+	StockKey	key;
+	int64		delta;
+	uint64		done;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	key.tenant_id = PG_GETARG_INT32(0);
+	key.item_id = PG_GETARG_INT32(1);
+	key.location_id = PG_GETARG_INT32(2);
+	key.supply_id = 0;
+	delta = PG_GETARG_INT64(3);
+	if (delta == 0)
+		PG_RETURN_BOOL(true);
+
+	SPI_connect();
+	if (give_back_plan == NULL)
+	{
+		Oid			argtypes[5] = {INT4OID, INT4OID, INT4OID, INT8OID, INT8OID};
+
+		give_back_plan = oms_prepare(GIVE_BACK_SQL, 4, argtypes);
+	}
+	prepare_hot_plans();
+	done = delta > 0 ? move_reserved(refill_plan, &key, delta) : move_reserved(give_back_plan, &key, -delta);
+	SPI_finish();
+	PG_RETURN_BOOL(done == 1);
 }

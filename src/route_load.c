@@ -81,17 +81,25 @@
  * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
  * pickup store, supply). One row per location, its stock of the items in two arrays.
  */
-#define Q_CANDIDATES_WITH(STOCK_FILTER, LOCATION_FILTER) \
+/* What a stock row s can still give: a hot SKU's (oms.set_hot) slots count too. */
+#define STOCK_AVAILABLE \
+	"(s.on_hand - s.reserved - s.safety_stock" \
+	" + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
+	"                          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id" \
+	"                            AND z.location_id = s.location_id) ELSE 0 END)"
+#define STOCK_AVAILABLE_V1 "(s.on_hand - s.reserved - s.safety_stock)"	/* before 0.2.0: no slots */
+
+#define Q_CANDIDATES_WITH(STOCK_FILTER, LOCATION_FILTER, AVAIL) \
 	"SELECT l.id, l.code, l.kind," \
 	"       coalesce(l.latitude, cc.latitude), coalesce(l.longitude, cc.longitude)," \
 	"       l.latitude IS NULL AND cc.latitude IS NOT NULL, l.country," \
 	"       l.can_ship, l.can_pickup, l.priority, l.handling_days, l.cost_per_package::float8," \
 	"       coalesce(l.daily_capacity, -1), coalesce(cu.used, 0), d.start_day, st.items, st.avail" \
 	"  FROM (SELECT s.location_id, pg_catalog.array_agg(s.item_id) AS items," \
-	"               pg_catalog.array_agg(s.on_hand - s.reserved - s.safety_stock) AS avail" \
+	"               pg_catalog.array_agg(" AVAIL ") AS avail" \
 	"          FROM oms.stock s" \
 	"         WHERE s.tenant_id = $1 AND s.item_id = ANY ($2)" STOCK_FILTER \
-	"           AND ($5 OR s.on_hand - s.reserved - s.safety_stock > 0 OR s.location_id = ANY ($4))" \
+	"           AND ($5 OR " AVAIL " > 0 OR s.location_id = ANY ($4))" \
 	"         GROUP BY s.location_id) st" \
 	"  FULL JOIN (SELECT DISTINCT x.id FROM unnest($4) AS x(id)) x ON x.id = st.location_id" \
 	"  JOIN oms.locations l ON l.tenant_id = $1 AND l.id = coalesce(st.location_id, x.id)" \
@@ -110,10 +118,12 @@
  * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
  * pickup store, supply). One row per location, its stock of the items in two arrays.
  */
-#define Q_CANDIDATES Q_CANDIDATES_WITH("", "")
+#define Q_CANDIDATES Q_CANDIDATES_WITH("", "", STOCK_AVAILABLE)
+#define Q_CANDIDATES_V1 Q_CANDIDATES_WITH("", "", STOCK_AVAILABLE_V1)
 
 /* The same, for the locations $6 only (a pruned search reads the promising locations first). */
-#define Q_CANDIDATES_AT Q_CANDIDATES_WITH(" AND s.location_id = ANY ($6)", " AND l.id = ANY ($6)")
+#define Q_CANDIDATES_AT Q_CANDIDATES_WITH(" AND s.location_id = ANY ($6)", " AND l.id = ANY ($6)", STOCK_AVAILABLE)
+#define Q_CANDIDATES_AT_V1 Q_CANDIDATES_WITH(" AND s.location_id = ANY ($6)", " AND l.id = ANY ($6)", STOCK_AVAILABLE_V1)
 
 /*
  * What the bound of a pruned search needs of every active location: no stock, no time zones,
@@ -164,17 +174,25 @@ prepare_plans(void)
 
 	if (plans[RQ_SUPPLY] != NULL)
 		return;
-	plans[RQ_ITEMS_BY_SKU] = oms_prepare(Q_ITEMS_BY_SKU, 2, int_text);
-	plans[RQ_ITEMS_BY_ID] = oms_prepare(Q_ITEMS_BY_ID, 2, int_ints);
-	plans[RQ_LOCATION_CODES] = oms_prepare(Q_LOCATION_CODES, 2, int_text);
-	plans[RQ_PROFILE] = oms_prepare(Q_PROFILE, 2, int_one_text);
-	plans[RQ_PROFILE_CODES] = oms_prepare(Q_PROFILE_CODES, 1, int_only);
-	plans[RQ_SERVICES] = oms_prepare(Q_SERVICES, 1, int_only);
-	plans[RQ_CENTROID] = oms_prepare(Q_CENTROID, 1, text_only);
-	plans[RQ_CANDIDATES] = oms_prepare(Q_CANDIDATES, 5, cand);
-	plans[RQ_CANDIDATES_AT] = oms_prepare(Q_CANDIDATES_AT, 6, cand);
-	plans[RQ_LOCATION_STATIC] = oms_prepare(Q_LOCATION_STATIC, 1, int_only);
-	plans[RQ_SUPPLY] = oms_prepare(Q_SUPPLY, 2, int_ints);
+	plans[RQ_ITEMS_BY_SKU] = oms_prepare_generic(Q_ITEMS_BY_SKU, 2, int_text, true);
+	plans[RQ_ITEMS_BY_ID] = oms_prepare_generic(Q_ITEMS_BY_ID, 2, int_ints, true);
+	plans[RQ_LOCATION_CODES] = oms_prepare_generic(Q_LOCATION_CODES, 2, int_text, true);
+	plans[RQ_PROFILE] = oms_prepare_generic(Q_PROFILE, 2, int_one_text, true);
+	plans[RQ_PROFILE_CODES] = oms_prepare_generic(Q_PROFILE_CODES, 1, int_only, true);
+	plans[RQ_SERVICES] = oms_prepare_generic(Q_SERVICES, 1, int_only, true);
+	plans[RQ_CENTROID] = oms_prepare_generic(Q_CENTROID, 1, text_only, true);
+	if (oms_has_stock_slots())
+	{
+		plans[RQ_CANDIDATES] = oms_prepare_generic(Q_CANDIDATES, 5, cand, true);
+		plans[RQ_CANDIDATES_AT] = oms_prepare_generic(Q_CANDIDATES_AT, 6, cand, true);
+	}
+	else
+	{
+		plans[RQ_CANDIDATES] = oms_prepare_generic(Q_CANDIDATES_V1, 5, cand, true);
+		plans[RQ_CANDIDATES_AT] = oms_prepare_generic(Q_CANDIDATES_AT_V1, 6, cand, true);
+	}
+	plans[RQ_LOCATION_STATIC] = oms_prepare_generic(Q_LOCATION_STATIC, 1, int_only, true);
+	plans[RQ_SUPPLY] = oms_prepare_generic(Q_SUPPLY, 2, int_ints, true);
 }
 
 static void

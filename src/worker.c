@@ -325,9 +325,50 @@ connect_error_context(void *arg)
 			   oms_database, OMS_WORKER_RESTART_SECONDS);
 }
 
+/* Between rounds (oms.notify_events = worker): only the announcement of new events. */
+static void
+announce_round(void)
+{
+	uint64		n;
+
+	if (run_step("announcing new events", announce_events, &n))
+		announced_up_to = announce_pending;
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Runs a round, or the announcement between rounds. An error in it (a statement timeout, a lock
+ * timeout, a dropped table) is logged and the work is retried later; the worker itself stays up.
+ */
+static void
+guarded(MemoryContext round_context, void (*work) (void))
+{
+	MemoryContext oldcontext = MemoryContextSwitchTo(round_context);
+
+	PG_TRY();
+	{
+		work();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(round_context);
+		/* as PostgresMain does after an error: no timeout or cancel left over */
+		disable_all_timeouts(false);
+		QueryCancelPending = false;
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	MemoryContextReset(round_context);
+}
+
 void
 oms_worker_main(Datum main_arg)
 {
+	TimestampTz next_round = 0;
 	MemoryContext round_context;
 	ErrorContextCallback connect_context;
 
@@ -352,41 +393,42 @@ oms_worker_main(Datum main_arg)
 										  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		MemoryContext oldcontext;
+		TimestampTz now;
+		long		wait_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			TimestampTz sooner;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a shorter oms.worker_naptime applies to the current nap too */
+			sooner = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), oms_worker_naptime * 1000L);
+			if (sooner < next_round)
+				next_round = sooner;
 		}
 
 		/*
-		 * An error in a round (a statement timeout, a lock timeout, a dropped table) is logged
-		 * and the round is retried after the nap; the worker itself stays up.
+		 * A whole round every oms.worker_naptime; in between, with oms.notify_events = worker,
+		 * only the announcement of new events, every oms.notify_interval.
 		 */
-		oldcontext = MemoryContextSwitchTo(round_context);
-		PG_TRY();
+		now = GetCurrentTimestamp();
+		if (now >= next_round)
 		{
-			worker_round();
+			guarded(round_context, worker_round);
+			next_round = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), oms_worker_naptime * 1000L);
 		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(round_context);
-			/* as PostgresMain does after an error: no timeout or cancel left over */
-			disable_all_timeouts(false);
-			QueryCancelPending = false;
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			pgstat_report_activity(STATE_IDLE, NULL);
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(oldcontext);
-		MemoryContextReset(round_context);
+		else if (oms_notify_events == OMS_NOTIFY_WORKER)
+			guarded(round_context, announce_round);
 
+		wait_ms = (long) ((next_round - GetCurrentTimestamp()) / 1000);
+		if (oms_notify_events == OMS_NOTIFY_WORKER && wait_ms > oms_notify_interval)
+			wait_ms = oms_notify_interval;
+		if (wait_ms < 1)
+			wait_ms = 1;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 oms_worker_naptime * 1000L, PG_WAIT_EXTENSION);
+						 wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

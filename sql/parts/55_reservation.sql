@@ -48,7 +48,10 @@ BEGIN
 		 WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NULL	-- pre-orders take supply (64_preorders.sql)
 		 GROUP BY r.item_id, r.location_id
 	), s AS (
-		SELECT s.item_id, s.location_id, s.on_hand, s.reserved
+		-- a hot SKU's stock row also counts the free units of its slots (56_stock_slots.sql)
+		SELECT s.item_id, s.location_id, s.on_hand, s.reserved, s.hot,
+			   (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+				 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
 		  FROM oms.stock s
 		 WHERE s.tenant_id = v_tenant_id
 	)
@@ -58,7 +61,8 @@ BEGIN
 	  JOIN oms.locations l ON l.tenant_id = v_tenant_id AND l.id = coalesce(s.location_id, r.location_id)
 	 CROSS JOIN LATERAL (VALUES
 		(CASE WHEN s.item_id IS NULL THEN 'reservations without a stock row' END),
-		(CASE WHEN s.reserved <> coalesce(r.qty, 0) THEN 'reserved differs from the sum of reservations' END),
+		(CASE WHEN s.reserved <> coalesce(r.qty, 0) + s.slot_free THEN 'reserved differs from the sum of reservations' END),
+		(CASE WHEN s.slot_free > 0 AND NOT s.hot THEN 'stock slots hold units of a SKU that is not hot' END),
 		(CASE WHEN s.reserved > s.on_hand THEN 'reserved exceeds on_hand' END),
 		(CASE WHEN s.reserved < 0 THEN 'reserved is negative' END)) AS p(problem)
 	 WHERE p.problem IS NOT NULL

@@ -83,6 +83,10 @@ BEGIN
 		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
 		FOR UPDATE;
 	IF set_stock.on_hand < v_reserved THEN
+		-- a hot SKU's slots may hold the units: they go back to the stock row first
+		v_reserved := v_reserved - oms._unslot(v_tenant, v_item, v_loc);
+	END IF;
+	IF set_stock.on_hand < v_reserved THEN
 		RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below what is reserved', sku, location
 			USING ERRCODE = 'OM002',
 			      DETAIL = format('Requested on hand %s, reserved %s.', set_stock.on_hand, v_reserved),
@@ -120,6 +124,19 @@ BEGIN
 		WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
 		  AND s.on_hand + delta >= s.reserved
 		RETURNING s.on_hand INTO v_new;
+	IF v_new IS NULL AND delta < 0 THEN
+		-- A hot SKU's slots may hold the units: back to the stock row (locked first, as every
+		-- path locks it before its slots), then once more.
+		PERFORM FROM oms.stock s
+		  WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc AND s.hot
+		  FOR UPDATE;
+		IF FOUND AND oms._unslot(v_tenant, v_item, v_loc) > 0 THEN
+			UPDATE oms.stock s SET on_hand = s.on_hand + delta, updated_at = pg_catalog.now()
+				WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_loc
+				  AND s.on_hand + delta >= s.reserved
+				RETURNING s.on_hand INTO v_new;
+		END IF;
+	END IF;
 	IF v_new IS NULL THEN
 		SELECT s.on_hand, s.reserved INTO v_old, v_reserved
 			FROM oms.stock s

@@ -138,6 +138,18 @@ CREATE TABLE oms.location_capacity_used (
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE oms.location_capacity_used IS 'Orders a location with a daily_capacity has taken for a day (its local start day of handling); place_order counts one per order and location';
 
+-- ----- which order counted where: so that an order that leaves a location gives its count back
+CREATE TABLE oms.order_capacity (
+	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
+	order_id		bigint NOT NULL,
+	location_id		int NOT NULL,
+	day				date NOT NULL,
+	PRIMARY KEY (tenant_id, order_id, location_id),
+	FOREIGN KEY (tenant_id, order_id) REFERENCES oms.orders,
+	FOREIGN KEY (tenant_id, location_id) REFERENCES oms.locations
+);
+COMMENT ON TABLE oms.order_capacity IS 'The (location, day) each order is counted at in oms.location_capacity_used (one per order and location); the count is given back when the order no longer uses the location (cancelled, rejected, re-routed)';
+
 -- ----- locations excluded for a line (a location rejected it)
 CREATE TABLE oms.line_exclusions (
 	tenant_id		int NOT NULL DEFAULT oms.current_tenant_id(),
@@ -157,4 +169,5 @@ SELECT pg_catalog.pg_extension_config_dump('oms.country_centroids', 'WHERE NOT b
 SELECT pg_catalog.pg_extension_config_dump('oms.carrier_services', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.routing_profiles', 'WHERE tenant_id IS NOT NULL');
 SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.order_capacity', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');

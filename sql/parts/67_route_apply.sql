@@ -30,7 +30,9 @@ BEGIN
 			  FROM generate_subscripts(p_line, 1) n
 			 WHERE p_kind[n] = ANY (oms._stock_kinds())
 			 ORDER BY p_items[p_line[n]], p_loc[n];
-		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		IF 'preorder' = ANY (p_kind) THEN
+			PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+		END IF;
 		RETURN;
 	END IF;
 	-- A cart's hold at a location chosen for its line becomes that line's reservation there (the
@@ -65,7 +67,9 @@ BEGIN
 			END IF;
 		END IF;
 	END LOOP;
-	PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	IF 'preorder' = ANY (p_kind) THEN
+		PERFORM oms._reserve_supply(p_tenant, p_order, p_items, p_line, p_loc, p_qty, p_kind, p_supply);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION oms._reserve_routed(int, bigint, text, int[], int[], int[], int[], text[], bigint[]) IS 'Internal: reserves the stock a route assigns to an order''s lines, in (item, location) order, converting the cart''s holds, then the supply of its pre-orders; OM001 from the reservation trigger when a location or supply lost the race';
@@ -108,3 +112,69 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._take_capacity(int, int[], date[]) IS 'Internal: counts one order per (location, day) in oms.location_capacity_used, checking and taking in one statement; OM030 when the day''s capacity is gone';
+
+-- An order counts once per location (the day its first package there starts handling), and
+-- oms.order_capacity remembers where, so that:
+--   * routing the same order again (a rejected line, a new address) does not count it twice at a
+--     location it already counts at;
+--   * an order that no longer uses a location (no reservation there, nothing shipped from there:
+--     it was cancelled, rejected or re-routed) gives its count back, and the location can take
+--     another order that day.
+CREATE FUNCTION oms._take_order_capacity(p_tenant int, p_order bigint, p_loc int[], p_day date[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_loc	int[];
+	v_day	date[];
+BEGIN
+	-- The first (lowest) day per location the order is not yet counted at, in location order.
+	SELECT array_agg(x.location_id ORDER BY x.location_id, x.day), array_agg(x.day ORDER BY x.location_id, x.day)
+	  INTO v_loc, v_day
+	  FROM (SELECT DISTINCT ON (p_loc[n]) p_loc[n] AS location_id, p_day[n] AS day
+			  FROM generate_subscripts(p_loc, 1) n
+			 WHERE p_day[n] IS NOT NULL
+			   AND NOT EXISTS (SELECT FROM oms.order_capacity c
+								WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = p_loc[n])
+			 ORDER BY p_loc[n], p_day[n]) x;
+	IF v_loc IS NULL THEN
+		RETURN;
+	END IF;
+	PERFORM oms._take_capacity(p_tenant, v_loc, v_day);
+	INSERT INTO oms.order_capacity (tenant_id, order_id, location_id, day)
+		SELECT p_tenant, p_order, v_loc[n], v_day[n] FROM generate_subscripts(v_loc, 1) n
+		 WHERE EXISTS (SELECT FROM oms.locations l
+						WHERE l.tenant_id = p_tenant AND l.id = v_loc[n] AND l.daily_capacity > 0);
+END
+$$;
+COMMENT ON FUNCTION oms._take_order_capacity(int, bigint, int[], date[]) IS 'Internal: counts an order at the locations (and their days) a route sends it to, once per order and location (oms.order_capacity); OM030 when a day''s capacity is gone';
+
+CREATE FUNCTION oms._release_order_capacity(p_tenant int, p_order bigint)
+	RETURNS TABLE (location_id int, day date)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN SELECT c.location_id, c.day FROM oms.order_capacity c
+			  WHERE c.tenant_id = p_tenant AND c.order_id = p_order
+				AND NOT EXISTS (SELECT FROM oms.reservations x
+								 WHERE x.tenant_id = p_tenant AND x.order_id = p_order
+								   AND x.location_id = c.location_id)
+				AND NOT EXISTS (SELECT FROM oms.shipments s
+								 WHERE s.tenant_id = p_tenant AND s.order_id = p_order
+								   AND s.location_id = c.location_id)
+			  ORDER BY c.location_id, c.day
+	LOOP
+		UPDATE oms.location_capacity_used u SET used = u.used - 1
+		 WHERE u.tenant_id = p_tenant AND u.location_id = r.location_id AND u.day = r.day AND u.used > 0;
+		DELETE FROM oms.order_capacity c
+		 WHERE c.tenant_id = p_tenant AND c.order_id = p_order AND c.location_id = r.location_id;
+		location_id := r.location_id;
+		day := r.day;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._release_order_capacity(int, bigint) IS 'Internal: gives back the daily capacity an order counted at locations it no longer uses (no reservation there, nothing shipped from there); returns those (location, day)';

@@ -40,11 +40,16 @@ $$;
 COMMENT ON FUNCTION oms._check_keys(jsonb, text, text[]) IS 'Internal: refuses (22023) a JSON object key that is not among the allowed ones';
 
 -- The first bad line of an order payload, or NULL: field path, problem, value, hint.
+-- (PL/pgSQL rather than a SQL function: its plan is kept for the session instead of being made
+-- again on every call, which cost place_order 0.4 ms.)
 CREATE FUNCTION oms._check_lines(p_lines jsonb)
 	RETURNS TABLE (path text, problem text, value jsonb, hint text)
-	LANGUAGE sql IMMUTABLE
+	LANGUAGE plpgsql IMMUTABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT format('lines[%s]%s', x.i - 1, x.field), x.problem, x.value, x.hint
 	  FROM (SELECT e.i,
 				   CASE
@@ -81,7 +86,8 @@ BEGIN ATOMIC
 	 WHERE x.field IS NOT NULL
 	 ORDER BY x.i
 	 LIMIT 1;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._check_lines(jsonb) IS 'Internal: the first malformed line of an order payload (path, problem, value, hint), or no row';
 
 CREATE FUNCTION oms.place_order("order" jsonb) RETURNS bigint
@@ -134,6 +140,20 @@ DECLARE
 	v_attempt		int := 0;
 	v_sku			text;
 	v_i				int;
+	v_placed_at		timestamptz;
+	v_tax_mode		text;
+	v_tax_country	text;
+	v_tax_day		date;
+	v_classes		text[];
+	v_rates			numeric[];
+	v_net			numeric[];
+	v_tax			numeric[];
+	v_gross			numeric[];
+	v_amount		numeric;
+	v_ship_rate		numeric;
+	v_ship_net		numeric;
+	v_ship_gross	numeric;
+	v_total			numeric;
 	r				record;
 BEGIN
 	-- 1. The fields that identify the order, then idempotency: a retry returns the first result.
@@ -148,8 +168,8 @@ BEGIN
 		PERFORM oms._payload_error('channel', 'must be a channel code', p -> 'channel',
 			'Channels are rows of oms.channels, e.g. "web".');
 	END IF;
-	SELECT c.id, c.default_currency, c.active, c.routing_profile
-	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile
+	SELECT c.id, c.default_currency, c.active, c.routing_profile, c.tax_mode
+	  INTO v_channel_id, v_channel_cur, v_channel_on, v_channel_profile, v_tax_mode
 		FROM oms.channels c WHERE c.tenant_id = v_tenant AND c.code = p ->> 'channel';
 	IF v_channel_id IS NULL THEN
 		RAISE EXCEPTION 'unknown channel "%"', oms._clip(p ->> 'channel')
@@ -317,8 +337,9 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Send one line per SKU with the total quantity.';
 	END IF;
 	SELECT array_agg(it.id ORDER BY u.i), array_agg(it.backorderable ORDER BY u.i),
-		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active)
-	  INTO v_items, v_backorder, v_i, v_attempt
+		   min(u.i) FILTER (WHERE it.id IS NULL), min(u.i) FILTER (WHERE NOT it.active),
+		   array_agg(it.tax_class ORDER BY u.i)
+	  INTO v_items, v_backorder, v_i, v_attempt, v_classes
 	  FROM unnest(v_skus) WITH ORDINALITY u(sku, i)
 	  LEFT JOIN oms.items it ON it.tenant_id = v_tenant AND it.sku = u.sku;
 	IF v_i IS NOT NULL THEN
@@ -331,6 +352,60 @@ BEGIN
 	END IF;
 	v_attempt := 0;
 	v_subtotal := (SELECT sum(round(v_qtys[i] * v_prices[i], v_minor)) FROM generate_subscripts(v_qtys, 1) i);
+	v_total := v_subtotal + v_shipping;
+	v_placed_at := coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now());
+
+	-- Tax (71_tax.sql), on a channel with a tax mode: each line's rate (its item's class, in the
+	-- country of the ship-to address or of the pickup store, valid on the order's UTC day), net,
+	-- tax and gross, rounded per line to the currency's minor units as oms.tax_split does; the
+	-- shipping charge is taxed at the standard rate. A missing rate refuses the order (OM011).
+	IF v_tax_mode <> 'none' THEN
+		v_tax_day := (v_placed_at AT TIME ZONE 'UTC')::date;
+		v_tax_country := coalesce((SELECT l.country FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup),
+								  v_country);
+		SELECT array_agg(cr.rate ORDER BY u.i) INTO v_rates
+		  FROM unnest(v_classes) WITH ORDINALITY u(tax_class, i)
+		  LEFT JOIN LATERAL (SELECT tr.rate FROM oms.tax_rates tr
+							  WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country
+								AND tr.tax_class = u.tax_class AND tr.valid_from <= v_tax_day
+							  ORDER BY tr.valid_from DESC LIMIT 1) cr ON true;
+		IF v_shipping > 0 THEN
+			SELECT tr.rate INTO v_ship_rate FROM oms.tax_rates tr
+			 WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country AND tr.tax_class = 'standard'
+			   AND tr.valid_from <= v_tax_day
+			 ORDER BY tr.valid_from DESC LIMIT 1;
+		END IF;
+		SELECT min(x.tax_class) INTO v_sku
+		  FROM (SELECT v_classes[i] AS tax_class FROM generate_subscripts(v_rates, 1) i WHERE v_rates[i] IS NULL
+				UNION ALL SELECT 'standard' WHERE v_shipping > 0 AND v_ship_rate IS NULL) x;
+		IF v_sku IS NOT NULL THEN
+			RAISE EXCEPTION 'no tax rate for country "%" and tax class "%"', coalesce(v_tax_country, 'NULL'), v_sku
+				USING ERRCODE = 'OM011',
+				      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v_tax_mode, to_char(v_tax_day, 'YYYY-MM-DD')),
+				      HINT = 'Add the rate to oms.tax_rates (country, tax_class, rate, valid_from), or set the channel''s tax_mode to none.';
+		END IF;
+		FOR v_i IN 1 .. cardinality(v_items) LOOP
+			v_amount := round(v_qtys[v_i] * v_prices[v_i], v_minor);
+			IF v_tax_mode = 'excluded' THEN
+				v_net[v_i] := v_amount;
+				v_gross[v_i] := v_amount + round(v_amount * v_rates[v_i], v_minor);
+			ELSE
+				v_net[v_i] := round(v_amount / (1 + v_rates[v_i]), v_minor);
+				v_gross[v_i] := v_amount;
+			END IF;
+			v_tax[v_i] := v_gross[v_i] - v_net[v_i];
+		END LOOP;
+		v_amount := round(v_shipping, v_minor);
+		IF v_tax_mode = 'excluded' THEN
+			v_ship_net := v_amount;
+			v_ship_gross := v_amount + round(v_amount * coalesce(v_ship_rate, 0), v_minor);
+		ELSE
+			v_ship_net := round(v_amount / (1 + coalesce(v_ship_rate, 0)), v_minor);
+			v_ship_gross := v_amount;
+		END IF;
+		-- subtotal: the lines' net (excluded) or gross (included), both the sum of qty x price
+		v_total := (SELECT sum(g) FROM unnest(v_gross) g) + v_ship_gross;
+	END IF;
 
 	-- 4. The cart's live holds are credited at their location (locked, so that the worker does not
 	--    expire them under us).
@@ -396,12 +471,17 @@ BEGIN
 			INSERT INTO oms.orders AS o (tenant_id, channel_id, external_id, state, customer_ref, customer_email,
 										 customer_name, customer_phone, ship_to, ship_country, ship_postal_code,
 										 ship_city, ship_lat, ship_lon, pickup_location_id, currency, subtotal,
-										 shipping_amount, total, cart, attributes, placed_at, routing_profile)
+										 shipping_amount, total, cart, attributes, placed_at, routing_profile,
+										 tax_mode, tax_country, shipping_tax_rate, shipping_net, shipping_tax,
+										 net_total, tax_total)
 				VALUES (v_tenant, v_channel_id, v_ext, v_state, v_customer ->> 'ref', v_customer ->> 'email',
 						v_customer ->> 'name', v_customer ->> 'phone', v_ship_to, v_country,
 						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
-						v_subtotal, v_shipping, v_subtotal + v_shipping, v_cart, v_attributes,
-						coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now()), v_profile)
+						v_subtotal, v_shipping, v_total, v_cart, v_attributes, v_placed_at, v_profile,
+						v_tax_mode, CASE WHEN v_tax_mode <> 'none' THEN v_tax_country END, v_ship_rate, v_ship_net,
+						v_ship_gross - v_ship_net,
+						(SELECT sum(x) FROM unnest(v_net) x) + v_ship_net,
+						(SELECT sum(x) FROM unnest(v_tax) x) + v_ship_gross - v_ship_net)
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN
@@ -417,12 +497,13 @@ BEGIN
 
 		BEGIN
 			INSERT INTO oms.order_lines (tenant_id, order_id, line_no, item_id, qty, unit_price, state, location_id,
-										 promised_date)
-				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i]
+										 promised_date, tax_rate, net, tax, gross)
+				SELECT v_tenant, v_order_id, i, v_items[i], v_qtys[i], v_prices[i], v_states[i], v_locs[i], v_promised[i],
+					   v_rates[i], v_net[i], v_tax[i], v_gross[i]
 				  FROM generate_subscripts(v_items, 1) i;
 			PERFORM oms._reserve_routed(v_tenant, v_order_id, v_cart, v_items, v_a_line, v_a_loc, v_a_qty, v_a_kind,
 										v_a_supply);
-			PERFORM oms._take_capacity(v_tenant, v_a_loc, v_a_capday);
+			PERFORM oms._take_order_capacity(v_tenant, v_order_id, v_a_loc, v_a_capday);
 			EXIT;
 		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
 			v_attempt := v_attempt + 1;

@@ -15,7 +15,6 @@ AS $$
 DECLARE
 	v_o			record;
 BEGIN
-	PERFORM oms._order_tax(p_tenant, p_order);	-- tax amounts (71_tax.sql), before the events show the totals
 	-- The order is read first, then its events are written from it: as one statement (a CTE feeding
 	-- the INSERT), Citus would send the CTE's rows to every node (README "Scale-out on Citus").
 	SELECT jsonb_build_object(

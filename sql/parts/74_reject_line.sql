@@ -108,7 +108,7 @@ BEGIN
 				SELECT v_tenant, v_line.item_id, v_a_loc[n], v_a_qty[n], v_order.id, v_line.line_no, v_a_supply[n]
 				  FROM generate_subscripts(v_a_loc, 1) n
 				 WHERE v_a_kind[n] = 'preorder';
-			PERFORM oms._take_capacity(v_tenant, v_a_loc, v_a_capday);
+			PERFORM oms._take_order_capacity(v_tenant, v_order.id, v_a_loc, v_a_capday);
 			EXIT;
 		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
 			v_attempt := v_attempt + 1;
@@ -153,6 +153,8 @@ BEGIN
 	 WHERE l.tenant_id = v_tenant AND l.order_id = v_order.id AND l.line_no = v_line.line_no;
 	PERFORM oms._rollup(v_tenant, v_order.id);
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	-- The rejecting location's daily capacity comes back when the order no longer uses it.
+	PERFORM oms._release_order_capacity(v_tenant, v_order.id);
 	-- The customer hears of a line that now waits for stock (a line served elsewhere keeps its
 	-- promise or gets the new date in the order's history and oms.order_status).
 	IF v_state = 'backordered' THEN

@@ -58,6 +58,7 @@ BEGIN
 	UPDATE oms.orders o SET state = 'cancelled'
 		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
+	PERFORM oms._release_order_capacity(v_tenant, cancel_order.order_id);
 	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
 	-- inside another.
 	<<event>>

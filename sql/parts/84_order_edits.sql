@@ -77,6 +77,7 @@ BEGIN
 	 WHERE x.tenant_id = v_tenant AND x.order_id = o.id AND x.line_no = l.line_no
 	RETURNING x.state INTO v_state;
 	v_order := oms._rollup(v_tenant, o.id);
+	PERFORM oms._release_order_capacity(v_tenant, o.id);
 	PERFORM oms._event(v_tenant, o.id, 'line_cancelled',
 		jsonb_build_object('line_no', l.line_no, 'sku', l.sku, 'name', l.name, 'qty', cancel_line.qty,
 						   'qty_left', v_open - cancel_line.qty, 'reason', reason, 'order_state', v_order::text));
@@ -134,8 +135,8 @@ COMMENT ON FUNCTION oms._check_ship_to(jsonb) IS 'Internal: a ship-to address ch
 -- race meanwhile (OM001, OM030) makes us route again, up to three times. Releasing and taking are
 -- two ordered passes, not one, so two concurrent re-routings of overlapping stock can deadlock;
 -- PostgreSQL then cancels one (40P01) and nothing is half-written. Capacity: a location a line
--- moves to counts the order for its day; the old location's count is not given back
--- (conservative). Returns the lines that moved: [{"line_no", "sku", "from", "to"}].
+-- moves to counts the order for its day; a location the order leaves gets its count back
+-- (oms._release_order_capacity). Returns the lines that moved: [{"line_no", "sku", "from", "to"}].
 CREATE FUNCTION oms._reroute_for_address(p_tenant int, p_order bigint) RETURNS jsonb
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -157,6 +158,8 @@ DECLARE
 	v_new_day	date[];
 	v_moved		jsonb;
 	v_attempt	int := 0;
+	v_cap_loc	int[];
+	v_cap_day	date[];
 	r			record;
 BEGIN
 	SELECT x.ship_to, coalesce(x.routing_profile, c.routing_profile, 'balanced') AS profile INTO o
@@ -188,6 +191,11 @@ BEGIN
 	LOOP
 		DELETE FROM oms.reservations x WHERE x.tenant_id = p_tenant AND x.id = r.id;
 	END LOOP;
+	-- The capacity the order counted where only these lines were gives way too, so the route sees
+	-- those locations as they would be without the order; a line that keeps its old reservation
+	-- counts there again for the same day.
+	SELECT array_agg(c.location_id), array_agg(c.day) INTO v_cap_loc, v_cap_day
+	  FROM oms._release_order_capacity(p_tenant, p_order) c;
 
 	LOOP
 		BEGIN
@@ -202,7 +210,8 @@ BEGIN
 				SELECT rt.line_no, rt.item_id, rt.location_id, rt.qty, rt.eta, rt.capacity_day
 				  FROM rt WHERE rt.line_no IN (SELECT line_no FROM served)
 				UNION ALL
-				SELECT v_old_line[n], v_old_item[n], v_old_loc[n], v_old_qty[n], NULL, NULL
+				SELECT v_old_line[n], v_old_item[n], v_old_loc[n], v_old_qty[n], NULL,
+					   v_cap_day[array_position(v_cap_loc, v_old_loc[n])]
 				  FROM generate_subscripts(v_old_line, 1) n
 				 WHERE v_old_line[n] NOT IN (SELECT line_no FROM served)
 			)
@@ -218,7 +227,7 @@ BEGIN
 				SELECT p_tenant, v_new_item[n], v_new_loc[n], v_new_qty[n], p_order, v_new_line[n]
 				  FROM generate_subscripts(v_new_line, 1) n
 				 ORDER BY v_new_item[n], v_new_loc[n], v_new_line[n];
-			PERFORM oms._take_capacity(p_tenant, v_new_loc, v_new_day);
+			PERFORM oms._take_order_capacity(p_tenant, p_order, v_new_loc, v_new_day);
 			EXIT;
 		EXCEPTION WHEN SQLSTATE 'OM001' OR SQLSTATE 'OM030' THEN
 			v_attempt := v_attempt + 1;

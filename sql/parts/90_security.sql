@@ -67,6 +67,8 @@ SELECT pg_catalog.pg_extension_config_dump('oms.carrier_services', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.routing_profiles', 'WHERE tenant_id IS NOT NULL');
 SELECT pg_catalog.pg_extension_config_dump('oms.country_centroids', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('oms.location_capacity_used', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.order_capacity', '');
+SELECT pg_catalog.pg_extension_config_dump('oms.stock_slots', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.line_exclusions', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.job_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.job_runs_id_seq', '');

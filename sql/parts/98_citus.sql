@@ -139,7 +139,8 @@ DROP FUNCTION oms._create_tenant_forms();
 
 -- oms.atp() reads its four tables through their indexes (src/atp.c); on Citus those tables are
 -- empty shells and the rows are in shards, so it asks this function instead: the same answer
--- from SQL, run as the caller under the policies (the tenant rule).
+-- from SQL, run as the caller under the policies (the tenant rule), free units of hot SKUs' stock
+-- slots included.
 CREATE FUNCTION oms._atp_distributed(p_sku text, p_location text) RETURNS bigint
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
@@ -170,12 +171,23 @@ BEGIN
 		IF NOT v_active THEN
 			RETURN 0;
 		END IF;
-		SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0) INTO v_atp
+		SELECT greatest(s.on_hand - s.reserved - s.safety_stock, 0)
+			   + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::bigint FROM oms.stock_slots z
+										WHERE z.tenant_id = v_tenant AND z.item_id = v_item AND z.location_id = v_location)
+					  ELSE 0 END
+		  INTO v_atp
 		  FROM oms.stock s
 		 WHERE s.tenant_id = v_tenant AND s.item_id = v_item AND s.location_id = v_location;
 		RETURN coalesce(v_atp, 0);
 	END IF;
-	SELECT coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)), 0)::bigint INTO v_atp
+	SELECT coalesce(pg_catalog.sum(greatest(s.on_hand - s.reserved - s.safety_stock, 0)), 0)::bigint
+		   + coalesce((SELECT pg_catalog.sum(z.free) FROM oms.stock_slots z
+						 JOIN oms.stock s2 ON s2.tenant_id = z.tenant_id AND s2.item_id = z.item_id
+										 AND s2.location_id = z.location_id AND s2.hot
+						 JOIN oms.locations l2 ON l2.tenant_id = z.tenant_id AND l2.id = z.location_id
+						WHERE z.tenant_id = v_tenant AND s2.tenant_id = v_tenant AND l2.tenant_id = v_tenant
+						  AND z.item_id = v_item AND l2.active AND l2.can_ship), 0)::bigint
+	  INTO v_atp
 	  FROM oms.stock s
 	  JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
 	 WHERE s.tenant_id = v_tenant AND l.tenant_id = v_tenant AND s.item_id = v_item AND l.active AND l.can_ship;

@@ -50,7 +50,8 @@ BEGIN
 	END LOOP;
 END
 $$;
-GRANT SELECT ON oms.tenants, oms.currencies, oms.channels, oms.items, oms.locations, oms.stock, oms.supply
+GRANT SELECT ON oms.tenants, oms.currencies, oms.channels, oms.items, oms.locations, oms.stock, oms.supply,
+	oms.stock_slots
 	TO oms_app, oms_store;
 GRANT SELECT ON oms.orders, oms.order_lines, oms.reservations, oms.shipments, oms.shipment_lines,
 	oms.pickups, oms.alerts, oms.store_assignments
@@ -82,7 +83,7 @@ DO $$
 DECLARE
 	v_table text;
 BEGIN
-	FOREACH v_table IN ARRAY ARRAY['order_lines', 'stock', 'reservations', 'shipments', 'pickups', 'alerts']
+	FOREACH v_table IN ARRAY ARRAY['order_lines', 'stock', 'stock_slots', 'reservations', 'shipments', 'pickups', 'alerts']
 	LOOP
 		EXECUTE pg_catalog.format('CREATE POLICY store ON oms.%I AS RESTRICTIVE TO oms_store USING (location_id OPERATOR(pg_catalog.=) ANY ((SELECT oms._store_locations())::int[]))', v_table);
 	END LOOP;
@@ -148,6 +149,7 @@ BEGIN
 			('collect', 'oms_operator, oms_store'),
 			('adjust_stock', 'oms_operator, oms_store'),
 			('set_stock', 'oms_operator, oms_store'),
+			('set_hot', 'oms_operator'),
 			('create_return', 'oms_operator'),
 			('receive_return', 'oms_operator'),
 			('exchange', 'oms_operator'),

@@ -93,6 +93,34 @@ SELECT o.external_id, e.payload -> 'rerouted_lines' AS rerouted_lines
  WHERE e.tenant_id = oms.current_tenant_id() AND e.type = 'address_changed' ORDER BY e.id;
 SELECT * FROM oms.check_stock_invariants();
 
+-- 6b. Capacity follows the order: C-1 left WH-NEAR, so WH-NEAR counts 1 order (C-2) again, and
+--     a new order C-4 goes there (2 of 2). A change of address that keeps C-4 at WH-NEAR does not
+--     find WH-NEAR full because of C-4 itself: C-4 stays, still 2. Cancelling C-2 gives its count
+--     back (1); WH-NEAR rejecting C-4's line sends it to WH-FAR and gives C-4's count back (0).
+--     Where each order counts: oms.order_capacity.
+CREATE TEMP VIEW capacity AS
+SELECT l.code, u.day, u.used,
+	   (SELECT string_agg(o.external_id, ' ' ORDER BY o.external_id) FROM oms.order_capacity c
+		  JOIN oms.orders o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+		 WHERE c.tenant_id = u.tenant_id AND c.location_id = u.location_id AND c.day = u.day) AS orders
+  FROM oms.location_capacity_used u JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
+ WHERE u.tenant_id = oms.current_tenant_id() ORDER BY l.code, u.day;
+SELECT * FROM capacity;
+SELECT oms.place_order('{"channel": "web", "external_id": "C-4", "ship_to": {"country": "IT", "lat": 0, "lon": 0},
+	"lines": [{"sku": "SHIRT", "qty": 1, "unit_price": 10}]}') > 0 AS placed;
+SELECT oms.change_address(o.id, '{"country": "IT", "lat": 0, "lon": 0.5}') FROM oms.orders o
+ WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id = 'C-4';
+SELECT external_id, location, reserved_at FROM lines WHERE external_id = 'C-4';
+SELECT * FROM capacity;
+SELECT oms.cancel_order(o.id, 'customer changed their mind') FROM oms.orders o
+ WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id = 'C-2';
+SELECT * FROM capacity;
+SELECT routed_line, routed_location, routed_qty, line_state FROM oms.reject_line(
+	(SELECT o.id FROM oms.orders o WHERE o.tenant_id = oms.current_tenant_id() AND o.external_id = 'C-4'),
+	1, 'WH-NEAR', 'damaged');
+SELECT * FROM capacity;
+SELECT * FROM oms.check_stock_invariants();
+
 -- 6. Refusals: an item nowhere in stock for pickup (OM001, with routing's reason), an unknown
 --    profile in the payload or as the channel's default, a profile that is not text.
 SELECT oms.place_order('{"channel": "web", "external_id": "E-1", "pickup": "ST-GREEN",

@@ -34,3 +34,6 @@ SELECT count(oms.set_stock(i.sku, l.code,
   FROM oms.items i CROSS JOIN oms.locations l
  WHERE i.tenant_id = oms.current_tenant_id() AND l.tenant_id = i.tenant_id
    AND (l.kind = 'warehouse' OR i.sku LIKE 'SKU-%');
+-- HOT-1 and HOT-2 are declared hot (stock slots, 4 each): orders, holds, cancels, shipments,
+-- returns, receipts and counts go through the slots' paths; HOT-3 and HOT-4 stay plain rows.
+SELECT oms.set_hot('HOT-1', true, 4) + oms.set_hot('HOT-2', true, 4) AS hot_stock_rows;

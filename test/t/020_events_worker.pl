@@ -51,13 +51,14 @@ sub place
 # returns the PID of the process that sent it, or '' after the timeout.
 sub await_notification
 {
-	my ($listener) = @_;
+	my ($listener, $tenant) = @_;
+	$tenant //= 'default';
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	while (time < $deadline)
 	{
 		my $out = $listener->query('SELECT 1');
 		return $1
-		  if $out =~ /Asynchronous notification "oms_events" with payload "default" received from server process with PID (\d+)/;
+		  if $out =~ /Asynchronous notification "oms_events" with payload "\Q$tenant\E" received from server process with PID (\d+)/;
 		sleep 0.2;
 	}
 	return '';
@@ -72,6 +73,28 @@ $listener->query_safe('LISTEN oms_events');
 place('W-1');
 is(await_notification($listener), $worker_pid,
 	'notify_events = worker: the worker sent NOTIFY oms_events for tenant "default"');
+
+# 1b. Between its rounds the worker announces every oms.notify_interval (100 ms): with rounds an
+# hour apart, an order is still announced within seconds, not at the next round (an order of
+# another tenant, so that the default tenant's figures below stay as they are).
+$node->safe_psql('postgres', q{ALTER SYSTEM SET oms.worker_naptime = '1h'; SELECT pg_reload_conf()});
+$node->safe_psql(
+	'postgres', q{
+SELECT oms.create_tenant('other');
+SET oms.tenant = 'other';
+INSERT INTO oms.channels (code, kind, name, default_currency, requires_authorization) VALUES ('web', 'web', 'Web', 'EUR', false);
+INSERT INTO oms.locations (code, kind, name) VALUES ('WH', 'warehouse', 'Warehouse');
+INSERT INTO oms.items (sku, name) VALUES ('SKU-1', 'One');
+SELECT oms.set_stock('SKU-1', 'WH', 10, 'init');
+});
+sleep 2;	# the worker's current nap (1 s) ends and the next round's wait is an hour
+my $t0 = time;
+$node->safe_psql('postgres',
+	q{SET oms.tenant = 'other'; SELECT oms.place_order('{"channel": "web", "external_id": "O-1", "ship_to": {"country": "IT"},
+	  "lines": [{"sku": "SKU-1", "qty": 1, "unit_price": 5}]}')});
+is(await_notification($listener, 'other'), $worker_pid, 'notify_events = worker: announced between rounds');
+cmp_ok(time - $t0, '<', 60, 'announced long before the next round (an hour away)');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET oms.worker_naptime; SELECT pg_reload_conf()});
 
 #
 # 2. oms.notify_events = commit (set by the session): the writing session itself notifies.
@@ -149,7 +172,7 @@ is( $node->safe_psql('postgres', q{SELECT count(*) FROM oms.events WHERE type IN
 	'2', 'each reported once');
 # Cancelling the uncollected pickup returns its stock.
 $node->safe_psql('postgres', "SELECT oms.cancel_order($pickup, 'not collected')");
-is($node->safe_psql('postgres', q{SELECT on_hand || '/' || reserved FROM oms.stock}),
+is($node->safe_psql('postgres', q{SELECT on_hand || '/' || reserved FROM oms.stock WHERE tenant_id = oms.current_tenant_id()}),
 	'100/3', 'cancelling the pickup gave its 2 units back (3 still reserved: W-1, W-2, LATE-1)');
 
 like(slurp_file($node->logfile), qr/^(?!.*ERROR)/s, 'no error in the server log');
