@@ -2921,6 +2921,8 @@ BEGIN
 	LOOP
 		CONTINUE WHEN NOT EXISTS (SELECT FROM oms.orders o WHERE o.tenant_id = r.tenant_id AND o.id = r.order_id
 								   AND o.state NOT IN ('cancelled', 'closed') FOR UPDATE SKIP LOCKED);
+		-- The header is read first: on Citus a query of a distributed table cannot run inside another.
+		v_header := oms._order_header(r.tenant_id, r.order_id);
 		WITH late AS (
 			INSERT INTO oms.delay_notices (tenant_id, order_id, line_no, promised_date)
 			SELECT l.tenant_id, l.order_id, l.line_no, l.promised_date
@@ -2931,8 +2933,6 @@ BEGIN
 			   AND l.state NOT IN ('cancelled', 'shipped', 'delivered', 'returned', 'partially_returned')
 			ON CONFLICT DO NOTHING
 			RETURNING line_no)
-		-- The header is read first: on Citus a query of a distributed table cannot run inside another.
-		v_header := oms._order_header(r.tenant_id, r.order_id);
 		INSERT INTO oms.events (tenant_id, order_id, type, payload)
 		SELECT r.tenant_id, r.order_id, 'delayed',
 			   v_header

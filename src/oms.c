@@ -22,6 +22,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "commands/extension.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/lsyscache.h"
@@ -218,7 +219,16 @@ oms_prepare(const char *sql, int nargs, Oid *argtypes)
 SPIPlanPtr
 oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+	SPIPlanPtr	plan;
+
+	/*
+	 * Citus plans a statement on its distributed tables only with the parameters' values (a
+	 * generic plan of one fails: "could not create distributed plan"): on a Citus database the
+	 * plan cache chooses, as for any other statement.
+	 */
+	if (generic && OidIsValid(get_extension_oid("citus", true)))
+		generic = false;
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 	if (plan == NULL)
 		elog(ERROR, "oms: SPI_prepare failed for \"%s\": %s", sql,
