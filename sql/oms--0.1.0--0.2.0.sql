@@ -1952,6 +1952,63 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION oms.check_stock_invariants(tenant text)
+	RETURNS TABLE (sku text, location text, on_hand bigint, reserved bigint, reservations_sum bigint,
+				   problem text)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant_id int;
+BEGIN
+	SELECT t.id INTO v_tenant_id FROM oms.tenants t WHERE t.code = check_stock_invariants.tenant;
+	IF v_tenant_id IS NULL THEN
+		RAISE EXCEPTION 'unknown tenant "%"', oms._clip(check_stock_invariants.tenant)
+			USING ERRCODE = '22023',
+			      HINT = 'Tenants are listed in oms.tenants.';
+	END IF;
+	RETURN QUERY
+	WITH r AS (
+		SELECT r.item_id, r.location_id, pg_catalog.sum(r.qty)::bigint AS qty
+		  FROM oms.reservations r
+		 WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NULL	-- pre-orders take supply (64_preorders.sql)
+		 GROUP BY r.item_id, r.location_id
+	), s AS (
+		-- a hot SKU's stock row also counts the free units of its slots (56_stock_slots.sql)
+		SELECT s.item_id, s.location_id, s.on_hand, s.reserved, s.hot,
+			   (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
+				 WHERE z.tenant_id = v_tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
+		  FROM oms.stock s
+		 WHERE s.tenant_id = v_tenant_id
+	)
+	SELECT i.sku, l.code, s.on_hand, s.reserved, coalesce(r.qty, 0), p.problem
+	  FROM s FULL JOIN r ON r.item_id = s.item_id AND r.location_id = s.location_id
+	  JOIN oms.items i ON i.tenant_id = v_tenant_id AND i.id = coalesce(s.item_id, r.item_id)
+	  JOIN oms.locations l ON l.tenant_id = v_tenant_id AND l.id = coalesce(s.location_id, r.location_id)
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN s.item_id IS NULL THEN 'reservations without a stock row' END),
+		(CASE WHEN s.reserved <> coalesce(r.qty, 0) + s.slot_free THEN 'reserved differs from the sum of reservations' END),
+		(CASE WHEN s.slot_free > 0 AND NOT s.hot THEN 'stock slots hold units of a SKU that is not hot' END),
+		(CASE WHEN s.reserved > s.on_hand THEN 'reserved exceeds on_hand' END),
+		(CASE WHEN s.reserved < 0 THEN 'reserved is negative' END)) AS p(problem)
+	 WHERE p.problem IS NOT NULL
+	UNION ALL
+	-- Supply: promised equals the sum of its pre-order reservations, within [0, qty].
+	SELECT i.sku, l.code, u.qty, u.promised, coalesce(x.qty, 0), p.problem
+	  FROM oms.supply u
+	  JOIN oms.items i ON i.tenant_id = u.tenant_id AND i.id = u.item_id
+	  JOIN oms.locations l ON l.tenant_id = u.tenant_id AND l.id = u.location_id
+	  LEFT JOIN (SELECT r.supply_id, pg_catalog.sum(r.qty)::bigint AS qty FROM oms.reservations r
+				  WHERE r.tenant_id = v_tenant_id AND r.supply_id IS NOT NULL GROUP BY r.supply_id) x
+			 ON x.supply_id = u.id
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN u.promised <> coalesce(x.qty, 0) THEN format('promised of supply %s differs from the sum of its pre-orders', u.id) END),
+		(CASE WHEN u.promised > u.qty OR u.promised < 0 THEN format('promised of supply %s outside 0 to qty', u.id) END)) AS p(problem)
+	 WHERE u.tenant_id = v_tenant_id AND p.problem IS NOT NULL
+	 ORDER BY 1, 2, 6;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION oms.adjust_stock(sku text, location text, delta bigint, reason text) RETURNS bigint
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
@@ -2049,7 +2106,7 @@ BEGIN
 	   AND s.on_hand - s.reserved - s.safety_stock
 	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
 	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
-									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									 WHERE z.tenant_id = p_tenant AND z.item_id = s.item_id
 									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
 	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
 END

@@ -26,7 +26,7 @@ BEGIN
 	   AND s.on_hand - s.reserved - s.safety_stock
 	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
 	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
-									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									 WHERE z.tenant_id = p_tenant AND z.item_id = s.item_id
 									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
 	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
 END
