@@ -38,7 +38,7 @@ sql/oms--$(EXTVERSION).sql: $(SQL_PARTS) oms.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION oms" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f"; cat $$f; done; } > $@
 
-.PHONY: deps test demo demo-stop check-tap bench stress fuzz sqlsmith report
+.PHONY: deps test test-citus demo demo-stop check-tap bench stress fuzz sqlsmith report
 
 # Installs PostgreSQL 15, its server headers, pg_cron and the TAP modules when missing.
 deps:
@@ -48,6 +48,12 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory install
 	@scripts/test.sh
+
+# oms distributed on Citus: a throwaway coordinator and two workers (test/citus/test-citus.sh);
+# one line and success when Citus is not installed. `make test` runs it too.
+test-citus: deps
+	@$(MAKE) --no-print-directory install
+	@test/citus/test-citus.sh
 
 # A sample retailer on a throwaway cluster that stays up; `make demo-stop` stops it.
 demo: deps

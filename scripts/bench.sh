@@ -36,6 +36,8 @@
 #                      alternated; PLAN_PAUSE="0 2000" (ms) the loop's pauses between batches
 #   PROFILE=1 (PROFILE_SQL="..." run before it): where one place_order's time goes, no runs
 #   OMS_BENCH_PORT=54440 OMS_BENCH_NAME= (cluster /tmp/oms-bench-NAME); INSTALL=0 uses the installed oms as it is; KEEP=1 leaves the cluster up
+#   citus: with Citus installed, place_order over 10 tenants on a coordinator and two workers beside
+#                      one node (test/citus/bench-citus.sh, ports OMS_BENCH_PORT+20..+23; CITUS_CLIENTS)
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -591,6 +593,12 @@ echo
 for n in "${notes[@]}"; do
 	echo "$n"
 done
+# ---- 6. Citus (when installed): place_order over 10 tenants on a coordinator and two workers beside
+# one node, on clusters of its own (test/citus/bench-citus.sh); ONLY=citus runs just this part.
+if wanted citus && scripts/citus.sh available; then
+	echo
+	DURATION=$DURATION OMS_BENCH_PORT=$port test/citus/bench-citus.sh || status=1
+fi
 if [ "$status" -eq 0 ]; then
 	echo "invariants: all hold (no oversell, reserved = sum of reservations, every allocated line reserved)"
 	rm -rf "$work"

@@ -5,7 +5,7 @@
 #   cluster.sh env NAME                 print PGHOST/PGPORT lines for it
 # The cluster listens only on a Unix socket in its own directory, with
 # shared_preload_libraries = 'pg_cron,oms' and the settings in test/oms.conf; pg_cron and the oms
-# background worker are pointed at DBNAME.
+# background worker are pointed at DBNAME. OMS_EXTRA_CONF=FILE appends FILE's settings.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -32,6 +32,8 @@ start)
 		echo "unix_socket_directories = '$dir'"
 		echo "cron.database_name = '$db'"
 		echo "oms.database = '$db'"
+		# Settings of a caller (the Citus nodes: citus first in shared_preload_libraries).
+		if [ -n "${OMS_EXTRA_CONF:-}" ]; then cat "$OMS_EXTRA_CONF"; fi
 	} | as_pg tee -a "$data/postgresql.conf" >/dev/null
 	# The server must not inherit our open files: under `flock /tmp/oms-test.lock make ...` it
 	# would hold the lock for as long as it runs (a demo cluster: until make demo-stop).

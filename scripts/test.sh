@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every test of oms on a throwaway cluster (pg_regress, isolation), then the TAP tests
 # (which start clusters of their own). Prints a closing "N passed, N failed" line and exits non-zero
-# on any failure. Run a subset with TESTS="atp holds" / SPECS="iso_no_oversell" / TAP="t/001_worker_hold_expiry.pl".
+# on any failure. Run a subset with TESTS="atp holds" / SPECS="iso_no_oversell" / TAP="t/001_worker_hold_expiry.pl"
+# (test/citus/test-citus.sh runs in a full run when Citus is installed; CITUS=0/1 to choose).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -90,6 +91,24 @@ if [ -n "$tap" ]; then
 		done
 	else
 		rm -rf "$tapdir"
+	fi
+fi
+
+# oms on Citus (a coordinator and two workers), when Citus is installed: in a full run, or with
+# CITUS=1 (a run of chosen TESTS, SPECS or TAP leaves it out; CITUS=0 always does).
+citus_default=1
+[ -n "${TESTS+x}${SPECS+x}${TAP+x}" ] && citus_default=0
+if [ "${CITUS:-$citus_default}" != 0 ]; then
+	echo "== Citus"
+	if scripts/citus.sh available; then
+		if test/citus/test-citus.sh; then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1))
+			failures+=(citus)
+		fi
+	else
+		test/citus/test-citus.sh
 	fi
 fi
 

@@ -35,6 +35,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/tuptable.h"
@@ -164,6 +165,7 @@ typedef struct AtpRelations
 	AttrNumber	slots_free;
 	Oid			checked_user;	/* has SELECT on the four tables (InvalidOid: not checked) */
 	Oid			checked_slots_user; /* has SELECT on stock_slots, read for hot SKUs only */
+	bool		distributed;	/* Citus holds the rows in shards: read them with SQL */
 } AtpRelations;
 
 static AtpRelations atp_rels = {false};
@@ -268,7 +270,7 @@ atp_load_relations(void)
 
 	if (!atp_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(atp_relcache_callback, (Datum) 0);
+		oms_register_relcache_callback(atp_relcache_callback);
 		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, atp_roles_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(AUTHOID, atp_roles_callback, (Datum) 0);
 		atp_callback_registered = true;
@@ -327,9 +329,58 @@ atp_load_relations(void)
 		table_close(rel, AccessShareLock);
 	}
 
+	/*
+	 * On a Citus cluster (oms.distribute()) the tables here are empty shells: the rows live in
+	 * shards, which only SQL finds. Citus invalidates a table's relcache entry when it
+	 * distributes it, so this is decided again then.
+	 */
+	atp_rels.distributed = false;
+	if (OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		arg = ObjectIdGetDatum(atp_rels.stock);
+		bool		isnull;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "oms: SPI_connect failed");
+		if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+								  " WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)",
+								  1, argtypes, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "oms: reading pg_dist_partition failed");
+		atp_rels.distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+
 	atp_rels.checked_user = InvalidOid;
 	atp_rels.checked_slots_user = InvalidOid;
 	atp_rels.valid = true;
+}
+
+/* oms.atp() on Citus: the same answer from SQL, oms._atp_distributed(), run as the caller. */
+static Datum
+atp_distributed(FunctionCallInfo fcinfo)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	char		nulls[2] = {' ', PG_ARGISNULL(1) ? 'n' : ' '};
+	bool		isnull;
+	Datum		result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "oms: SPI_connect failed");
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+
+		plan = oms_prepare("SELECT oms._atp_distributed($1, $2)", 2, argtypes);
+	}
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	if (SPI_execute_plan(plan, args, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms: oms._atp_distributed failed");
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_finish();
+	return result;				/* int8 is passed by value */
 }
 
 /*
@@ -482,6 +533,8 @@ oms_atp(PG_FUNCTION_ARGS)
 
 	if (!atp_rels.valid)
 		atp_load_relations();
+	if (atp_rels.distributed)
+		return atp_distributed(fcinfo);
 	if (atp_rels.checked_user != GetUserId())
 		atp_check_privileges();
 	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();

@@ -100,7 +100,7 @@ event_rel_info(Relation rel)
 
 	if (!event_rel_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(event_rel_invalidate, (Datum) 0);
+		oms_register_relcache_callback(event_rel_invalidate);
 		event_rel_callback_registered = true;
 	}
 	event_rel.tenant_att = event_column(rel, "tenant_id", INT4OID);

@@ -22,7 +22,9 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "commands/extension.h"
 #include "utils/inval.h"
+#include "utils/rel.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -217,7 +219,16 @@ oms_prepare(const char *sql, int nargs, Oid *argtypes)
 SPIPlanPtr
 oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+	SPIPlanPtr	plan;
+
+	/*
+	 * Citus plans a statement on its distributed tables only with the parameters' values (a
+	 * generic plan of one fails: "could not create distributed plan"): on a Citus database the
+	 * plan cache chooses, as for any other statement.
+	 */
+	if (generic && OidIsValid(get_extension_oid("citus", true)))
+		generic = false;
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 	if (plan == NULL)
 		elog(ERROR, "oms: SPI_prepare failed for \"%s\": %s", sql,
@@ -287,7 +298,7 @@ grant_cache_register(void)
 		return;
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, grant_cache_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, grant_cache_syscache_callback, (Datum) 0);
-	CacheRegisterRelcacheCallback(grant_cache_relcache_callback, (Datum) 0);
+	oms_register_relcache_callback(grant_cache_relcache_callback);
 	grant_cache_registered = true;
 }
 
@@ -481,6 +492,53 @@ oms_check_tenant(int32 tenant_id)
 PG_FUNCTION_INFO_V1(oms_tenant_grants_changed);
 
 /*
+ * PostgreSQL has room for ten relcache callbacks per backend, and Citus takes several: oms's
+ * modules share one, which calls each of theirs.
+ */
+#define OMS_RELCACHE_CALLBACKS 8
+static void (*relcache_callbacks[OMS_RELCACHE_CALLBACKS]) (Datum arg, Oid relid);
+static int	relcache_callback_count = 0;
+
+static void
+oms_relcache_dispatch(Datum arg, Oid relid)
+{
+	for (int i = 0; i < relcache_callback_count; i++)
+		relcache_callbacks[i] (arg, relid);
+}
+
+void
+oms_register_relcache_callback(void (*callback) (Datum arg, Oid relid))
+{
+	if (relcache_callback_count == 0)
+		CacheRegisterRelcacheCallback(oms_relcache_dispatch, (Datum) 0);
+	if (relcache_callback_count >= OMS_RELCACHE_CALLBACKS)
+		elog(FATAL, "oms: out of relcache callback slots");
+	relcache_callbacks[relcache_callback_count++] = callback;
+}
+
+/*
+ * On a Citus cluster a trigger fires on a shard (oms.tenant_grants_102009, say), while backends
+ * keep what they cached under the table's own name: invalidate that relation too.
+ */
+void
+oms_invalidate_shell(Relation shard)
+{
+	const char *name = RelationGetRelationName(shard);
+	const char *cut = strrchr(name, '_');
+	Oid			nsp = RelationGetNamespace(shard);
+	Oid			shell;
+	char	   *shell_name;
+
+	if (cut == NULL || cut[1] == '\0' || strspn(cut + 1, "0123456789") != strlen(cut + 1))
+		return;
+	shell_name = pnstrdup(name, cut - name);
+	shell = get_relname_relid(shell_name, nsp);
+	if (OidIsValid(shell) && shell != RelationGetRelid(shard))
+		CacheInvalidateRelcacheByRelid(shell);
+	pfree(shell_name);
+}
+
+/*
  * Trigger oms._tenant_grants_changed(), after any change of oms.tenant_grants: a relcache
  * invalidation of the table, so that every backend drops its cached grant (grant_cache).
  */
@@ -492,6 +550,7 @@ oms_tenant_grants_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "oms: _tenant_grants_changed must be called as a trigger");
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	oms_invalidate_shell(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }
 

@@ -46,6 +46,8 @@ extern TimestampTz oms_now(void);
 
 /* Prepares a statement once per backend and keeps it (SPI_prepare + SPI_keepplan). */
 extern SPIPlanPtr oms_prepare(const char *sql, int nargs, Oid *argtypes);
+extern void oms_invalidate_shell(Relation shard);
+extern void oms_register_relcache_callback(void (*callback) (Datum arg, Oid relid));
 extern bool oms_has_stock_slots(void);
 extern SPIPlanPtr oms_prepare_generic(const char *sql, int nargs, Oid *argtypes, bool generic);
 

@@ -81,11 +81,15 @@
  * (or any stock row at all when $5, for explain), plus the locations named in $4 (holds, the
  * pickup store, supply). One row per location, its stock of the items in two arrays.
  */
-/* What a stock row s can still give: a hot SKU's (oms.set_hot) slots count too. */
+/*
+ * What a stock row s can still give: a hot SKU's (oms.set_hot) slots count too. The slots are
+ * matched on the tenant $1 rather than on s.tenant_id: on Citus a subquery correlated on a column
+ * is sent to every node, one on the tenant stays on the tenant's shard.
+ */
 #define STOCK_AVAILABLE \
 	"(s.on_hand - s.reserved - s.safety_stock" \
 	" + CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0)::int8 FROM oms.stock_slots z" \
-	"                          WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id" \
+	"                          WHERE z.tenant_id = $1 AND z.item_id = s.item_id" \
 	"                            AND z.location_id = s.location_id) ELSE 0 END)"
 #define STOCK_AVAILABLE_V1 "(s.on_hand - s.reserved - s.safety_stock)"	/* before 0.2.0: no slots */
 
@@ -1222,7 +1226,7 @@ static_cache_register(void)
 	nsp = get_namespace_oid("oms", false);
 	static_cache_rels[0] = get_relname_relid("locations", nsp);
 	static_cache_rels[1] = get_relname_relid("country_centroids", nsp);
-	CacheRegisterRelcacheCallback(static_cache_callback, (Datum) 0);
+	oms_register_relcache_callback(static_cache_callback);
 	static_cache_registered = true;
 }
 
@@ -1303,6 +1307,7 @@ oms_routing_data_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "oms: _routing_data_changed must be called as a trigger");
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	oms_invalidate_shell(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }
 

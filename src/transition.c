@@ -440,7 +440,7 @@ state_rel_info(TriggerData *tdata)
 
 	if (!state_rel_callback_registered)
 	{
-		CacheRegisterRelcacheCallback(state_rel_invalidate, (Datum) 0);
+		oms_register_relcache_callback(state_rel_invalidate);
 		state_rel_callback_registered = true;
 	}
 

@@ -206,9 +206,12 @@ COMMENT ON FUNCTION oms.purge_events(interval, int) IS 'Deletes up to batch even
 
 CREATE FUNCTION oms._events_to_announce(after bigint)
 	RETURNS TABLE (tenant text, up_to bigint)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	WITH safe AS (
 		SELECT pg_catalog.max(m.id) AS up_to
 		  FROM oms.tenants t
@@ -222,7 +225,8 @@ BEGIN ATOMIC
 	 WHERE s.up_to IS NOT NULL
 	   AND EXISTS (SELECT FROM oms.events e WHERE e.tenant_id = t.id AND e.id > after AND e.id <= s.up_to)
 	 ORDER BY t.code;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._events_to_announce(bigint) IS 'Internal (worker, oms.notify_events = worker): the tenants with events after the given id up to the newest safe one, and that id';
 
 -- The part of every payload that says which order it is about, and whom to tell.

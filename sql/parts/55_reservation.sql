@@ -51,7 +51,7 @@ BEGIN
 		-- a hot SKU's stock row also counts the free units of its slots (56_stock_slots.sql)
 		SELECT s.item_id, s.location_id, s.on_hand, s.reserved, s.hot,
 			   (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
-				 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
+				 WHERE z.tenant_id = v_tenant_id AND z.item_id = s.item_id AND z.location_id = s.location_id)::bigint AS slot_free
 		  FROM oms.stock s
 		 WHERE s.tenant_id = v_tenant_id
 	)

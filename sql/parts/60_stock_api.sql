@@ -145,7 +145,7 @@ BEGIN
 			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
 				VALUES (v_tenant, v_item, v_loc, delta)
 				ON CONFLICT (tenant_id, item_id, location_id)
-				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
 				RETURNING s.on_hand INTO v_new;
 		ELSE
 			RAISE EXCEPTION 'on hand of SKU "%" at location "%" cannot go below %', sku, location,

@@ -21,15 +21,17 @@ COMMENT ON COLUMN oms.reservations.supply_id IS 'A pre-order''s reservation of i
 -- Pre-orders reserve their supply, after every stock row (the lock order), by supply id.
 CREATE FUNCTION oms._reserve_supply(p_tenant int, p_order bigint, p_items int[], p_line int[], p_loc int[],
 									p_qty int[], p_kind text[], p_supply bigint[]) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	INSERT INTO oms.reservations (tenant_id, item_id, location_id, qty, order_id, line_no, supply_id)
 		SELECT p_tenant, p_items[p_line[n]], p_loc[n], p_qty[n], p_order, p_line[n], p_supply[n]
 		  FROM generate_subscripts(p_line, 1) n
 		 WHERE p_kind[n] = 'preorder'
 		 ORDER BY p_items[p_line[n]], p_loc[n], p_supply[n];
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._reserve_supply(int, bigint, int[], int[], int[], int[], text[], bigint[]) IS 'Internal: reserves the supply a route assigns to an order''s pre-ordered lines (OM001 when the supply was promised meanwhile)';
 
 CREATE FUNCTION oms.supply_guard() RETURNS trigger

@@ -11,9 +11,12 @@ CREATE FUNCTION oms._choose_locations(
 	p_credit	bigint[],	-- per line: units already held at the preferred location
 	p_only		int			-- a pickup store: choose only it, or nothing
 ) RETURNS TABLE (idx int, location_id int)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT DISTINCT ON (l.idx) l.idx::int, s.location_id
 	  FROM unnest(p_items, p_qtys, p_prefer, p_credit) WITH ORDINALITY AS l(item_id, qty, prefer, credit, idx)
 	  JOIN oms.stock s ON s.tenant_id = p_tenant AND s.item_id = l.item_id
@@ -23,8 +26,9 @@ BEGIN ATOMIC
 	   AND s.on_hand - s.reserved - s.safety_stock
 	       + (CASE WHEN s.location_id = l.prefer THEN coalesce(l.credit, 0) ELSE 0 END)
 	       + (CASE WHEN s.hot THEN (SELECT coalesce(pg_catalog.sum(z.free), 0) FROM oms.stock_slots z
-									 WHERE z.tenant_id = s.tenant_id AND z.item_id = s.item_id
+									 WHERE z.tenant_id = p_tenant AND z.item_id = s.item_id
 									   AND z.location_id = s.location_id) ELSE 0 END) >= l.qty
 	 ORDER BY l.idx, (s.location_id = l.prefer) IS TRUE DESC, loc.priority, loc.code;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._choose_locations(int, int[], int[], int[], bigint[], int) IS 'Internal: per line, the location that serves it in full (preferred, else lowest priority number); no row when none can';

@@ -82,6 +82,7 @@ AS $$
 DECLARE
 	r		record;
 	v_used	int;
+	v_cap	int;
 BEGIN
 	FOR r IN SELECT DISTINCT p_loc[n] AS location_id, p_day[n] AS day
 			   FROM generate_subscripts(p_loc, 1) n
@@ -89,13 +90,16 @@ BEGIN
 			  ORDER BY 1, 2
 	LOOP
 		v_used := NULL;
-		INSERT INTO oms.location_capacity_used AS u (tenant_id, location_id, day, used)
-			SELECT p_tenant, l.id, r.day, 1 FROM oms.locations l
-			 WHERE l.tenant_id = p_tenant AND l.id = r.location_id AND l.daily_capacity > 0
-			ON CONFLICT (tenant_id, location_id, day) DO UPDATE SET used = u.used + 1
-			 WHERE u.used < (SELECT l.daily_capacity FROM oms.locations l
-							  WHERE l.tenant_id = u.tenant_id AND l.id = u.location_id)
-			RETURNING u.used INTO v_used;
+		-- The capacity is read first (on Citus an upsert cannot hold a query of another table).
+		SELECT l.daily_capacity INTO v_cap FROM oms.locations l
+		 WHERE l.tenant_id = p_tenant AND l.id = r.location_id;
+		IF v_cap > 0 THEN
+			INSERT INTO oms.location_capacity_used AS u (tenant_id, location_id, day, used)
+				VALUES (p_tenant, r.location_id, r.day, 1)
+				ON CONFLICT (tenant_id, location_id, day) DO UPDATE SET used = u.used + 1
+				 WHERE u.used < v_cap
+				RETURNING u.used INTO v_used;
+		END IF;
 		IF v_used IS NULL THEN
 			RAISE EXCEPTION 'location "%" has no capacity left for %',
 					(SELECT l.code FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = r.location_id), r.day

@@ -480,8 +480,8 @@ BEGIN
 						v_subtotal, v_shipping, v_total, v_cart, v_attributes, v_placed_at, v_profile,
 						v_tax_mode, CASE WHEN v_tax_mode <> 'none' THEN v_tax_country END, v_ship_rate, v_ship_net,
 						v_ship_gross - v_ship_net,
-						(SELECT sum(x) FROM unnest(v_net) x) + v_ship_net,
-						(SELECT sum(x) FROM unnest(v_tax) x) + v_ship_gross - v_ship_net)
+						oms._array_sum(v_net) + v_ship_net,
+						oms._array_sum(v_tax) + v_ship_gross - v_ship_net)
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN

@@ -69,9 +69,13 @@ CREATE FUNCTION oms._event(p_tenant int, p_order bigint, p_type text, p_payload 
 	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	-- Read before the INSERT, not inside it: on Citus a query of a distributed table cannot run
+	-- inside another (README "Scale-out on Citus").
+	v_payload	jsonb := oms._order_header(p_tenant, p_order) || coalesce(p_payload, '{}');
 BEGIN
 	INSERT INTO oms.events (tenant_id, order_id, type, payload)
-		VALUES (p_tenant, p_order, p_type, oms._order_header(p_tenant, p_order) || coalesce(p_payload, '{}'));
+		VALUES (p_tenant, p_order, p_type, v_payload);
 END
 $$;
 COMMENT ON FUNCTION oms._event(int, bigint, text, jsonb) IS 'Internal: writes an event of an order, its payload the order header (reference, channel, customer) and the given fields';

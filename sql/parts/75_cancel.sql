@@ -59,15 +59,22 @@ BEGIN
 		WHERE o.tenant_id = v_tenant AND o.id = cancel_order.order_id;
 	PERFORM pg_catalog.set_config('oms.reason', '', true);
 	PERFORM oms._release_order_capacity(v_tenant, cancel_order.order_id);
-	INSERT INTO oms.events (tenant_id, order_id, type, payload)
-	SELECT v_tenant, cancel_order.order_id, 'cancelled',
-		   oms._order_header(v_tenant, cancel_order.order_id)
+	-- The payload is read first, then written: on Citus a query of a distributed table cannot run
+	-- inside another.
+	<<event>>
+	DECLARE
+		v_payload	jsonb := oms._order_header(v_tenant, cancel_order.order_id);
+	BEGIN
+	v_payload := v_payload
 		   || jsonb_build_object('reason', cancel_order.reason,
 				'lines', (SELECT jsonb_agg(jsonb_build_object('line_no', l.line_no, 'sku', i.sku, 'name', i.name,
 															  'qty', l.qty_cancelled) ORDER BY l.line_no)
 							FROM oms.order_lines l
 							JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
 						   WHERE l.tenant_id = v_tenant AND l.order_id = cancel_order.order_id));
+	INSERT INTO oms.events (tenant_id, order_id, type, payload)
+	VALUES (v_tenant, cancel_order.order_id, 'cancelled', v_payload);
+	END event;
 	RETURN 'cancelled'::oms.order_state;
 END
 $$;

@@ -48,9 +48,12 @@ COMMENT ON TABLE oms.payment_operations IS 'Ledger of every payment operation: a
 CREATE FUNCTION oms.payment_totals(order_id bigint)
 	RETURNS TABLE (currency char(3), authorized numeric, captured numeric, refunded numeric, voided numeric,
 				   capturable numeric, refundable numeric)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT o.currency, coalesce(sum(p.authorized), 0), coalesce(sum(p.captured), 0),
 		   coalesce(sum(p.refunded), 0), coalesce(sum(p.voided), 0),
 		   coalesce(sum(p.authorized - p.captured - p.voided), 0), coalesce(sum(p.captured - p.refunded), 0)
@@ -58,7 +61,8 @@ BEGIN ATOMIC
 	  LEFT JOIN oms.payments p ON p.tenant_id = o.tenant_id AND p.order_id = o.id
 	 WHERE o.tenant_id = oms.current_tenant_id() AND o.id = payment_totals.order_id
 	 GROUP BY o.currency;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms.payment_totals(bigint) IS 'An order''s payments summed: authorized, captured, refunded, voided, still capturable (authorized - captured - voided) and refundable (captured - refunded); no row for an unknown order';
 
 CREATE FUNCTION oms.authorize_payment(order_id bigint, amount numeric, reference text) RETURNS bigint

@@ -31,7 +31,7 @@ BEGIN
 	SELECT c.requires_authorization,
 		   o.total - coalesce((SELECT sum(oms._units_value(l.gross, l.qty, l.unit_price, l.qty_cancelled, cur.minor_units))
 								 FROM oms.order_lines l
-								WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id), 0)
+								WHERE l.tenant_id = p_tenant AND l.order_id = p_order), 0)
 	  INTO v_required, v_total
 	  FROM oms.orders o
 	  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
@@ -204,15 +204,18 @@ COMMENT ON TABLE oms.tracking_events IS 'Carriers'' scans of a shipment (status,
 
 -- Units of a line in shipments that have not shipped yet, at one location (NULL: anywhere).
 CREATE FUNCTION oms._packed_qty(p_tenant int, p_order bigint, p_line int, p_location int) RETURNS bigint
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT coalesce(sum(sl.qty), 0)::bigint
 	  FROM oms.shipment_lines sl
 	  JOIN oms.shipments s ON s.tenant_id = sl.tenant_id AND s.id = sl.shipment_id
 	 WHERE sl.tenant_id = p_tenant AND sl.order_id = p_order AND sl.line_no = p_line
-	   AND s.state = 'packed' AND (p_location IS NULL OR s.location_id = p_location);
-END;
+	   AND s.state = 'packed' AND (p_location IS NULL OR s.location_id = p_location));
+END
+$$;
 COMMENT ON FUNCTION oms._packed_qty(int, bigint, int, int) IS 'Internal: units of an order line in shipments packed and not yet shipped (at a location, or anywhere)';
 
 CREATE FUNCTION oms.pack(order_id bigint, location text, lines jsonb DEFAULT NULL) RETURNS bigint
@@ -325,16 +328,19 @@ COMMENT ON FUNCTION oms._lock_shipment(int, bigint) IS 'Internal: locks the orde
 
 -- The lines of a shipment for an event payload.
 CREATE FUNCTION oms._shipment_lines_json(p_tenant int, p_shipment bigint) RETURNS jsonb
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT jsonb_agg(jsonb_build_object('line_no', sl.line_no, 'sku', i.sku, 'name', i.name, 'qty', sl.qty)
 					 ORDER BY sl.line_no)
 	  FROM oms.shipment_lines sl
 	  JOIN oms.order_lines l ON l.tenant_id = sl.tenant_id AND l.order_id = sl.order_id AND l.line_no = sl.line_no
 	  JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
-	 WHERE sl.tenant_id = p_tenant AND sl.shipment_id = p_shipment;
-END;
+	 WHERE sl.tenant_id = p_tenant AND sl.shipment_id = p_shipment);
+END
+$$;
 COMMENT ON FUNCTION oms._shipment_lines_json(int, bigint) IS 'Internal: the lines of a shipment (line_no, sku, name, qty) as JSON';
 
 -- The goods of some lines leave a location: per line, its reservation there shrinks (or goes) and

@@ -60,7 +60,7 @@ BEGIN
 	INSERT INTO oms.pickups AS p (tenant_id, order_id, location_id, collect_by)
 		VALUES (v_tenant, o.id, o.pickup_location_id, v_by)
 		ON CONFLICT ON CONSTRAINT pickups_pkey
-		DO UPDATE SET ready_at = now(), collect_by = EXCLUDED.collect_by, uncollected_at = NULL;
+		DO UPDATE SET ready_at = EXCLUDED.ready_at, collect_by = EXCLUDED.collect_by, uncollected_at = NULL;
 	v_state := oms._rollup(v_tenant, o.id);
 	PERFORM oms._event(v_tenant, o.id, 'ready_for_pickup',
 		jsonb_build_object('store', jsonb_build_object('location', v_store.code, 'name', v_store.name, 'city', v_store.city),

@@ -159,9 +159,12 @@ CREATE FUNCTION oms._effective_policy(p_tenant int, p_location int, p_item int)
 				   max_qty bigint, order_qty bigint, moq bigint, pack_size bigint, supplier_id int,
 				   unit_cost numeric, overstock_days numeric, update_safety_stock boolean, rebalance boolean,
 				   auto_send boolean)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT s.id, d.id,
 		   coalesce(s.method, d.method, oms._policy_defaults() ->> 'method'),
 		   coalesce(s.service_level, d.service_level, (oms._policy_defaults() ->> 'service_level')::numeric),
@@ -183,7 +186,8 @@ BEGIN ATOMIC
 	  LEFT JOIN oms.replenishment_policies d
 		ON d.tenant_id = p_tenant AND d.location_id = p_location AND d.item_id IS NULL
 	 WHERE s.id IS NOT NULL OR d.id IS NOT NULL;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._effective_policy(int, int, int) IS 'Internal: the effective policy of an item at a location (item NULL: the location default), every setting resolved; no row when there is no policy';
 
 CREATE FUNCTION oms.policy(sku text, location text) RETURNS jsonb

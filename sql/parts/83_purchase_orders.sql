@@ -237,10 +237,11 @@ COMMENT ON FUNCTION oms._allocate_backorders(int, int, int) IS 'Internal: alloca
 -- Locks the orders that a receipt of these items at this location may serve, by id, before any
 -- stock row is locked (the order cancel_order takes: order, then stock).
 CREATE FUNCTION oms._lock_waiting_orders(p_tenant int, p_items int[], p_location int) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
-	SELECT pg_catalog.count(*) FROM (
+AS $$
+BEGIN
+	PERFORM pg_catalog.count(*) FROM (
 		SELECT o.id FROM oms.orders o
 		 WHERE o.tenant_id = p_tenant
 		   AND o.id IN (SELECT l.order_id FROM oms.order_lines l
@@ -249,7 +250,8 @@ BEGIN ATOMIC
 						   AND (l.location_id = p_location OR l.location_id IS NULL))
 		 ORDER BY o.id
 		 FOR UPDATE) x;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._lock_waiting_orders(int, int[], int) IS 'Internal: locks, in id order, the orders whose backorders a receipt of these items at this location may serve';
 
 -- Units arriving at a location: on_hand grows (with its movement), then the waiting backorders
@@ -264,7 +266,7 @@ BEGIN
 	INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
 		VALUES (p_tenant, p_item, p_location, p_qty)
 		ON CONFLICT (tenant_id, item_id, location_id)
-		DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = pg_catalog.now()
+		DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
 		RETURNING s.on_hand INTO on_hand;
 	INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
 		VALUES (p_tenant, p_item, p_location, p_kind, p_qty, on_hand, p_reason, p_reference, oms._actor());

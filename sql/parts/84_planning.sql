@@ -414,7 +414,7 @@ BEGIN
 		INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, safety_stock)
 			VALUES (p_tenant, r.item_id, r.location_id, r.safety_stock)
 			ON CONFLICT (tenant_id, item_id, location_id)
-			DO UPDATE SET safety_stock = EXCLUDED.safety_stock, updated_at = pg_catalog.now();
+			DO UPDATE SET safety_stock = EXCLUDED.safety_stock, updated_at = EXCLUDED.updated_at;
 		kind := 'safety_stock'; id := NULL; supplier_id := NULL; from_location_id := NULL;
 		location_id := r.location_id; lines := 1; units := r.safety_stock;
 		RETURN NEXT;

@@ -37,9 +37,12 @@ COMMENT ON COLUMN oms.alerts.subject IS 'What the alert is about: SKU@location, 
 CREATE FUNCTION oms._alert_conditions(p_tenant int, p_today date)
 	RETURNS TABLE (kind text, severity text, subject text, item_id int, location_id int, purchase_order_id bigint,
 				   order_id bigint, message text, details jsonb)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	WITH c AS (
 		SELECT c.*, c.on_hand - c.reserved - c.current_safety_stock AS available,
 			   CASE WHEN c.method = 'min_max' THEN c.min_qty ELSE c.reorder_point END AS low_level,
@@ -93,7 +96,8 @@ BEGIN ATOMIC
 	   AND l.state IN ('allocated'::oms.line_state, 'released'::oms.line_state, 'picked'::oms.line_state,
 					   'packed'::oms.line_state, 'backordered'::oms.line_state, 'preordered'::oms.line_state)
 	 GROUP BY o.id, o.external_id;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._alert_conditions(int, date) IS 'Internal: the alert conditions that hold for a tenant on a day, one row per alert that should be open';
 
 CREATE FUNCTION oms.check_alerts() RETURNS TABLE (opened bigint, still_open bigint, resolved bigint)
@@ -117,7 +121,7 @@ BEGIN
 		 ORDER BY c.kind, c.subject
 		ON CONFLICT (tenant_id, kind, subject) WHERE resolved_at IS NULL
 		DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, details = EXCLUDED.details,
-					  checked_at = pg_catalog.now()
+					  checked_at = EXCLUDED.checked_at
 		RETURNING (a.xmax = 0) AS inserted
 	), ended AS (
 		UPDATE oms.alerts a SET resolved_at = pg_catalog.now(), checked_at = pg_catalog.now()

@@ -56,15 +56,18 @@ COMMENT ON TABLE oms.return_lines IS 'Units of order lines on a return: authoris
 -- When the order's goods reached the customer (latest delivery or collection; shipment when not
 -- delivered): the start of the return window.
 CREATE FUNCTION oms._delivered_at(p_tenant int, p_order bigint) RETURNS timestamptz
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT max(t) FROM (
 		SELECT coalesce(s.delivered_at, s.shipped_at) AS t FROM oms.shipments s
 		 WHERE s.tenant_id = p_tenant AND s.order_id = p_order AND s.shipped_at IS NOT NULL
 		UNION ALL
-		SELECT p.collected_at FROM oms.pickups p WHERE p.tenant_id = p_tenant AND p.order_id = p_order) x;
-END;
+		SELECT p.collected_at FROM oms.pickups p WHERE p.tenant_id = p_tenant AND p.order_id = p_order) x);
+END
+$$;
 COMMENT ON FUNCTION oms._delivered_at(int, bigint) IS 'Internal: when an order''s goods last reached the customer (delivery, collection, or shipment when not delivered)';
 
 CREATE FUNCTION oms.create_return(order_id bigint, lines jsonb, reason text) RETURNS bigint
@@ -245,7 +248,7 @@ BEGIN
 			INSERT INTO oms.stock AS s (tenant_id, item_id, location_id, on_hand)
 				VALUES (v_tenant, v_req.item_id, v_loc, v_req.qty)
 				ON CONFLICT (tenant_id, item_id, location_id)
-				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = now()
+				DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
 				RETURNING s.on_hand INTO v_on_hand;
 			INSERT INTO oms.stock_movements (tenant_id, item_id, location_id, kind, delta, on_hand_after, reason, reference, moved_by)
 				VALUES (v_tenant, v_req.item_id, v_loc, 'return', v_req.qty, v_on_hand,

@@ -25,6 +25,7 @@ CREATE FUNCTION oms.raise_overdue_events(batch int DEFAULT 100) RETURNS int
 AS $$
 DECLARE
 	v_n		int := 0;
+	v_header	jsonb;
 	r		record;
 BEGIN
 	IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
@@ -48,6 +49,8 @@ BEGIN
 	LOOP
 		CONTINUE WHEN NOT EXISTS (SELECT FROM oms.orders o WHERE o.tenant_id = r.tenant_id AND o.id = r.order_id
 								   AND o.state NOT IN ('cancelled', 'closed') FOR UPDATE SKIP LOCKED);
+		-- The header is read first: on Citus a query of a distributed table cannot run inside another.
+		v_header := oms._order_header(r.tenant_id, r.order_id);
 		WITH late AS (
 			INSERT INTO oms.delay_notices (tenant_id, order_id, line_no, promised_date)
 			SELECT l.tenant_id, l.order_id, l.line_no, l.promised_date
@@ -60,7 +63,7 @@ BEGIN
 			RETURNING line_no)
 		INSERT INTO oms.events (tenant_id, order_id, type, payload)
 		SELECT r.tenant_id, r.order_id, 'delayed',
-			   oms._order_header(r.tenant_id, r.order_id)
+			   v_header
 			   || jsonb_build_object('lines', jsonb_agg(jsonb_build_object(
 					'line_no', l.line_no, 'sku', i.sku, 'name', i.name, 'qty', l.qty - l.qty_cancelled - l.qty_shipped,
 					'promised_date', l.promised_date, 'state', l.state::text) ORDER BY l.line_no))

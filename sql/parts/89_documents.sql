@@ -93,6 +93,8 @@ CREATE FUNCTION oms._documents_immutable() RETURNS trigger
 AS $$
 DECLARE
 	v_old	jsonb;
+	-- the table's name, also on a shard of a Citus cluster (invoices_102550: invoices)
+	v_table	text := pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
 BEGIN
 	IF TG_OP = 'INSERT' THEN	-- lines: only while their document is not numbered
 		IF EXISTS (SELECT FROM oms.invoices i WHERE i.tenant_id = NEW.tenant_id AND i.id = NEW.invoice_id
@@ -103,13 +105,13 @@ BEGIN
 		RETURN NEW;
 	END IF;
 	v_old := pg_catalog.to_jsonb(OLD);
-	IF TG_TABLE_NAME = 'invoices' AND TG_OP = 'UPDATE' THEN
+	IF v_table = 'invoices' AND TG_OP = 'UPDATE' THEN
 		IF v_old ->> 'number' IS NULL AND pg_catalog.to_jsonb(NEW) ->> 'number' IS NOT NULL
 		   AND (pg_catalog.to_jsonb(NEW) - 'number' - 'seq') = (v_old - 'number' - 'seq') THEN
 			RETURN NEW;		-- the numbering of a document being issued
 		END IF;
 	END IF;
-	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, TG_TABLE_NAME
+	RAISE EXCEPTION 'issued documents cannot be changed: % of % refused', TG_OP, v_table
 		USING ERRCODE = 'OM013',
 		      DETAIL = format('Document %s.', coalesce(v_old ->> 'number', v_old ->> 'invoice_id', v_old ->> 'id')),
 		      HINT = 'An invoice is corrected by a credit note, never edited or deleted.';
@@ -238,6 +240,7 @@ DECLARE
 	v_id		bigint;
 	v_number	text;
 	v_tot		record;
+	v_address	jsonb := o.ship_to;
 BEGIN
 	SELECT * INTO s FROM oms.document_settings d WHERE d.tenant_id = p_tenant;
 	IF NOT FOUND THEN
@@ -245,6 +248,13 @@ BEGIN
 	END IF;
 	SELECT sum(x.net) AS net, sum(x.tax) AS tax, sum(x.gross) AS gross INTO v_tot
 		FROM jsonb_to_recordset(p_lines) x(net numeric, tax numeric, gross numeric);
+	-- Read before the INSERT: Citus takes no subquery in an INSERT's VALUES.
+	IF o.pickup_location_id IS NOT NULL THEN
+		SELECT jsonb_strip_nulls(jsonb_build_object('pickup', l.code, 'name', l.name, 'city', l.city,
+													 'postal_code', l.postal_code, 'country', l.country))
+		  INTO v_address
+		  FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id;
+	END IF;
 
 	INSERT INTO oms.invoices (tenant_id, kind, series, order_id, credited_invoice_id, currency, tax_mode,
 							  seller, buyer, address, reason, net, tax, gross)
@@ -254,11 +264,7 @@ BEGIN
 				o.id, p_credited, o.currency, o.tax_mode, s.seller,
 				jsonb_strip_nulls(jsonb_build_object('ref', o.customer_ref, 'name', o.customer_name, 'email', o.customer_email,
 													 'phone', o.customer_phone)),
-				CASE WHEN o.pickup_location_id IS NOT NULL
-					 THEN (SELECT jsonb_strip_nulls(jsonb_build_object('pickup', l.code, 'name', l.name, 'city', l.city,
-																	  'postal_code', l.postal_code, 'country', l.country))
-							 FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id)
-					 ELSE o.ship_to END,
+				v_address,
 				p_reason, v_tot.net, v_tot.tax, v_tot.gross)
 		RETURNING id INTO v_id;
 	INSERT INTO oms.invoice_lines (tenant_id, invoice_id, position, line_no, sku, description, qty, unit_price,
@@ -284,9 +290,12 @@ COMMENT ON FUNCTION oms._write_document(int, oms.orders, text, bigint, text, jso
 CREATE FUNCTION oms._invoiced(p_tenant int, p_order bigint)
 	RETURNS TABLE (line_no int, tax_rate numeric, invoiced_qty bigint, credited_qty bigint,
 				   open_gross numeric, open_tax numeric, invoiced_gross numeric, invoiced_tax numeric)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT coalesce(il.line_no, 0), il.tax_rate,
 		   coalesce(sum(il.qty) FILTER (WHERE i.kind = 'invoice'), 0)::bigint,
 		   coalesce(-sum(il.qty) FILTER (WHERE i.kind = 'credit_note'), 0)::bigint,
@@ -297,7 +306,8 @@ BEGIN ATOMIC
 	  JOIN oms.invoice_lines il ON il.tenant_id = i.tenant_id AND il.invoice_id = i.id
 	 WHERE i.tenant_id = p_tenant AND i.order_id = p_order
 	 GROUP BY coalesce(il.line_no, 0), il.tax_rate;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._invoiced(int, bigint) IS 'Internal: per order line (0: shipping and adjustments) and tax rate, units invoiced and credited and the gross and tax still invoiced after credit notes';
 
 CREATE FUNCTION oms._issue_invoice(p_tenant int, o oms.orders, p_capture boolean) RETURNS bigint
@@ -307,12 +317,24 @@ AS $$
 DECLARE
 	v_minor		int;
 	v_lines		jsonb;
+	v_no		int[];
+	v_qty		bigint[];
+	v_gross		numeric[];
+	v_tax		numeric[];
 BEGIN
 	SELECT c.minor_units INTO v_minor FROM oms.currencies c WHERE c.code = o.currency;
+	-- What was invoiced before, read first: on Citus a query of the tenant's tables inside
+	-- another would be sent to the shard's node on a connection of its own (README "Scale-out
+	-- on Citus").
+	SELECT pg_catalog.array_agg(v.line_no), pg_catalog.array_agg(v.invoiced_qty),
+		   pg_catalog.array_agg(v.invoiced_gross), pg_catalog.array_agg(v.invoiced_tax)
+	  INTO v_no, v_qty, v_gross, v_tax
+	  FROM oms._invoiced(p_tenant, o.id) v;
 	-- Per line: the units to invoice now (shipped or collected; with invoicing on capture, every
 	-- unit not cancelled) less those invoiced before. Amounts are cumulative shares of the line's
 	-- amounts, so that the invoices of a line add up to its amounts exactly once it is all invoiced.
-	WITH inv AS (SELECT * FROM oms._invoiced(p_tenant, o.id)),
+	WITH inv AS (SELECT * FROM unnest(v_no, v_qty, v_gross, v_tax)
+						AS v(line_no, invoiced_qty, invoiced_gross, invoiced_tax)),
 	l AS (
 		SELECT l.line_no, i.sku, i.name, l.qty, l.unit_price, l.tax_rate,
 			   coalesce(l.gross, round(l.qty * l.unit_price, v_minor)) AS gross, coalesce(l.tax, 0) AS tax,
@@ -874,36 +896,46 @@ COMMENT ON FUNCTION oms._label(text, text, text[], text[], text[], text, boolean
 
 -- The ship-to of an order as lines (the store for click & collect).
 CREATE FUNCTION oms._ship_to_lines(p_tenant int, o oms.orders) RETURNS text[]
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
 	RETURN CASE WHEN o.pickup_location_id IS NOT NULL
 				THEN (SELECT array_remove(ARRAY[coalesce(o.customer_name, o.customer_ref), 'c/o ' || l.name,
 												nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
 						FROM oms.locations l WHERE l.tenant_id = p_tenant AND l.id = o.pickup_location_id)
 				ELSE CASE WHEN o.ship_to ? 'name' THEN '{}'::text[] ELSE array_remove(ARRAY[o.customer_name], NULL) END
 					 || oms._address_lines(o.ship_to) END;
+END
+$$;
 COMMENT ON FUNCTION oms._ship_to_lines(int, oms.orders) IS 'Internal: the printable ship-to of an order (customer and store for click & collect)';
 
 -- A location as lines (a label's ship-from).
 CREATE FUNCTION oms._location_lines(p_tenant int, p_location int) RETURNS text[]
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT array_remove(ARRAY[coalesce(nullif(d.seller ->> 'name', ''), l.name), l.name,
 							  nullif(concat_ws(' ', l.postal_code, l.city), ''), l.country], NULL)
 	  FROM oms.locations l
 	  LEFT JOIN oms.document_settings d ON d.tenant_id = l.tenant_id
-	 WHERE l.tenant_id = p_tenant AND l.id = p_location;
-END;
+	 WHERE l.tenant_id = p_tenant AND l.id = p_location);
+END
+$$;
 COMMENT ON FUNCTION oms._location_lines(int, int) IS 'Internal: the printable address of a location, under the seller''s name';
 
 -- A package's number within its order (1, 2, ... in packing order), as slips and labels print it.
 CREATE FUNCTION oms._package_no(p_tenant int, s oms.shipments) RETURNS bigint
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
-	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id;
-END;
+AS $$
+BEGIN
+	RETURN (
+	SELECT count(*) FROM oms.shipments x WHERE x.tenant_id = p_tenant AND x.order_id = s.order_id AND x.id <= s.id);
+END
+$$;
 COMMENT ON FUNCTION oms._package_no(int, oms.shipments) IS 'Internal: the number of a package within its order (1 for the first packed)';
 
 CREATE FUNCTION oms.packing_slip(shipment_id bigint, format text DEFAULT 'html') RETURNS text

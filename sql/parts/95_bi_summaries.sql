@@ -44,12 +44,16 @@ CREATE FUNCTION oms.bi_today() RETURNS date
 COMMENT ON FUNCTION oms.bi_today() IS 'Today for the BI views'' rolling periods: the setting oms.today when set, else the current date';
 
 CREATE FUNCTION oms.bi_rate(p_day date, p_currency char(3)) RETURNS numeric
-	LANGUAGE sql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
 	RETURN CASE WHEN p_currency = oms.reporting_currency() THEN 1::numeric
 				ELSE (SELECT r.rate FROM oms.exchange_rates r
 					   WHERE r.rate_date = p_day AND r.from_currency = p_currency
 						 AND r.to_currency = oms.reporting_currency()) END;
+END
+$$;
 COMMENT ON FUNCTION oms.bi_rate(date, char) IS 'Rate from a currency to the reporting currency on a day: 1 for the reporting currency itself, NULL when oms.exchange_rates has no rate for that day (never a guessed 1.0)';
 
 CREATE TABLE oms.bi_sales_daily (
@@ -187,36 +191,65 @@ CREATE FUNCTION oms._bi_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	WITH l AS MATERIALIZED (
-		SELECT n.tenant_id, n.order_id, n.line_no, n.item_id, n.location_id, n.state, n.qty, n.qty_cancelled, n.qty_shipped,
-			   n.qty_returned, n.unit_price, (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency,
-			   o.ship_country, o.attributes, o.customer_ref
-		  FROM new_lines n
-		  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
-	), deltas AS (
-		INSERT INTO oms.bi_sales_deltas
-		SELECT l.tenant_id, l.day, l.channel_id, l.location_id, l.item_id, l.currency,
-			   l.ship_country, l.attributes ->> 'seller', l.attributes ->> 'source_page',
-			   pg_catalog.count(*) FILTER (WHERE l.line_no = 1), pg_catalog.count(*),
-			   pg_catalog.count(*) FILTER (WHERE l.state = 'backordered'),
-			   pg_catalog.sum(l.qty), pg_catalog.sum(l.qty_cancelled), pg_catalog.sum(l.qty_shipped), pg_catalog.sum(l.qty_returned),
-			   pg_catalog.sum(l.qty * l.unit_price), pg_catalog.sum(l.qty_cancelled * l.unit_price),
-			   pg_catalog.sum(l.qty_returned * l.unit_price)
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		WITH l AS MATERIALIZED (
+			SELECT n.tenant_id, n.order_id, n.line_no, n.item_id, n.location_id, n.state, n.qty, n.qty_cancelled, n.qty_shipped,
+				   n.qty_returned, n.unit_price, (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency,
+				   o.ship_country, o.attributes, o.customer_ref
+			  FROM new_lines n
+			  JOIN oms.orders o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+		), deltas AS (
+			INSERT INTO oms.bi_sales_deltas
+			SELECT l.tenant_id, l.day, l.channel_id, l.location_id, l.item_id, l.currency,
+				   l.ship_country, l.attributes ->> 'seller', l.attributes ->> 'source_page',
+				   pg_catalog.count(*) FILTER (WHERE l.line_no = 1), pg_catalog.count(*),
+				   pg_catalog.count(*) FILTER (WHERE l.state = 'backordered'),
+				   pg_catalog.sum(l.qty), pg_catalog.sum(l.qty_cancelled), pg_catalog.sum(l.qty_shipped), pg_catalog.sum(l.qty_returned),
+				   pg_catalog.sum(l.qty * l.unit_price), pg_catalog.sum(l.qty_cancelled * l.unit_price),
+				   pg_catalog.sum(l.qty_returned * l.unit_price)
+			  FROM l
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+		)
+		INSERT INTO oms.bi_order_sales AS b (tenant_id, order_id, day, channel_id, customer, currency, lines, units, revenue,
+											 units_returned, lines_incomplete)
+		SELECT l.tenant_id, l.order_id, l.day, l.channel_id, l.customer_ref, l.currency, pg_catalog.count(*),
+			   pg_catalog.sum(l.qty - l.qty_cancelled), pg_catalog.sum((l.qty - l.qty_cancelled) * l.unit_price),
+			   pg_catalog.sum(l.qty_returned), pg_catalog.count(*) FILTER (WHERE l.qty_cancelled > 0 OR l.qty_shipped < l.qty)
 		  FROM l
-		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-	)
-	INSERT INTO oms.bi_order_sales AS b (tenant_id, order_id, day, channel_id, customer, currency, lines, units, revenue,
-										 units_returned, lines_incomplete)
-	SELECT l.tenant_id, l.order_id, l.day, l.channel_id, l.customer_ref, l.currency, pg_catalog.count(*),
-		   pg_catalog.sum(l.qty - l.qty_cancelled), pg_catalog.sum((l.qty - l.qty_cancelled) * l.unit_price),
-		   pg_catalog.sum(l.qty_returned), pg_catalog.count(*) FILTER (WHERE l.qty_cancelled > 0 OR l.qty_shipped < l.qty)
-	  FROM l
-	 GROUP BY 1, 2, 3, 4, 5, 6
-	ON CONFLICT (tenant_id, order_id) DO UPDATE
-	   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
-		   units_returned = b.units_returned + EXCLUDED.units_returned,
-		   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+		 GROUP BY 1, 2, 3, 4, 5, 6
+		ON CONFLICT (tenant_id, order_id) DO UPDATE
+		   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+			   units_returned = b.units_returned + EXCLUDED.units_returned,
+			   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
+				   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
+				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
+				   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
+				   pg_catalog.sum(n.qty_returned * n.unit_price)
+			  FROM new_lines n
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
+			 WHERE n.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
@@ -233,72 +266,109 @@ AS $$
 DECLARE
 	v_shipments	bigint[];
 	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	WITH changed AS MATERIALIZED (
-		SELECT n.tenant_id, n.order_id, n.line_no,
-			   n.item_id AS n_item, n.location_id AS n_loc, n.qty AS n_qty, n.qty_cancelled AS n_cancelled,
-			   n.qty_shipped AS n_shipped, n.qty_returned AS n_returned, n.unit_price AS n_price,
-			   d.item_id AS d_item, d.location_id AS d_loc, d.qty AS d_qty, d.qty_cancelled AS d_cancelled,
-			   d.qty_shipped AS d_shipped, d.qty_returned AS d_returned, d.unit_price AS d_price,
-			   n.location_id IS DISTINCT FROM d.location_id
-				   AND EXISTS (SELECT FROM oms.order_history h
-								WHERE h.tenant_id = n.tenant_id AND h.order_id = n.order_id AND h.line_no = n.line_no
-								  AND h.from_state IS NULL AND h.to_state = 'backordered') AS moved_backorder
-		  FROM new_lines n
-		  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
-		 WHERE (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
-			   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price)
-	), c AS MATERIALIZED (
-		SELECT x.tenant_id, x.order_id, v.item_id, v.location_id, v.sign * (x.line_no = 1)::int AS orders, v.sign AS lines,
-			   v.sign * x.moved_backorder::int AS lines_backordered, v.sign * v.qty AS qty,
-			   v.sign * v.qty_cancelled AS qty_cancelled, v.sign * v.qty_shipped AS qty_shipped,
-			   v.sign * v.qty_returned AS qty_returned, v.sign * v.qty * v.unit_price AS gross,
-			   v.sign * v.qty_cancelled * v.unit_price AS cancelled_value, v.sign * v.qty_returned * v.unit_price AS returned_value,
-			   v.sign * (v.qty_cancelled > 0 OR v.qty_shipped < v.qty)::int AS incomplete,
-			   (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency, o.ship_country, o.attributes, o.customer_ref
-		  FROM changed x
-		 CROSS JOIN LATERAL (VALUES (1, x.n_item, x.n_loc, x.n_qty::bigint, x.n_cancelled::bigint, x.n_shipped::bigint,
-									 x.n_returned::bigint, x.n_price),
-									(-1, x.d_item, x.d_loc, x.d_qty, x.d_cancelled, x.d_shipped, x.d_returned, x.d_price))
-			   v(sign, item_id, location_id, qty, qty_cancelled, qty_shipped, qty_returned, unit_price)
-		  JOIN oms.orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
-	), deltas AS (
-		INSERT INTO oms.bi_sales_deltas
-		SELECT c.tenant_id, c.day, c.channel_id, c.location_id, c.item_id, c.currency,
-			   c.ship_country, c.attributes ->> 'seller', c.attributes ->> 'source_page',
-			   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), pg_catalog.sum(c.lines_backordered),
-			   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
-			   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		WITH changed AS MATERIALIZED (
+			SELECT n.tenant_id, n.order_id, n.line_no,
+				   n.item_id AS n_item, n.location_id AS n_loc, n.qty AS n_qty, n.qty_cancelled AS n_cancelled,
+				   n.qty_shipped AS n_shipped, n.qty_returned AS n_returned, n.unit_price AS n_price,
+				   d.item_id AS d_item, d.location_id AS d_loc, d.qty AS d_qty, d.qty_cancelled AS d_cancelled,
+				   d.qty_shipped AS d_shipped, d.qty_returned AS d_returned, d.unit_price AS d_price,
+				   n.location_id IS DISTINCT FROM d.location_id
+					   AND EXISTS (SELECT FROM oms.order_history h
+									WHERE h.tenant_id = n.tenant_id AND h.order_id = n.order_id AND h.line_no = n.line_no
+									  AND h.from_state IS NULL AND h.to_state = 'backordered') AS moved_backorder
+			  FROM new_lines n
+			  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+			 WHERE (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
+				   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price)
+		), c AS MATERIALIZED (
+			SELECT x.tenant_id, x.order_id, v.item_id, v.location_id, v.sign * (x.line_no = 1)::int AS orders, v.sign AS lines,
+				   v.sign * x.moved_backorder::int AS lines_backordered, v.sign * v.qty AS qty,
+				   v.sign * v.qty_cancelled AS qty_cancelled, v.sign * v.qty_shipped AS qty_shipped,
+				   v.sign * v.qty_returned AS qty_returned, v.sign * v.qty * v.unit_price AS gross,
+				   v.sign * v.qty_cancelled * v.unit_price AS cancelled_value, v.sign * v.qty_returned * v.unit_price AS returned_value,
+				   v.sign * (v.qty_cancelled > 0 OR v.qty_shipped < v.qty)::int AS incomplete,
+				   (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency, o.ship_country, o.attributes, o.customer_ref
+			  FROM changed x
+			 CROSS JOIN LATERAL (VALUES (1, x.n_item, x.n_loc, x.n_qty::bigint, x.n_cancelled::bigint, x.n_shipped::bigint,
+										 x.n_returned::bigint, x.n_price),
+										(-1, x.d_item, x.d_loc, x.d_qty, x.d_cancelled, x.d_shipped, x.d_returned, x.d_price))
+				   v(sign, item_id, location_id, qty, qty_cancelled, qty_shipped, qty_returned, unit_price)
+			  JOIN oms.orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
+		), deltas AS (
+			INSERT INTO oms.bi_sales_deltas
+			SELECT c.tenant_id, c.day, c.channel_id, c.location_id, c.item_id, c.currency,
+				   c.ship_country, c.attributes ->> 'seller', c.attributes ->> 'source_page',
+				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), pg_catalog.sum(c.lines_backordered),
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+			  FROM c
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.lines_backordered) <> 0
+				OR pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0 OR pg_catalog.sum(c.cancelled_value) <> 0
+				OR pg_catalog.sum(c.returned_value) <> 0
+		)
+		INSERT INTO oms.bi_order_sales AS b (tenant_id, order_id, day, channel_id, customer, currency, lines, units, revenue,
+											 units_returned, lines_incomplete)
+		SELECT c.tenant_id, c.order_id, c.day, c.channel_id, c.customer_ref, c.currency, pg_catalog.sum(c.lines),
+			   pg_catalog.sum(c.qty - c.qty_cancelled), pg_catalog.sum(c.gross - c.cancelled_value),
+			   pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.incomplete)
 		  FROM c
-		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-		HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.lines_backordered) <> 0
-			OR pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
-			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0 OR pg_catalog.sum(c.cancelled_value) <> 0
-			OR pg_catalog.sum(c.returned_value) <> 0
-	)
-	INSERT INTO oms.bi_order_sales AS b (tenant_id, order_id, day, channel_id, customer, currency, lines, units, revenue,
-										 units_returned, lines_incomplete)
-	SELECT c.tenant_id, c.order_id, c.day, c.channel_id, c.customer_ref, c.currency, pg_catalog.sum(c.lines),
-		   pg_catalog.sum(c.qty - c.qty_cancelled), pg_catalog.sum(c.gross - c.cancelled_value),
-		   pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.incomplete)
-	  FROM c
-	 GROUP BY 1, 2, 3, 4, 5, 6
-	HAVING pg_catalog.sum(c.qty - c.qty_cancelled) <> 0 OR pg_catalog.sum(c.gross - c.cancelled_value) <> 0
-		OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.incomplete) <> 0
-	ON CONFLICT (tenant_id, order_id) DO UPDATE
-	   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
-		   units_returned = b.units_returned + EXCLUDED.units_returned,
-		   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+		 GROUP BY 1, 2, 3, 4, 5, 6
+		HAVING pg_catalog.sum(c.qty - c.qty_cancelled) <> 0 OR pg_catalog.sum(c.gross - c.cancelled_value) <> 0
+			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.incomplete) <> 0
+		ON CONFLICT (tenant_id, order_id) DO UPDATE
+		   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+			   units_returned = b.units_returned + EXCLUDED.units_returned,
+			   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
 
-	FOR v_tenant, v_shipments IN
-		SELECT x.tenant_id, pg_catalog.array_agg(DISTINCT x.shipment_id)
-		  FROM new_lines n
-		  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
-		  JOIN oms.shipment_lines x ON x.tenant_id = n.tenant_id AND x.order_id = n.order_id AND x.line_no = n.line_no
-		 WHERE n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0
-		 GROUP BY x.tenant_id
-	LOOP
-		PERFORM oms._bi_refresh_shipments(v_tenant, v_shipments);
+		FOR v_tenant, v_shipments IN
+			SELECT x.tenant_id, pg_catalog.array_agg(DISTINCT x.shipment_id)
+			  FROM new_lines n
+			  JOIN old_lines d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+			  JOIN oms.shipment_lines x ON x.tenant_id = n.tenant_id AND x.order_id = n.order_id AND x.line_no = n.line_no
+			 WHERE n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0
+			 GROUP BY x.tenant_id
+		LOOP
+			PERFORM oms._bi_refresh_shipments(v_tenant, v_shipments);
+		END LOOP;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
+				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
+			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
+						   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
+						   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
+						   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
+					  FROM new_lines n
+					UNION ALL
+					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
+						   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
+						   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
+					  FROM old_lines d) c
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
+			 WHERE c.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
+				OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
 	END LOOP;
 	RETURN NULL;
 END
@@ -309,35 +379,63 @@ CREATE FUNCTION oms._bi_lines_deleted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.bi_sales_deltas[];
 BEGIN
-	WITH l AS MATERIALIZED (
-		SELECT d.tenant_id, d.order_id, d.line_no, d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped,
-			   d.qty_returned, d.unit_price, (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency,
-			   o.ship_country, o.attributes, o.customer_ref,
-			   EXISTS (SELECT FROM oms.order_history h
-						WHERE h.tenant_id = d.tenant_id AND h.order_id = d.order_id AND h.line_no = d.line_no
-						  AND h.from_state IS NULL AND h.to_state = 'backordered') AS backordered
-		  FROM old_lines d
-		  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
-	), deltas AS (
-		INSERT INTO oms.bi_sales_deltas
-		SELECT l.tenant_id, l.day, l.channel_id, l.location_id, l.item_id, l.currency,
-			   l.ship_country, l.attributes ->> 'seller', l.attributes ->> 'source_page',
-			   -pg_catalog.count(*) FILTER (WHERE l.line_no = 1), -pg_catalog.count(*), -pg_catalog.count(*) FILTER (WHERE l.backordered),
-			   -pg_catalog.sum(l.qty), -pg_catalog.sum(l.qty_cancelled), -pg_catalog.sum(l.qty_shipped), -pg_catalog.sum(l.qty_returned),
-			   -pg_catalog.sum(l.qty * l.unit_price), -pg_catalog.sum(l.qty_cancelled * l.unit_price),
-			   -pg_catalog.sum(l.qty_returned * l.unit_price)
-		  FROM l
-		 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-	)
-	UPDATE oms.bi_order_sales b
-	   SET lines = b.lines - g.lines, units = b.units - g.units, revenue = b.revenue - g.revenue,
-		   units_returned = b.units_returned - g.units_returned, lines_incomplete = b.lines_incomplete - g.incomplete
-	  FROM (SELECT l.tenant_id, l.order_id, pg_catalog.count(*) AS lines, pg_catalog.sum(l.qty - l.qty_cancelled) AS units,
-				   pg_catalog.sum((l.qty - l.qty_cancelled) * l.unit_price) AS revenue, pg_catalog.sum(l.qty_returned) AS units_returned,
-				   pg_catalog.count(*) FILTER (WHERE l.qty_cancelled > 0 OR l.qty_shipped < l.qty) AS incomplete
-			  FROM l GROUP BY 1, 2) g
-	 WHERE b.tenant_id = g.tenant_id AND b.order_id = g.order_id;
+	IF TG_TABLE_NAME = 'order_lines' THEN
+		WITH l AS MATERIALIZED (
+			SELECT d.tenant_id, d.order_id, d.line_no, d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped,
+				   d.qty_returned, d.unit_price, (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency,
+				   o.ship_country, o.attributes, o.customer_ref,
+				   EXISTS (SELECT FROM oms.order_history h
+							WHERE h.tenant_id = d.tenant_id AND h.order_id = d.order_id AND h.line_no = d.line_no
+							  AND h.from_state IS NULL AND h.to_state = 'backordered') AS backordered
+			  FROM old_lines d
+			  JOIN oms.orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+		), deltas AS (
+			INSERT INTO oms.bi_sales_deltas
+			SELECT l.tenant_id, l.day, l.channel_id, l.location_id, l.item_id, l.currency,
+				   l.ship_country, l.attributes ->> 'seller', l.attributes ->> 'source_page',
+				   -pg_catalog.count(*) FILTER (WHERE l.line_no = 1), -pg_catalog.count(*), -pg_catalog.count(*) FILTER (WHERE l.backordered),
+				   -pg_catalog.sum(l.qty), -pg_catalog.sum(l.qty_cancelled), -pg_catalog.sum(l.qty_shipped), -pg_catalog.sum(l.qty_returned),
+				   -pg_catalog.sum(l.qty * l.unit_price), -pg_catalog.sum(l.qty_cancelled * l.unit_price),
+				   -pg_catalog.sum(l.qty_returned * l.unit_price)
+			  FROM l
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+		)
+		UPDATE oms.bi_order_sales b
+		   SET lines = b.lines - g.lines, units = b.units - g.units, revenue = b.revenue - g.revenue,
+			   units_returned = b.units_returned - g.units_returned, lines_incomplete = b.lines_incomplete - g.incomplete
+		  FROM (SELECT l.tenant_id, l.order_id, pg_catalog.count(*) AS lines, pg_catalog.sum(l.qty - l.qty_cancelled) AS units,
+					   pg_catalog.sum((l.qty - l.qty_cancelled) * l.unit_price) AS revenue, pg_catalog.sum(l.qty_returned) AS units_returned,
+					   pg_catalog.count(*) FILTER (WHERE l.qty_cancelled > 0 OR l.qty_shipped < l.qty) AS incomplete
+				  FROM l GROUP BY 1, 2) g
+		 WHERE b.tenant_id = g.tenant_id AND b.order_id = g.order_id;
+		RETURN NULL;
+	END IF;
+	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
+	-- table with a distributed table, so the orders are read first, per tenant, and the rows
+	-- are written from an array.
+	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
+		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
+		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
+			SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
+				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
+				   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
+				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
+				   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
+				   -pg_catalog.sum(d.qty_returned * d.unit_price)
+			  FROM old_lines d
+			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
+			 WHERE d.tenant_id = v_tenant
+			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
+		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
 	RETURN NULL;
 END
 $$;

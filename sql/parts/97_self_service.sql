@@ -10,16 +10,19 @@
 
 -- The order of a channel, reference and e-mail; NULL when any of them does not match.
 CREATE FUNCTION oms._customer_order(p_tenant int, p_channel text, p_external_id text, p_email text) RETURNS bigint
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog, pg_temp
-BEGIN ATOMIC
+AS $$
+BEGIN
+	RETURN (
 	SELECT o.id
 	  FROM oms.orders o
 	  JOIN oms.channels c ON c.tenant_id = o.tenant_id AND c.id = o.channel_id
 	 WHERE o.tenant_id = p_tenant AND c.code = p_channel AND o.external_id = p_external_id
 	   AND p_email IS NOT NULL AND btrim(p_email) <> ''
-	   AND lower(btrim(o.customer_email)) = lower(btrim(p_email));
-END;
+	   AND lower(btrim(o.customer_email)) = lower(btrim(p_email)));
+END
+$$;
 COMMENT ON FUNCTION oms._customer_order(int, text, text, text) IS 'Internal: the id of the order with this channel, external id and customer e-mail (trimmed, case-insensitive), NULL when any does not match';
 
 -- A state in the customer's words.

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# test-citus.sh (make test-citus): oms distributed by tenant on Citus, a coordinator and two
+# workers on private ports (scripts/citus.sh), the sample retailer loaded as 10 tenants.
+# Prints "ok N - ..." / "not ok N - ..." per check and exits non-zero on any failure. Without
+# Citus installed it says so in one line and exits 0.
+#   OMS_CITUS_PORT   coordinator port (workers: +1, +2); default OMS_TEST_PORT + 200, or 54529
+#   OMS_TEST_NAME    names the clusters /tmp/oms-NAME-citus-{c,w1,w2} (default test)
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/common.sh"
+cd "$ROOT"
+
+if ! scripts/citus.sh available; then
+	echo "citus: not installed, test skipped (Citus 12+ packages, or test/citus/build-citus.sh SOURCE_DIR; README \"Scale-out on Citus\")"
+	exit 0
+fi
+
+port=${OMS_CITUS_PORT:-$((${OMS_TEST_PORT:-54329} + 200))}
+name=${OMS_TEST_NAME:-test}-citus
+db=shop
+stage=$(pg_scratch citus-test)
+cp -r "$ROOT/test/citus" "$ROOT/demo" "$stage/"
+[ "$(id -u)" = 0 ] && chown -R "$PG_USER" "$stage"
+
+scripts/citus.sh start "$name" "$port" "$db" || exit 1
+cleanup() { scripts/citus.sh stop "$name"; rm -rf "$stage"; }
+trap cleanup EXIT
+
+c_host=/tmp/oms-$name-c
+sql() { as_pg psql -X -q -At -h "$c_host" -p "$port" -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+node_sql() { as_pg psql -X -q -At -h "/tmp/oms-$name-$1" -p "$2" -U postgres -d "$db" -v ON_ERROR_STOP=1 "${@:3}"; }
+
+n=0
+failed=0
+start=$SECONDS
+check() {	# check DESCRIPTION EXPECTED ACTUAL
+	n=$((n + 1))
+	if [ "$2" = "$3" ]; then
+		echo "ok $n - $1 ($((SECONDS - start)) s)"
+	else
+		echo "not ok $n - $1"
+		echo "#   expected: $2"
+		echo "#   got:      $3"
+		failed=$((failed + 1))
+	fi
+}
+
+# ---------------------------------------------------------------- the sample retailer, 10 tenants
+# Loaded on the coordinator before distributing (oms.distribute() moves existing data into the
+# shards), then one tenant more after it, to show that both ways work.
+sql -f "$stage/citus/checks.sql" >/dev/null || exit 1
+for i in $(seq -f %02g 1 9); do
+	sql -c "SELECT oms.create_tenant('shop-$i', 'Shop $i')" >/dev/null &&
+		as_pg env PGOPTIONS="-c oms.tenant=shop-$i" psql -X -q -h "$c_host" -p "$port" -U postgres -d "$db" \
+			-v ON_ERROR_STOP=1 -f "$stage/demo/retailer.sql" >/dev/null &&
+		sql -c "DROP SCHEMA demo CASCADE" >/dev/null 2>&1 || { echo "loading tenant shop-$i failed"; exit 1; }
+done
+# every table of oms but job_runs (local to the coordinator)
+tables=$(sql -c "SELECT count(*) - 1 FROM pg_class WHERE relnamespace = 'oms'::regnamespace AND relkind = 'r'")
+out=$(sql -c "SET client_min_messages = warning" -c "SELECT count(*) FROM oms.distribute()" 2>&1)
+check "oms.distribute() distributes every table of oms but job_runs ($tables)" "$tables" "$out"
+out=$(sql -c "SET client_min_messages = warning" -c "SELECT count(*) FROM oms.distribute()" -c "SELECT count(*) FROM pg_dist_partition" 2>&1 | tr '\n' ' ')
+check "a second oms.distribute() changes nothing" "$tables $tables " "$out"
+sql -c "SELECT oms.create_tenant('shop-10', 'Shop 10')" >/dev/null
+out=$(sql -c "SET oms.tenant = 'shop-10'" \
+	-c "INSERT INTO oms.locations (code, kind, name, country, city, postal_code, latitude, longitude, can_ship, can_pickup, priority)
+		VALUES ('WH-MI', 'warehouse', 'Milano', 'IT', 'Pero', '20016', 45.5098, 9.0893, true, false, 10),
+			   ('WH-BU', 'warehouse', 'Bucuresti', 'RO', 'Chiajna', '077040', 44.4586, 25.9726, true, false, 20)" \
+	-c "INSERT INTO oms.channels (code, kind, name, default_currency) VALUES ('web', 'web', 'Web shop', 'EUR')" 2>&1 | tail -n 1)
+check "a tenant created after oms.distribute() gets its locations and channels" "" "$out"
+
+# Every tenant: a channel that releases at once, and an item stocked at one warehouse only, so
+# that the test knows where to pack; a SKU with 10 units for the race.
+sql -c "UPDATE oms.channels SET requires_authorization = false, auto_release = true WHERE code = 'web'" >/dev/null
+for i in $(seq -w 1 10); do
+	sql -c "SET oms.tenant = 'shop-$i'" \
+		-c "INSERT INTO oms.items (sku, name, weight) VALUES ('CIT-1', 'Citus test tee', 0.2), ('RACE-1', 'Last units', 0.2)" >/dev/null
+	t=$(sql -c "SELECT oms.tenant_id('shop-$i')")
+	sql -c "SELECT oms.set_stock($t, 'CIT-1', 'WH-MI', 1000, 'citus test')" \
+		-c "SELECT oms.set_stock($t, 'RACE-1', 'WH-BU', 10, 'citus test')" >/dev/null
+done
+tenants=$(sql -c "SELECT string_agg(id::text, ' ' ORDER BY id) FROM oms.tenants WHERE code LIKE 'shop-%'")
+
+# ---------------------------------------------------------------- data placement
+out=$(sql -c "SELECT count(*) FROM (SELECT tenant_id FROM citus_test.tenant_nodes() GROUP BY tenant_id HAVING count(DISTINCT node) > 1) x")
+check "every tenant's rows of every distributed table are on one node" "0" "$out"
+out=$(sql -c "SELECT count(*) FROM citus_test.tenant_nodes() x WHERE x.node <> citus_test.node_of(x.tenant_id)")
+check "that node is the one of the tenant's shard group" "0" "$out"
+out=$(sql -c "SELECT count(DISTINCT citus_test.node_of(id)) FROM oms.tenants WHERE code LIKE 'shop-%'")
+check "the 10 tenants are spread over both workers" "2" "$out"
+out=$(sql -c "SELECT count(DISTINCT tenant_id) FROM citus_test.tenant_nodes() WHERE table_name = 'stock'")
+check "stock rows of the 10 tenants (and none of others)" "10" "$out"
+
+# ---------------------------------------------------------------- the life of an order, per tenant
+ok=0
+for t in $tenants; do
+	r=$(sql -v t="$t" <<-'EOF' 2>&1
+		SELECT oms.place_order(:t, jsonb_build_object('channel', 'web', 'external_id', 'CIT-' || :t,
+			'ship_to', jsonb_build_object('line1', 'Via Roma 1', 'city', 'Milano', 'postal_code', '20121', 'country', 'IT'),
+			'lines', jsonb_build_array(jsonb_build_object('sku', 'CIT-1', 'qty', 2, 'unit_price', 19.90)))) AS o \gset
+		SELECT oms.pack(:t, :o::bigint, 'WH-MI', NULL::jsonb) AS s \gset
+		SELECT oms.ship(:t, :s::bigint, 'dhl.standard', 'CIT-TRK-' || :t) \gset
+		SELECT oms.deliver(:t, :s::bigint, now()) \gset
+		SELECT oms.issue_invoice(:t, :o::bigint) IS NOT NULL AS invoiced \gset
+		SELECT oms.create_return(:t, :o::bigint, '[{"line_no": 1, "qty": 1}]', 'too small') AS r \gset
+		SELECT oms.receive_return(:t, :r::bigint, '[{"line_no": 1, "qty": 1, "disposition": "restock"}]') \gset
+		SELECT o.state || ' ' || :'invoiced' || ' ' || l.qty_shipped || ' ' || l.qty_returned
+		  FROM oms.orders o JOIN oms.order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+		 WHERE o.tenant_id = :t AND o.id = :o;
+	EOF
+	)
+	if [ "$r" = "partially_returned t 2 1" ]; then
+		ok=$((ok + 1))
+	else
+		echo "# tenant $t: $r"
+	fi
+done
+check "place_order, pack, ship, deliver, issue_invoice, create_return, receive_return for each of the 10 tenants" "10" "$ok"
+out=$(sql -c "SELECT count(*) FROM oms.check_stock_invariants_all()")
+check "stock invariants hold on every tenant" "0" "$out"
+
+# ---------------------------------------------------------------- one call, one node
+# The workers log the commands they send to other nodes too (relayed to the client as notices):
+# a call that runs whole on its node sends none.
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM SET citus.log_remote_commands = on" -c "SELECT pg_reload_conf()" >/dev/null
+done
+sleep 1
+t=$(echo "$tenants" | awk '{print $3}')
+log=$(sql -v t="$t" 2>&1 <<-'EOF'
+	SET citus.log_remote_commands = on;
+	SET client_min_messages = notice;
+	SELECT oms.place_order(:t, jsonb_build_object('channel', 'web', 'external_id', 'CIT-ONE-' || :t,
+		'ship_to', jsonb_build_object('line1', 'Via Roma 1', 'city', 'Milano', 'postal_code', '20121', 'country', 'IT'),
+		'lines', jsonb_build_array(jsonb_build_object('sku', 'CIT-1', 'qty', 1, 'unit_price', 19.90))));
+EOF
+)
+issued=$(echo "$log" | grep -c 'NOTICE:  issuing')
+check "citus.log_remote_commands on every node: a tenant's place_order is one command, no other node is involved" "1" "$issued"
+check "... and that command is the call itself" "1" "$(echo "$log" | grep 'NOTICE:  issuing' | grep -c 'SELECT oms.place_order(')"
+node=$(sql -c "SELECT citus_test.node_of($t)")
+check "... sent to the tenant's node" "1" "$(echo "$log" | grep -A1 'NOTICE:  issuing' | grep -c "on server postgres@${node}")"
+
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM RESET citus.log_remote_commands" -c "SELECT pg_reload_conf()" >/dev/null
+done
+
+# ---------------------------------------------------------------- 16 clients race for the last units
+t=$(echo "$tenants" | awk '{print $5}')
+for c in $(seq 1 16); do
+	(
+		for k in 1 2 3; do
+			as_pg psql -X -q -At -h "$c_host" -p "$port" -U postgres -d "$db" -c "SELECT oms.place_order($t,
+				'{\"channel\": \"web\", \"external_id\": \"RACE-$c-$k\",
+				  \"ship_to\": {\"line1\": \"Via Roma 1\", \"city\": \"Milano\", \"postal_code\": \"20121\", \"country\": \"IT\"},
+				  \"lines\": [{\"sku\": \"RACE-1\", \"qty\": 1, \"unit_price\": 9.90}]}')" >/dev/null 2>&1
+		done
+	) &
+done
+wait
+out=$(sql -c "SELECT count(*) || ' ' || coalesce(sum(l.qty), 0) FROM oms.order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id WHERE l.tenant_id = $t AND i.sku = 'RACE-1'")
+check "16 clients, 48 attempts at 10 units: 10 orders of 1 unit, none oversold" "10 10" "$out"
+out=$(sql -c "SET oms.tenant = 'shop-05'" -c "SELECT oms.atp('RACE-1')" -c "SELECT s.on_hand || ' ' || s.reserved FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id WHERE s.tenant_id = $t AND i.sku = 'RACE-1'" | tr '\n' ' ')
+check "... ATP 0, on hand 10, reserved 10" "0 10 10 " "$out"
+
+# ---------------------------------------------------------------- a worker killed during a load
+w1_port=$((port + 1))
+committed=$stage/committed
+for c in 1 2 3 4; do
+	for k in $(seq 1 25); do
+		for t in $tenants; do
+			# (the call alone in its SELECT, so that Citus sends it whole to the tenant's node)
+			echo "\\unset id"
+			echo "SELECT oms.place_order($t, '{\"channel\": \"web\", \"external_id\": \"LOAD-$c-$k\", \"ship_to\": {\"line1\": \"Via Roma 1\", \"city\": \"Milano\", \"postal_code\": \"20121\", \"country\": \"IT\"}, \"lines\": [{\"sku\": \"CIT-1\", \"qty\": 1, \"unit_price\": 19.90}]}') AS id \\gset"
+			echo "\\echo $t,:id"
+		done
+	done >"$stage/load-$c.sql"
+	chmod 644 "$stage/load-$c.sql"
+	# one session per client; a statement that fails (its worker is down) prints no id
+	as_pg psql -X -q -At -h "$c_host" -p "$port" -U postgres -d "$db" -f "$stage/load-$c.sql" \
+		>"$committed.$c" 2>"$committed.$c.err" &
+done
+sleep 3
+as_pg pg_ctl -D "/tmp/oms-$name-w1/data" -m immediate stop >/dev/null
+sleep 2
+as_pg pg_ctl -D "/tmp/oms-$name-w1/data" -l "/tmp/oms-$name-w1/server.log" -w -t 60 start >/dev/null
+wait
+cat "$committed".? | grep -E '^[0-9]+,[0-9]+$' >"$committed"
+chmod 644 "$committed"
+sql -c "SELECT recover_prepared_transactions()" >/dev/null
+attempts=$(grep -c '^SELECT' "$stage"/load-?.sql | awk -F: '{n += $2} END {print n}')
+grep -h 'ERROR' "$committed".?.err | sed 's/^psql:[^E]*ERROR/ERROR/' | sort | uniq -c | sort -rn | head -n 3 | sed 's/^/# /'
+echo "# $(wc -l <"$committed") of $attempts orders committed during the load, worker 1 stopped (immediate) and started again"
+lost=$(sql -c "CREATE TEMP TABLE committed (tenant_id int, id bigint)" -c "\copy committed FROM '$committed' WITH (FORMAT csv)" \
+	-c "SELECT count(*) FROM committed c LEFT JOIN (SELECT tenant_id, id FROM oms.orders WHERE external_id LIKE 'LOAD-%' OFFSET 0) o USING (tenant_id, id) WHERE o.id IS NULL")
+check "no committed order lost" "0" "$lost"
+out=$(sql -c "SELECT count(*) > 0 FROM oms.orders WHERE external_id LIKE 'LOAD-%'")
+check "... and orders were committed during the load" "t" "$out"
+prepared=$(sql -c "SELECT count(*) FROM pg_prepared_xacts")
+prepared="$prepared $(node_sql w1 $w1_port -c "SELECT count(*) FROM pg_prepared_xacts") $(node_sql w2 $((port + 2)) -c "SELECT count(*) FROM pg_prepared_xacts")"
+check "no prepared transaction left on any node" "0 0 0" "$prepared"
+out=$(sql -c "SELECT count(*) FROM oms.check_stock_invariants_all()")
+check "stock invariants hold after the crash" "0" "$out"
+out=$(sql -c "SELECT count(*) FROM oms.orders o WHERE NOT EXISTS (SELECT FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id)")
+check "no order without its lines" "0" "$out"
+
+echo "citus: $((n - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]
