@@ -5554,9 +5554,10 @@ END
 $$;
 COMMENT ON FUNCTION oms._bi_order_changed() IS 'Internal: row trigger on orders UPDATE of what the BI summaries are keyed by (day of placement, channel, currency, country, seller, page, customer): moves the order''s sales from the old keys to the new ones';
 CREATE OR REPLACE FUNCTION oms._bi_refresh_shipments(p_tenant int, p_ids bigint[]) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	WITH gone AS (
 		DELETE FROM oms.bi_shipments f
 		 WHERE f.tenant_id = p_tenant AND (p_ids IS NULL OR f.shipment_id = ANY (p_ids))
@@ -5584,7 +5585,8 @@ BEGIN ATOMIC
 	UPDATE oms.bi_order_sales b SET late_shipments = b.late_shipments + g.late
 	  FROM (SELECT added.order_id, count(*) AS late FROM added WHERE added.on_time IS FALSE GROUP BY added.order_id) g
 	 WHERE b.tenant_id = p_tenant AND b.order_id = g.order_id;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._bi_refresh_shipments(int, bigint[]) IS 'Internal: recomputes the rows of oms.bi_shipments of the given shipments of a tenant (all when NULL) and their orders'' count of late shipments in oms.bi_order_sales';
 CREATE OR REPLACE FUNCTION oms._bi_shipment_changed() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -5607,9 +5609,10 @@ END
 $$;
 COMMENT ON FUNCTION oms._bi_return_added() IS 'Internal: row trigger on returns INSERT: counts the return on its order''s row of oms.bi_order_sales (perfect orders)';
 CREATE OR REPLACE FUNCTION oms._bi_rollup_days(p_tenant int, p_days date[]) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	DELETE FROM oms.bi_sales_rollup r WHERE r.tenant_id = p_tenant AND (p_days IS NULL OR r.day = ANY (p_days));
 	INSERT INTO oms.bi_sales_rollup
 	SELECT h.tenant_id, h.day,
@@ -5642,7 +5645,8 @@ BEGIN ATOMIC
 	 GROUP BY h.tenant_id, h.day, h.item_id, h.currency
 	HAVING sum(h.lines) <> 0
 	 ORDER BY h.day, h.item_id, h.currency;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._bi_rollup_days(int, date[]) IS 'Internal: recomputes a tenant''s oms.bi_sales_rollup and oms.bi_product_daily for the given days (all days when NULL) from oms.bi_sales_daily';
 CREATE OR REPLACE FUNCTION oms._bi_rebuild(p_tenant int) RETURNS bigint
 	LANGUAGE plpgsql

@@ -498,11 +498,13 @@ CREATE TRIGGER bi_order_changed AFTER UPDATE OF placed_at, channel_id, currency,
 COMMENT ON TRIGGER bi_order_changed ON oms.orders IS 'Keeps the BI summaries: a changed address (country), seller, page, customer, channel, currency or day of placement moves the order''s sales';
 
 -- A shipment's row of oms.bi_shipments, and its order's count of late shipments, from the tables:
--- for the given shipments of a tenant (all of them when NULL).
+-- for the given shipments of a tenant (all of them when NULL). (PL/pgSQL: Citus cannot plan a
+-- SQL function's statements with parameters.)
 CREATE FUNCTION oms._bi_refresh_shipments(p_tenant int, p_ids bigint[]) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	WITH gone AS (
 		DELETE FROM oms.bi_shipments f
 		 WHERE f.tenant_id = p_tenant AND (p_ids IS NULL OR f.shipment_id = ANY (p_ids))
@@ -530,7 +532,8 @@ BEGIN ATOMIC
 	UPDATE oms.bi_order_sales b SET late_shipments = b.late_shipments + g.late
 	  FROM (SELECT added.order_id, count(*) AS late FROM added WHERE added.on_time IS FALSE GROUP BY added.order_id) g
 	 WHERE b.tenant_id = p_tenant AND b.order_id = g.order_id;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._bi_refresh_shipments(int, bigint[]) IS 'Internal: recomputes the rows of oms.bi_shipments of the given shipments of a tenant (all when NULL) and their orders'' count of late shipments in oms.bi_order_sales';
 
 CREATE FUNCTION oms._bi_shipment_changed() RETURNS trigger
@@ -593,9 +596,10 @@ COMMENT ON COLUMN oms.bi_sales_rollup.location_id IS 'Location of the lines for 
 COMMENT ON COLUMN oms.bi_sales_rollup.revenue IS 'Units not cancelled at their price, in the currency';
 
 CREATE FUNCTION oms._bi_rollup_days(p_tenant int, p_days date[]) RETURNS void
-	LANGUAGE sql
+	LANGUAGE plpgsql
 	SET search_path = oms, pg_catalog
-BEGIN ATOMIC
+AS $$
+BEGIN
 	DELETE FROM oms.bi_sales_rollup r WHERE r.tenant_id = p_tenant AND (p_days IS NULL OR r.day = ANY (p_days));
 	INSERT INTO oms.bi_sales_rollup
 	SELECT h.tenant_id, h.day,
@@ -628,7 +632,8 @@ BEGIN ATOMIC
 	 GROUP BY h.tenant_id, h.day, h.item_id, h.currency
 	HAVING sum(h.lines) <> 0
 	 ORDER BY h.day, h.item_id, h.currency;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._bi_rollup_days(int, date[]) IS 'Internal: recomputes a tenant''s oms.bi_sales_rollup and oms.bi_product_daily for the given days (all days when NULL) from oms.bi_sales_daily';
 
 CREATE FUNCTION oms.compact_bi_sales() RETURNS bigint
