@@ -154,6 +154,10 @@ DECLARE
 	v_ship_net		numeric;
 	v_ship_gross	numeric;
 	v_total			numeric;
+	v_net_total		numeric;
+	v_tax_total		numeric;
+	v_rate			numeric;
+	v_j				int;
 	r				record;
 BEGIN
 	-- 1. The fields that identify the order, then idempotency: a retry returns the first result.
@@ -351,7 +355,10 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Inactive items cannot be sold; remove the line or reactivate the item.';
 	END IF;
 	v_attempt := 0;
-	v_subtotal := (SELECT sum(round(v_qtys[i] * v_prices[i], v_minor)) FROM generate_subscripts(v_qtys, 1) i);
+	v_subtotal := 0;
+	FOR v_i IN 1 .. cardinality(v_qtys) LOOP
+		v_subtotal := v_subtotal + round(v_qtys[v_i] * v_prices[v_i], v_minor);
+	END LOOP;
 	v_total := v_subtotal + v_shipping;
 	v_placed_at := coalesce(oms._payload_placed_at(p -> 'placed_at'), pg_catalog.now());
 
@@ -363,27 +370,43 @@ BEGIN
 		v_tax_day := (v_placed_at AT TIME ZONE 'UTC')::date;
 		v_tax_country := coalesce((SELECT l.country FROM oms.locations l WHERE l.tenant_id = v_tenant AND l.id = v_pickup),
 								  v_country);
-		SELECT array_agg(cr.rate ORDER BY u.i) INTO v_rates
-		  FROM unnest(v_classes) WITH ORDINALITY u(tax_class, i)
-		  LEFT JOIN LATERAL (SELECT tr.rate FROM oms.tax_rates tr
-							  WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country
-								AND tr.tax_class = u.tax_class AND tr.valid_from <= v_tax_day
-							  ORDER BY tr.valid_from DESC LIMIT 1) cr ON true;
+		-- One look-up per tax class of the order (plain parameters: the plan is kept), then the
+		-- amounts line by line.
+		v_sku := NULL;
+		FOR v_i IN 1 .. cardinality(v_items) LOOP
+			v_j := array_position(v_classes, v_classes[v_i]);
+			IF v_j < v_i THEN
+				v_rates[v_i] := v_rates[v_j];
+			ELSE
+				v_rate := NULL;
+				SELECT tr.rate INTO v_rate FROM oms.tax_rates tr
+				 WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country AND tr.tax_class = v_classes[v_i]
+				   AND tr.valid_from <= v_tax_day
+				 ORDER BY tr.valid_from DESC LIMIT 1;
+				v_rates[v_i] := v_rate;
+			END IF;
+			IF v_rates[v_i] IS NULL AND (v_sku IS NULL OR v_classes[v_i] < v_sku) THEN
+				v_sku := v_classes[v_i];	-- the first class without a rate, by name
+			END IF;
+		END LOOP;
 		IF v_shipping > 0 THEN
 			SELECT tr.rate INTO v_ship_rate FROM oms.tax_rates tr
 			 WHERE tr.tenant_id = v_tenant AND tr.country = v_tax_country AND tr.tax_class = 'standard'
 			   AND tr.valid_from <= v_tax_day
 			 ORDER BY tr.valid_from DESC LIMIT 1;
+			IF v_ship_rate IS NULL AND (v_sku IS NULL OR 'standard' < v_sku) THEN
+				v_sku := 'standard';
+			END IF;
 		END IF;
-		SELECT min(x.tax_class) INTO v_sku
-		  FROM (SELECT v_classes[i] AS tax_class FROM generate_subscripts(v_rates, 1) i WHERE v_rates[i] IS NULL
-				UNION ALL SELECT 'standard' WHERE v_shipping > 0 AND v_ship_rate IS NULL) x;
 		IF v_sku IS NOT NULL THEN
 			RAISE EXCEPTION 'no tax rate for country "%" and tax class "%"', coalesce(v_tax_country, 'NULL'), v_sku
 				USING ERRCODE = 'OM011',
 				      DETAIL = format('The channel''s tax mode is %s; the order is dated %s.', v_tax_mode, to_char(v_tax_day, 'YYYY-MM-DD')),
 				      HINT = 'Add the rate to oms.tax_rates (country, tax_class, rate, valid_from), or set the channel''s tax_mode to none.';
 		END IF;
+		v_net_total := 0;
+		v_tax_total := 0;
+		v_total := 0;
 		FOR v_i IN 1 .. cardinality(v_items) LOOP
 			v_amount := round(v_qtys[v_i] * v_prices[v_i], v_minor);
 			IF v_tax_mode = 'excluded' THEN
@@ -394,6 +417,9 @@ BEGIN
 				v_gross[v_i] := v_amount;
 			END IF;
 			v_tax[v_i] := v_gross[v_i] - v_net[v_i];
+			v_net_total := v_net_total + v_net[v_i];
+			v_tax_total := v_tax_total + v_tax[v_i];
+			v_total := v_total + v_gross[v_i];
 		END LOOP;
 		v_amount := round(v_shipping, v_minor);
 		IF v_tax_mode = 'excluded' THEN
@@ -404,7 +430,9 @@ BEGIN
 			v_ship_gross := v_amount;
 		END IF;
 		-- subtotal: the lines' net (excluded) or gross (included), both the sum of qty x price
-		v_total := (SELECT sum(g) FROM unnest(v_gross) g) + v_ship_gross;
+		v_net_total := v_net_total + v_ship_net;
+		v_tax_total := v_tax_total + v_ship_gross - v_ship_net;
+		v_total := v_total + v_ship_gross;
 	END IF;
 
 	-- 4. The cart's live holds are credited at their location (locked, so that the worker does not
@@ -479,9 +507,7 @@ BEGIN
 						v_ship_to ->> 'postal_code', v_ship_to ->> 'city', v_lat, v_lon, v_pickup, v_currency,
 						v_subtotal, v_shipping, v_total, v_cart, v_attributes, v_placed_at, v_profile,
 						v_tax_mode, CASE WHEN v_tax_mode <> 'none' THEN v_tax_country END, v_ship_rate, v_ship_net,
-						v_ship_gross - v_ship_net,
-						oms._array_sum(v_net) + v_ship_net,
-						oms._array_sum(v_tax) + v_ship_gross - v_ship_net)
+						v_ship_gross - v_ship_net, v_net_total, v_tax_total)
 				ON CONFLICT ON CONSTRAINT orders_channel_external_id_key DO NOTHING
 				RETURNING o.id INTO v_order_id;
 			IF v_order_id IS NULL THEN
