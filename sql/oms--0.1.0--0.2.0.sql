@@ -8141,11 +8141,6 @@ CREATE OR REPLACE FUNCTION oms._tenant_entry_points() RETURNS text[]
 				 'create_transfer', 'receive_transfer', 'cancel_transfer',
 				 'next_events', 'ack_events'];
 COMMENT ON FUNCTION oms._tenant_entry_points() IS 'Internal: the API functions that have a tenant-explicit form (tenant int first), registered with Citus by oms.distribute()';
-CREATE OR REPLACE FUNCTION oms._array_sum(p_values numeric[]) RETURNS numeric
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	SET search_path = oms, pg_catalog
-	RETURN (SELECT pg_catalog.sum(x) FROM pg_catalog.unnest(p_values) x);
-COMMENT ON FUNCTION oms._array_sum(numeric[]) IS 'Internal: the sum of the elements of an array, NULL when it has none';
 CREATE OR REPLACE FUNCTION oms._atp_distributed(p_sku text, p_location text) RETURNS bigint
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
@@ -8844,6 +8839,7 @@ GRANT EXECUTE ON FUNCTION oms._unslot(int, int, int) TO oms_admin;
 ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
 ALTER FUNCTION oms.set_stock(text, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION oms.adjust_stock(text, text, bigint, text) SECURITY DEFINER;
+DROP FUNCTION oms._array_sum(numeric[]);	-- created by the Citus section for place_order, which no longer uses it
 -- the grants and definer rights of the API per role (99_access), as a fresh install gives them
 -- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
 -- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()

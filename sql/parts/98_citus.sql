@@ -137,14 +137,6 @@ COMMENT ON FUNCTION oms._create_tenant_forms() IS 'Internal: creates the tenant-
 SELECT oms._create_tenant_forms();
 DROP FUNCTION oms._create_tenant_forms();
 
--- The sum of an array's elements (NULL when empty): place_order's totals in its INSERT, where Citus
--- takes a function call but no subquery.
-CREATE FUNCTION oms._array_sum(p_values numeric[]) RETURNS numeric
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	SET search_path = oms, pg_catalog
-	RETURN (SELECT pg_catalog.sum(x) FROM pg_catalog.unnest(p_values) x);
-COMMENT ON FUNCTION oms._array_sum(numeric[]) IS 'Internal: the sum of the elements of an array, NULL when it has none';
-
 -- oms.atp() reads its four tables through their indexes (src/atp.c); on Citus those tables are
 -- empty shells and the rows are in shards, so it asks this function instead: the same answer
 -- from SQL, run as the caller under the policies (the tenant rule), free units of hot SKUs' stock
@@ -489,7 +481,7 @@ REVOKE ALL ON FUNCTION oms.distribute(int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_entry_points(),
 	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
-	oms._node_sequences(), oms._array_sum(numeric[]) FROM PUBLIC;
+	oms._node_sequences() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
 	TO oms_operator, oms_store, oms_app;
 REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
