@@ -5278,11 +5278,6 @@ CREATE OR REPLACE FUNCTION oms._bi_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH l AS MATERIALIZED (
@@ -5316,27 +5311,8 @@ BEGIN
 			   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
-				   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
-				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
-				   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
-				   pg_catalog.sum(n.qty_returned * n.unit_price)
-			  FROM new_lines n
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
-			 WHERE n.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t), NULL);
 	RETURN NULL;
 END
 $$;
@@ -5348,9 +5324,6 @@ AS $$
 DECLARE
 	v_shipments	bigint[];
 	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH changed AS MATERIALIZED (
@@ -5421,37 +5394,9 @@ BEGIN
 		END LOOP;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
-				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
-				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
-			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
-						   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
-						   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
-						   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
-					  FROM new_lines n
-					UNION ALL
-					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
-						   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
-						   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
-					  FROM old_lines d) c
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
-			 WHERE c.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
-				OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
-				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t),
+								 ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -5460,11 +5405,6 @@ CREATE OR REPLACE FUNCTION oms._bi_lines_deleted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH l AS MATERIALIZED (
@@ -5497,26 +5437,8 @@ BEGIN
 		 WHERE b.tenant_id = g.tenant_id AND b.order_id = g.order_id;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
-				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
-				   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
-				   -pg_catalog.sum(d.qty_returned * d.unit_price)
-			  FROM old_lines d
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
-			 WHERE d.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, NULL, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -5705,7 +5627,7 @@ CREATE OR REPLACE FUNCTION oms.rebuild_bi_sales() RETURNS bigint
 	SET search_path = oms, pg_catalog
 	RETURN oms._bi_rebuild(oms.current_tenant_id());
 COMMENT ON FUNCTION oms.rebuild_bi_sales() IS 'Recomputes the current tenant''s BI summaries from its orders, lines, history (backorders at placement), shipments and returns; returns the number of rows of the daily sales summary written';
-CREATE OR REPLACE FUNCTION oms._bi_product_sales(p_from date, p_to date)
+CREATE OR REPLACE FUNCTION oms._bi_product_sales(p_from date, p_to date, p_tenant int)
 	RETURNS TABLE (key text, label text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
@@ -5713,7 +5635,7 @@ CREATE OR REPLACE FUNCTION oms._bi_product_sales(p_from date, p_to date)
 	SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-	v_tenant	int := oms.current_tenant_id();
+	v_tenant	int := p_tenant;
 	v_rc		char(3) := oms.reporting_currency();
 BEGIN
 	RETURN QUERY
@@ -5738,7 +5660,7 @@ BEGIN
 	  JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = g.item_id;
 END
 $$;
-COMMENT ON FUNCTION oms._bi_product_sales(date, date) IS 'Internal: sales per SKU of the current tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
+COMMENT ON FUNCTION oms._bi_product_sales(date, date, int) IS 'Internal: sales per SKU of a tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
 CREATE OR REPLACE FUNCTION oms._demand_history_written() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
@@ -8825,6 +8747,287 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms.set_stock(text, text, bigint, text) IS 'Sets on hand of a SKU at a location (a stock count) and records the movement; returns the new on hand';
+CREATE OR REPLACE FUNCTION oms._bi_lines_on_shard(p_op text, p_new oms.order_lines[], p_old oms.order_lines[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_plus		oms.order_lines[];
+	v_minus		oms.order_lines[];
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_back		oms.order_history[];
+	v_deltas	oms.bi_sales_deltas[];
+	v_sales		oms.bi_order_sales[];
+	v_o			bigint[];
+	v_l			int[];
+	v_shipments	bigint[];
+BEGIN
+	FOR v_tenant IN
+		SELECT DISTINCT x.tenant_id
+		  FROM (SELECT n.tenant_id FROM pg_catalog.unnest(p_new) n UNION ALL SELECT d.tenant_id FROM pg_catalog.unnest(p_old) d) x
+	LOOP
+		-- The lines whose quantities, price, item or location changed, as a new (+) and an old
+		-- (-) side.
+		SELECT pg_catalog.array_agg(n)
+		  INTO v_plus
+		  FROM pg_catalog.unnest(p_new) n
+		  LEFT JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+		 WHERE n.tenant_id = v_tenant
+		   AND (d.order_id IS NULL
+				OR (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
+				   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price));
+		SELECT pg_catalog.array_agg(d)
+		  INTO v_minus
+		  FROM pg_catalog.unnest(p_old) d
+		  LEFT JOIN pg_catalog.unnest(p_new) n ON n.tenant_id = d.tenant_id AND n.order_id = d.order_id AND n.line_no = d.line_no
+		 WHERE d.tenant_id = v_tenant
+		   AND (n.order_id IS NULL
+				OR (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
+				   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price));
+		v_ids := ARRAY(SELECT x.order_id FROM pg_catalog.unnest(v_plus) x UNION SELECT x.order_id FROM pg_catalog.unnest(v_minus) x);
+		IF pg_catalog.cardinality(v_ids) > 0 THEN
+			SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+			SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
+			 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
+			   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			-- backordered: a new line counts its state; an updated line its placement (history)
+			-- when it moved, on both sides; a deleted line its placement
+			WITH c AS (
+				SELECT 1 AS sign, x.*,
+					   CASE WHEN p_op = 'INSERT' THEN x.state = 'backordered'
+							ELSE EXISTS (SELECT FROM pg_catalog.unnest(p_old) d
+										  WHERE d.tenant_id = x.tenant_id AND d.order_id = x.order_id AND d.line_no = x.line_no
+											AND d.location_id IS DISTINCT FROM x.location_id)
+								 AND EXISTS (SELECT FROM pg_catalog.unnest(v_back) b
+											  WHERE b.order_id = x.order_id AND b.line_no = x.line_no) END AS backordered
+				  FROM pg_catalog.unnest(v_plus) x
+				UNION ALL
+				SELECT -1, x.*,
+					   (p_op = 'DELETE'
+						OR EXISTS (SELECT FROM pg_catalog.unnest(p_new) n
+									WHERE n.tenant_id = x.tenant_id AND n.order_id = x.order_id AND n.line_no = x.line_no
+									  AND n.location_id IS DISTINCT FROM x.location_id))
+					   AND EXISTS (SELECT FROM pg_catalog.unnest(v_back) b WHERE b.order_id = x.order_id AND b.line_no = x.line_no)
+				  FROM pg_catalog.unnest(v_minus) x
+			), k AS (
+				SELECT c.sign, c.order_id, c.line_no, c.item_id, c.location_id, c.backordered, c.qty::bigint AS qty,
+					   c.qty_cancelled::bigint AS qty_cancelled, c.qty_shipped::bigint AS qty_shipped,
+					   c.qty_returned::bigint AS qty_returned, c.unit_price,
+					   (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency, o.ship_country, o.attributes, o.customer_ref
+				  FROM c
+				  JOIN pg_catalog.unnest(v_orders) o ON o.id = c.order_id
+			)
+			SELECT (SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) FROM (
+						SELECT v_tenant, k.day, k.channel_id, k.location_id, k.item_id, k.currency,
+							   k.ship_country, k.attributes ->> 'seller', k.attributes ->> 'source_page',
+							   pg_catalog.sum(k.sign * (k.line_no = 1)::int), pg_catalog.sum(k.sign), pg_catalog.sum(k.sign * k.backordered::int),
+							   pg_catalog.sum(k.sign * k.qty), pg_catalog.sum(k.sign * k.qty_cancelled), pg_catalog.sum(k.sign * k.qty_shipped),
+							   pg_catalog.sum(k.sign * k.qty_returned), pg_catalog.sum(k.sign * k.qty * k.unit_price),
+							   pg_catalog.sum(k.sign * k.qty_cancelled * k.unit_price), pg_catalog.sum(k.sign * k.qty_returned * k.unit_price)
+						  FROM k
+						 GROUP BY 2, 3, 4, 5, 6, 7, 8, 9
+						HAVING pg_catalog.sum(k.sign * (k.line_no = 1)::int) <> 0 OR pg_catalog.sum(k.sign) <> 0
+							OR pg_catalog.sum(k.sign * k.backordered::int) <> 0 OR pg_catalog.sum(k.sign * k.qty) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_cancelled) <> 0 OR pg_catalog.sum(k.sign * k.qty_shipped) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_returned) <> 0 OR pg_catalog.sum(k.sign * k.qty * k.unit_price) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_cancelled * k.unit_price) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_returned * k.unit_price) <> 0) r),
+				   (SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_order_sales) FROM (
+						SELECT v_tenant, k.order_id, k.day, k.channel_id, k.customer_ref, k.currency,
+							   pg_catalog.sum(k.sign)::int, pg_catalog.sum(k.sign * (k.qty - k.qty_cancelled))::int,
+							   pg_catalog.sum(k.sign * (k.qty - k.qty_cancelled) * k.unit_price),
+							   pg_catalog.sum(k.sign * k.qty_returned)::int,
+							   pg_catalog.sum(k.sign * (k.qty_cancelled > 0 OR k.qty_shipped < k.qty)::int)::int, 0, 0
+						  FROM k
+						 GROUP BY 2, 3, 4, 5, 6) r)
+			  INTO v_deltas, v_sales;
+			INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
+			INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
+			ON CONFLICT (tenant_id, order_id) DO UPDATE
+			   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+				   units_returned = b.units_returned + EXCLUDED.units_returned,
+				   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+		END IF;
+		IF p_op = 'UPDATE' THEN
+			SELECT pg_catalog.array_agg(n.order_id), pg_catalog.array_agg(n.line_no) INTO v_o, v_l
+			  FROM pg_catalog.unnest(p_new) n
+			  JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+			 WHERE n.tenant_id = v_tenant AND n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0;
+			IF v_o IS NOT NULL THEN
+				SELECT pg_catalog.array_agg(DISTINCT x.shipment_id) INTO v_shipments
+				  FROM oms.shipment_lines x
+				 WHERE x.tenant_id = v_tenant AND x.order_id = ANY (v_o)
+				   AND (x.order_id, x.line_no) IN (SELECT * FROM pg_catalog.unnest(v_o, v_l));
+				IF v_shipments IS NOT NULL THEN
+					PERFORM oms._bi_refresh_shipments(v_tenant, v_shipments);
+				END IF;
+			END IF;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) IS 'Internal: the BI line triggers'' work on a shard of a Citus cluster, from their transition rows passed as arrays (TG_OP, new rows, old rows)';
+CREATE OR REPLACE FUNCTION oms.bi_tenant_schema(tenant int, grantee regrole DEFAULT NULL) RETURNS name
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_schema	name;
+	v_todo		oid[];
+	v_left		oid[];
+	v_oid		oid;
+	v_name		name;
+	v_sql		text;
+	v_error		text;
+	v_col		record;
+BEGIN
+	IF tenant IS NULL OR NOT EXISTS (SELECT FROM oms.tenants t WHERE t.id = tenant) THEN
+		RAISE EXCEPTION 'unknown tenant id %', coalesce(tenant::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'oms.tenant_id(code) gives a tenant''s id.';
+	END IF;
+	v_schema := 'oms_bi_' || tenant;
+	-- every name qualified in the definitions read below (until the function returns)
+	PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+	EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', v_schema);
+	EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+	EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', v_schema,
+							  'oms reporting of tenant ' || tenant || ' alone: a copy of oms_bi made by oms.bi_tenant_schema(' || tenant || ')');
+	EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
+	-- the views and functions of oms_bi; one that reads another not yet copied waits for a later round
+	v_todo := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'oms_bi'::regnamespace AND c.relkind = 'v'
+					UNION ALL
+					SELECT f.oid FROM pg_catalog.pg_proc f WHERE f.pronamespace = 'oms_bi'::regnamespace
+					ORDER BY 1);
+	WHILE pg_catalog.cardinality(v_todo) > 0 LOOP
+		v_left := '{}';
+		FOREACH v_oid IN ARRAY v_todo LOOP
+			SELECT c.relname INTO v_name FROM pg_catalog.pg_class c WHERE c.oid = v_oid AND c.relkind = 'v';
+			IF FOUND THEN
+				v_sql := pg_catalog.format('CREATE VIEW %I.%I AS %s', v_schema, v_name, pg_catalog.pg_get_viewdef(v_oid));
+			ELSE
+				v_name := NULL;
+				v_sql := pg_catalog.pg_get_functiondef(v_oid);
+			END IF;
+			v_sql := pg_catalog.replace(v_sql, '( SELECT oms.bi_tenant_id() AS bi_tenant_id)', tenant::text);
+			v_sql := pg_catalog.replace(v_sql, 'oms.bi_tenant_id()', tenant::text);
+			-- every row read is the tenant's: a join or correlation on tenant_id names it too, so that
+			-- Citus sends each query to the tenant's node alone
+			v_sql := pg_catalog.regexp_replace(v_sql, '\((\w+)\.tenant_id = \w+\.tenant_id\)', '(\1.tenant_id = ' || tenant || ')', 'g');
+			v_sql := pg_catalog.regexp_replace(v_sql, '\moms_bi\.', v_schema || '.', 'g');
+			v_sql := pg_catalog.replace(v_sql, '''oms_bi''', pg_catalog.quote_literal(v_schema));
+			BEGIN
+				EXECUTE v_sql;
+			EXCEPTION WHEN undefined_table OR undefined_function THEN
+				GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+				v_left := v_left || v_oid;
+				CONTINUE;
+			END;
+			IF v_name IS NOT NULL THEN
+				EXECUTE pg_catalog.format('COMMENT ON VIEW %I.%I IS %L', v_schema, v_name, pg_catalog.obj_description(v_oid, 'pg_class'));
+				FOR v_col IN SELECT a.attname, d.description
+							   FROM pg_catalog.pg_attribute a
+							   JOIN pg_catalog.pg_description d ON d.objoid = v_oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+															   AND d.objsubid = a.attnum
+							  WHERE a.attrelid = v_oid AND a.attnum > 0 LOOP
+					EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', v_schema, v_name, v_col.attname, v_col.description);
+				END LOOP;
+			END IF;
+		END LOOP;
+		IF pg_catalog.cardinality(v_left) = pg_catalog.cardinality(v_todo) THEN
+			RAISE EXCEPTION 'cannot copy % objects of oms_bi for tenant %: %', pg_catalog.cardinality(v_left), tenant, v_error
+				USING ERRCODE = 'XX000', HINT = 'Report it: every object of oms_bi must be copyable.';
+		END IF;
+		v_todo := v_left;
+	END LOOP;
+	EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
+	EXECUTE pg_catalog.format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', v_schema);
+	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO oms_admin', v_schema);
+	EXECUTE pg_catalog.format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO oms_admin', v_schema);
+	EXECUTE pg_catalog.format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO oms_admin', v_schema);
+	IF grantee IS NOT NULL THEN
+		EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', v_schema, grantee);
+		EXECUTE pg_catalog.format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %s', v_schema, grantee);
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO %s', v_schema, grantee);
+		-- what the views call as the user who reads them
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION oms.reporting_currency(), oms.bi_today(), oms.bi_unmasked(),
+			oms.bi_mask_name(text), oms.bi_mask_email(text), oms._clip(text) TO %s', grantee);
+	END IF;
+	RETURN v_schema;
+END
+$$;
+COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
+CREATE OR REPLACE FUNCTION oms_bi.product_sales(from_day date, to_day date)
+	RETURNS TABLE (sku text, item_name text, lines bigint, units bigint, revenue numeric, returns bigint, last_order date)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = oms_bi, pg_catalog
+BEGIN ATOMIC
+	SELECT * FROM oms._bi_product_sales(from_day, to_day, oms.bi_tenant_id());
+END;
+COMMENT ON FUNCTION oms_bi.product_sales(date, date) IS 'Sales per SKU over the UTC days from_day..to_day: order lines, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order (the base of top(''product'', ...))';
+CREATE OR REPLACE FUNCTION oms._new_purchase_order(p_tenant int, p_supplier int, p_location int, p_state text, p_origin text,
+										p_items int[], p_qtys bigint[], p_costs numeric[], p_dates date[])
+	RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_po		bigint;
+	v_expected	date := (SELECT max(d) FROM unnest(p_dates) d);	-- (not in the VALUES: Citus refuses subqueries there)
+BEGIN
+	INSERT INTO oms.purchase_orders AS po (tenant_id, supplier_id, location_id, state, expected_date, origin, created_by, sent_at)
+		VALUES (p_tenant, p_supplier, p_location, p_state, v_expected, p_origin, oms._actor(),
+				CASE WHEN p_state = 'sent' THEN pg_catalog.now() END)
+		RETURNING po.id INTO v_po;
+	WITH l AS (
+		SELECT i AS line_no, p_items[i] AS item_id, p_qtys[i] AS qty, p_costs[i] AS unit_cost, p_dates[i] AS expected_date
+		  FROM generate_subscripts(p_items, 1) i
+	), s AS (
+		INSERT INTO oms.supply (tenant_id, item_id, location_id, qty, expected_date, kind, reference)
+		SELECT p_tenant, l.item_id, p_location, l.qty, l.expected_date, 'purchase_order', 'PO-' || v_po || ':' || l.line_no
+		  FROM l ORDER BY l.line_no
+		RETURNING id, item_id
+	)
+	INSERT INTO oms.purchase_order_lines (tenant_id, po_id, line_no, item_id, qty, unit_cost, expected_date, supply_id)
+	SELECT p_tenant, v_po, l.line_no, l.item_id, l.qty,
+		   coalesce(l.unit_cost, (SELECT it.unit_cost FROM oms.items it WHERE it.tenant_id = p_tenant AND it.id = l.item_id)),
+		   l.expected_date, s.id
+	  FROM l JOIN s ON s.item_id = l.item_id;
+	RETURN v_po;
+END
+$$;
+COMMENT ON FUNCTION oms._new_purchase_order(int, int, int, text, text, int[], bigint[], numeric[], date[]) IS 'Internal: inserts a purchase order, its lines and one supply row per line';
+CREATE OR REPLACE FUNCTION oms.receive_purchase_order(po_id bigint, lines jsonb DEFAULT NULL)
+	RETURNS TABLE (sku text, received bigint, still_open bigint, on_hand bigint, backorders_allocated int,
+				   units_allocated bigint)
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+DECLARE
+	v_tenant	int := oms.current_tenant_id();
+	v			oms.purchase_orders := oms._lock_purchase_order(v_tenant, po_id);
+	v_open		boolean;
+	v_now		timestamptz := pg_catalog.now();
+BEGIN
+	IF v.state IN ('received', 'cancelled') THEN
+		RAISE EXCEPTION 'purchase order % is closed: it is %', v.id, v.state
+			USING ERRCODE = '55000', HINT = 'Receipts are booked on open purchase orders (draft, sent, partially_received).';
+	END IF;
+	RETURN QUERY SELECT * FROM oms._receive_lines(v_tenant, 'purchase order', v.id, v.location_id, lines);
+	-- (the open lines read first, and now() as a value: Citus refuses subqueries and volatile
+	-- functions in an UPDATE's SET)
+	v_open := EXISTS (SELECT FROM oms.purchase_order_lines l
+					   WHERE l.tenant_id = v_tenant AND l.po_id = v.id AND l.qty_received + l.qty_cancelled < l.qty);
+	UPDATE oms.purchase_orders po
+	   SET state = CASE WHEN v_open THEN 'partially_received' ELSE 'received' END,
+		   sent_at = coalesce(po.sent_at, v_now),
+		   closed_at = CASE WHEN v_open THEN po.closed_at ELSE v_now END
+	 WHERE po.tenant_id = v_tenant AND po.id = v.id;
+END
+$$;
+COMMENT ON FUNCTION oms.receive_purchase_order(bigint, jsonb) IS 'Books a (partial) receipt of a purchase order ([{"sku", "qty"}]; NULL: everything open): on_hand grows (movement receipt), supply shrinks, waiting backorders of those SKUs are allocated first come first served; OM020 beyond what is open, 55000 on a closed order';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
@@ -8840,6 +9043,13 @@ ALTER FUNCTION oms.set_hot(text, boolean, int) SECURITY DEFINER;
 ALTER FUNCTION oms.set_stock(text, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION oms.adjust_stock(text, text, bigint, text) SECURITY DEFINER;
 DROP FUNCTION oms._array_sum(numeric[]);	-- created by the Citus section for place_order, which no longer uses it
+-- BI: the product sums take the tenant (oms_bi.product_sales passes it; oms.bi_tenant_schema's copies too)
+DROP FUNCTION oms._bi_product_sales(date, date);
+REVOKE ALL ON FUNCTION oms._bi_product_sales(date, date, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION oms.bi_tenant_schema(int, regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms.bi_tenant_schema(int, regrole) TO oms_admin;
+GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date, int), oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) TO oms_admin;
 -- the grants and definer rights of the API per role (99_access), as a fresh install gives them
 -- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
 -- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()

@@ -283,10 +283,11 @@ CREATE FUNCTION oms._new_purchase_order(p_tenant int, p_supplier int, p_location
 	SET search_path = oms, pg_catalog
 AS $$
 DECLARE
-	v_po bigint;
+	v_po		bigint;
+	v_expected	date := (SELECT max(d) FROM unnest(p_dates) d);	-- (not in the VALUES: Citus refuses subqueries there)
 BEGIN
 	INSERT INTO oms.purchase_orders AS po (tenant_id, supplier_id, location_id, state, expected_date, origin, created_by, sent_at)
-		VALUES (p_tenant, p_supplier, p_location, p_state, (SELECT max(d) FROM unnest(p_dates) d), p_origin, oms._actor(),
+		VALUES (p_tenant, p_supplier, p_location, p_state, v_expected, p_origin, oms._actor(),
 				CASE WHEN p_state = 'sent' THEN pg_catalog.now() END)
 		RETURNING po.id INTO v_po;
 	WITH l AS (
@@ -514,21 +515,23 @@ AS $$
 DECLARE
 	v_tenant	int := oms.current_tenant_id();
 	v			oms.purchase_orders := oms._lock_purchase_order(v_tenant, po_id);
+	v_open		boolean;
+	v_now		timestamptz := pg_catalog.now();
 BEGIN
 	IF v.state IN ('received', 'cancelled') THEN
 		RAISE EXCEPTION 'purchase order % is closed: it is %', v.id, v.state
 			USING ERRCODE = '55000', HINT = 'Receipts are booked on open purchase orders (draft, sent, partially_received).';
 	END IF;
 	RETURN QUERY SELECT * FROM oms._receive_lines(v_tenant, 'purchase order', v.id, v.location_id, lines);
+	-- (the open lines read first, and now() as a value: Citus refuses subqueries and volatile
+	-- functions in an UPDATE's SET)
+	v_open := EXISTS (SELECT FROM oms.purchase_order_lines l
+					   WHERE l.tenant_id = v_tenant AND l.po_id = v.id AND l.qty_received + l.qty_cancelled < l.qty);
 	UPDATE oms.purchase_orders po
-	   SET state = CASE WHEN NOT EXISTS (SELECT FROM oms.purchase_order_lines l
-										  WHERE l.tenant_id = v_tenant AND l.po_id = v.id
-											AND l.qty_received + l.qty_cancelled < l.qty)
-						THEN 'received' ELSE 'partially_received' END,
-		   sent_at = coalesce(po.sent_at, pg_catalog.now())
+	   SET state = CASE WHEN v_open THEN 'partially_received' ELSE 'received' END,
+		   sent_at = coalesce(po.sent_at, v_now),
+		   closed_at = CASE WHEN v_open THEN po.closed_at ELSE v_now END
 	 WHERE po.tenant_id = v_tenant AND po.id = v.id;
-	UPDATE oms.purchase_orders po SET closed_at = pg_catalog.now()
-	 WHERE po.tenant_id = v_tenant AND po.id = v.id AND po.state = 'received';
 END
 $$;
 COMMENT ON FUNCTION oms.receive_purchase_order(bigint, jsonb) IS 'Books a (partial) receipt of a purchase order ([{"sku", "qty"}]; NULL: everything open): on_hand grows (movement receipt), supply shrinks, waiting backorders of those SKUs are allocated first come first served; OM020 beyond what is open, 55000 on a closed order';

@@ -185,17 +185,142 @@ CREATE TABLE oms.bi_product_daily (
 COMMENT ON TABLE oms.bi_product_daily IS 'BI sales per tenant, UTC day, SKU and currency, recomputed from oms.bi_sales_daily for the days each compaction touches (the product rows of oms_bi.sales_by_dimension)';
 COMMENT ON COLUMN oms.bi_product_daily.revenue IS 'Units not cancelled at their price, in the currency';
 
+-- A shard of a Citus cluster (README "Scale-out on Citus"): the triggers below fire on a shard of
+-- order_lines, and Citus cannot join their transition tables with a distributed table. There they
+-- pass their rows here as arrays: the lines' orders and backorder history are read first, per
+-- tenant (each a query of one tenant, run on this node), and the deltas and the orders' rows of
+-- oms.bi_order_sales are computed from the arrays, with the same rules as the triggers' own
+-- queries for one node; a shipped line whose promised date changed re-evaluates its shipments.
+-- p_op is the trigger's TG_OP; p_new and p_old its new and old rows (NULL where it has none).
+CREATE FUNCTION oms._bi_lines_on_shard(p_op text, p_new oms.order_lines[], p_old oms.order_lines[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_plus		oms.order_lines[];
+	v_minus		oms.order_lines[];
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_back		oms.order_history[];
+	v_deltas	oms.bi_sales_deltas[];
+	v_sales		oms.bi_order_sales[];
+	v_o			bigint[];
+	v_l			int[];
+	v_shipments	bigint[];
+BEGIN
+	FOR v_tenant IN
+		SELECT DISTINCT x.tenant_id
+		  FROM (SELECT n.tenant_id FROM pg_catalog.unnest(p_new) n UNION ALL SELECT d.tenant_id FROM pg_catalog.unnest(p_old) d) x
+	LOOP
+		-- The lines whose quantities, price, item or location changed, as a new (+) and an old
+		-- (-) side.
+		SELECT pg_catalog.array_agg(n)
+		  INTO v_plus
+		  FROM pg_catalog.unnest(p_new) n
+		  LEFT JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+		 WHERE n.tenant_id = v_tenant
+		   AND (d.order_id IS NULL
+				OR (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
+				   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price));
+		SELECT pg_catalog.array_agg(d)
+		  INTO v_minus
+		  FROM pg_catalog.unnest(p_old) d
+		  LEFT JOIN pg_catalog.unnest(p_new) n ON n.tenant_id = d.tenant_id AND n.order_id = d.order_id AND n.line_no = d.line_no
+		 WHERE d.tenant_id = v_tenant
+		   AND (n.order_id IS NULL
+				OR (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_shipped, n.qty_returned, n.unit_price)
+				   IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_shipped, d.qty_returned, d.unit_price));
+		v_ids := ARRAY(SELECT x.order_id FROM pg_catalog.unnest(v_plus) x UNION SELECT x.order_id FROM pg_catalog.unnest(v_minus) x);
+		IF pg_catalog.cardinality(v_ids) > 0 THEN
+			SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+			SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
+			 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
+			   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			-- backordered: a new line counts its state; an updated line its placement (history)
+			-- when it moved, on both sides; a deleted line its placement
+			WITH c AS (
+				SELECT 1 AS sign, x.*,
+					   CASE WHEN p_op = 'INSERT' THEN x.state = 'backordered'
+							ELSE EXISTS (SELECT FROM pg_catalog.unnest(p_old) d
+										  WHERE d.tenant_id = x.tenant_id AND d.order_id = x.order_id AND d.line_no = x.line_no
+											AND d.location_id IS DISTINCT FROM x.location_id)
+								 AND EXISTS (SELECT FROM pg_catalog.unnest(v_back) b
+											  WHERE b.order_id = x.order_id AND b.line_no = x.line_no) END AS backordered
+				  FROM pg_catalog.unnest(v_plus) x
+				UNION ALL
+				SELECT -1, x.*,
+					   (p_op = 'DELETE'
+						OR EXISTS (SELECT FROM pg_catalog.unnest(p_new) n
+									WHERE n.tenant_id = x.tenant_id AND n.order_id = x.order_id AND n.line_no = x.line_no
+									  AND n.location_id IS DISTINCT FROM x.location_id))
+					   AND EXISTS (SELECT FROM pg_catalog.unnest(v_back) b WHERE b.order_id = x.order_id AND b.line_no = x.line_no)
+				  FROM pg_catalog.unnest(v_minus) x
+			), k AS (
+				SELECT c.sign, c.order_id, c.line_no, c.item_id, c.location_id, c.backordered, c.qty::bigint AS qty,
+					   c.qty_cancelled::bigint AS qty_cancelled, c.qty_shipped::bigint AS qty_shipped,
+					   c.qty_returned::bigint AS qty_returned, c.unit_price,
+					   (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.channel_id, o.currency, o.ship_country, o.attributes, o.customer_ref
+				  FROM c
+				  JOIN pg_catalog.unnest(v_orders) o ON o.id = c.order_id
+			)
+			SELECT (SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) FROM (
+						SELECT v_tenant, k.day, k.channel_id, k.location_id, k.item_id, k.currency,
+							   k.ship_country, k.attributes ->> 'seller', k.attributes ->> 'source_page',
+							   pg_catalog.sum(k.sign * (k.line_no = 1)::int), pg_catalog.sum(k.sign), pg_catalog.sum(k.sign * k.backordered::int),
+							   pg_catalog.sum(k.sign * k.qty), pg_catalog.sum(k.sign * k.qty_cancelled), pg_catalog.sum(k.sign * k.qty_shipped),
+							   pg_catalog.sum(k.sign * k.qty_returned), pg_catalog.sum(k.sign * k.qty * k.unit_price),
+							   pg_catalog.sum(k.sign * k.qty_cancelled * k.unit_price), pg_catalog.sum(k.sign * k.qty_returned * k.unit_price)
+						  FROM k
+						 GROUP BY 2, 3, 4, 5, 6, 7, 8, 9
+						HAVING pg_catalog.sum(k.sign * (k.line_no = 1)::int) <> 0 OR pg_catalog.sum(k.sign) <> 0
+							OR pg_catalog.sum(k.sign * k.backordered::int) <> 0 OR pg_catalog.sum(k.sign * k.qty) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_cancelled) <> 0 OR pg_catalog.sum(k.sign * k.qty_shipped) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_returned) <> 0 OR pg_catalog.sum(k.sign * k.qty * k.unit_price) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_cancelled * k.unit_price) <> 0
+							OR pg_catalog.sum(k.sign * k.qty_returned * k.unit_price) <> 0) r),
+				   (SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_order_sales) FROM (
+						SELECT v_tenant, k.order_id, k.day, k.channel_id, k.customer_ref, k.currency,
+							   pg_catalog.sum(k.sign)::int, pg_catalog.sum(k.sign * (k.qty - k.qty_cancelled))::int,
+							   pg_catalog.sum(k.sign * (k.qty - k.qty_cancelled) * k.unit_price),
+							   pg_catalog.sum(k.sign * k.qty_returned)::int,
+							   pg_catalog.sum(k.sign * (k.qty_cancelled > 0 OR k.qty_shipped < k.qty)::int)::int, 0, 0
+						  FROM k
+						 GROUP BY 2, 3, 4, 5, 6) r)
+			  INTO v_deltas, v_sales;
+			INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
+			INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
+			ON CONFLICT (tenant_id, order_id) DO UPDATE
+			   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+				   units_returned = b.units_returned + EXCLUDED.units_returned,
+				   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+		END IF;
+		IF p_op = 'UPDATE' THEN
+			SELECT pg_catalog.array_agg(n.order_id), pg_catalog.array_agg(n.line_no) INTO v_o, v_l
+			  FROM pg_catalog.unnest(p_new) n
+			  JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id AND d.line_no = n.line_no
+			 WHERE n.tenant_id = v_tenant AND n.promised_date IS DISTINCT FROM d.promised_date AND n.qty_shipped > 0;
+			IF v_o IS NOT NULL THEN
+				SELECT pg_catalog.array_agg(DISTINCT x.shipment_id) INTO v_shipments
+				  FROM oms.shipment_lines x
+				 WHERE x.tenant_id = v_tenant AND x.order_id = ANY (v_o)
+				   AND (x.order_id, x.line_no) IN (SELECT * FROM pg_catalog.unnest(v_o, v_l));
+				IF v_shipments IS NOT NULL THEN
+					PERFORM oms._bi_refresh_shipments(v_tenant, v_shipments);
+				END IF;
+			END IF;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) IS 'Internal: the BI line triggers'' work on a shard of a Citus cluster, from their transition rows passed as arrays (TG_OP, new rows, old rows)';
+
 -- The triggers spell out the day expression (a function with a pinned search_path is not inlined).
 -- Each writes the sales deltas (per summary key) and the order's row of oms.bi_order_sales.
 CREATE FUNCTION oms._bi_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH l AS MATERIALIZED (
@@ -229,27 +354,8 @@ BEGIN
 			   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT n.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, n.location_id, n.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   pg_catalog.count(*) FILTER (WHERE n.line_no = 1), pg_catalog.count(*),
-				   pg_catalog.count(*) FILTER (WHERE n.state = 'backordered'),
-				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_shipped), pg_catalog.sum(n.qty_returned),
-				   pg_catalog.sum(n.qty * n.unit_price), pg_catalog.sum(n.qty_cancelled * n.unit_price),
-				   pg_catalog.sum(n.qty_returned * n.unit_price)
-			  FROM new_lines n
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
-			 WHERE n.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t), NULL);
 	RETURN NULL;
 END
 $$;
@@ -266,9 +372,6 @@ AS $$
 DECLARE
 	v_shipments	bigint[];
 	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH changed AS MATERIALIZED (
@@ -339,37 +442,9 @@ BEGIN
 		END LOOP;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT c.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, c.location_id, c.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   pg_catalog.sum(c.orders), pg_catalog.sum(c.lines), 0,
-				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_shipped), pg_catalog.sum(c.qty_returned),
-				   pg_catalog.sum(c.gross), pg_catalog.sum(c.cancelled_value), pg_catalog.sum(c.returned_value)
-			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, (n.line_no = 1)::int::bigint AS orders, 1::bigint AS lines,
-						   n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled, n.qty_shipped::bigint AS qty_shipped,
-						   n.qty_returned::bigint AS qty_returned, n.qty * n.unit_price AS gross,
-						   n.qty_cancelled * n.unit_price AS cancelled_value, n.qty_returned * n.unit_price AS returned_value
-					  FROM new_lines n
-					UNION ALL
-					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -(d.line_no = 1)::int::bigint, -1,
-						   -d.qty, -d.qty_cancelled, -d.qty_shipped, -d.qty_returned, -(d.qty * d.unit_price),
-						   -(d.qty_cancelled * d.unit_price), -(d.qty_returned * d.unit_price)
-					  FROM old_lines d) c
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
-			 WHERE c.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-			HAVING pg_catalog.sum(c.orders) <> 0 OR pg_catalog.sum(c.lines) <> 0 OR pg_catalog.sum(c.qty) <> 0
-				OR pg_catalog.sum(c.qty_cancelled) <> 0 OR pg_catalog.sum(c.qty_shipped) <> 0
-				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.gross) <> 0) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t),
+								 ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -379,11 +454,6 @@ CREATE FUNCTION oms._bi_lines_deleted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.bi_sales_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		WITH l AS MATERIALIZED (
@@ -416,26 +486,8 @@ BEGIN
 		 WHERE b.tenant_id = g.tenant_id AND b.order_id = g.order_id;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.bi_sales_deltas) INTO v_rows FROM (
-			SELECT d.tenant_id, (o.placed_at AT TIME ZONE 'UTC')::date, o.channel_id, d.location_id, d.item_id, o.currency,
-				   o.ship_country, o.attributes ->> 'seller', o.attributes ->> 'source_page',
-				   -pg_catalog.count(*) FILTER (WHERE d.line_no = 1), -pg_catalog.count(*), 0,
-				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_shipped), -pg_catalog.sum(d.qty_returned),
-				   -pg_catalog.sum(d.qty * d.unit_price), -pg_catalog.sum(d.qty_cancelled * d.unit_price),
-				   -pg_catalog.sum(d.qty_returned * d.unit_price)
-			  FROM old_lines d
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
-			 WHERE d.tenant_id = v_tenant
-			 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) r;
-		INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._bi_lines_on_shard(TG_OP, NULL, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -753,6 +805,7 @@ REVOKE ALL ON oms.exchange_rates, oms.bi_sales_daily, oms.bi_sales_deltas, oms.b
 REVOKE ALL ON FUNCTION oms.reporting_currency(), oms.bi_today(), oms.bi_rate(date, char), oms._bi_lines_inserted(),
 	oms._bi_lines_updated(), oms._bi_lines_deleted(), oms.compact_bi_sales(), oms.rebuild_bi_sales(), oms._bi_rollup_days(int, date[]),
 	oms._bi_order_changed(), oms._bi_refresh_shipments(int, bigint[]), oms._bi_shipment_changed(), oms._bi_return_added(),
+	oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]),
 	oms._bi_rebuild(int) FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('oms.exchange_rates', '');
 SELECT pg_catalog.pg_extension_config_dump('oms.bi_sales_daily', '');

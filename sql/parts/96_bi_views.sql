@@ -628,7 +628,7 @@ GRANT EXECUTE ON FUNCTION oms_bi.reporting_currency() TO oms_reader, oms_admin;
 -- access to schema oms), for the caller's tenant only. Products have a row per SKU and day: this
 -- reads oms.bi_product_daily and the deltas not yet compacted once, summed per item, and looks
 -- the SKU and name up for the sums only.
-CREATE FUNCTION oms._bi_product_sales(p_from date, p_to date)
+CREATE FUNCTION oms._bi_product_sales(p_from date, p_to date, p_tenant int)
 	RETURNS TABLE (key text, label text, orders bigint, units bigint, revenue numeric, returns bigint, last_order date)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
@@ -636,7 +636,7 @@ CREATE FUNCTION oms._bi_product_sales(p_from date, p_to date)
 	SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-	v_tenant	int := oms.current_tenant_id();
+	v_tenant	int := p_tenant;
 	v_rc		char(3) := oms.reporting_currency();
 BEGIN
 	RETURN QUERY
@@ -661,15 +661,16 @@ BEGIN
 	  JOIN oms.items i ON i.tenant_id = v_tenant AND i.id = g.item_id;
 END
 $$;
-COMMENT ON FUNCTION oms._bi_product_sales(date, date) IS 'Internal: sales per SKU of the current tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
-REVOKE ALL ON FUNCTION oms._bi_product_sales(date, date) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date) TO oms_reader, oms_admin;
+COMMENT ON FUNCTION oms._bi_product_sales(date, date, int) IS 'Internal: sales per SKU of a tenant over the UTC days p_from..p_to (lines, units not cancelled, revenue in the reporting currency, NULL when a rate is missing, units returned, last day), for oms_bi.top(''product'', ...)';
+REVOKE ALL ON FUNCTION oms._bi_product_sales(date, date, int) FROM PUBLIC;
+-- (SECURITY DEFINER: it passes the caller's tenant, checked by oms.bi_tenant_id(), to a function
+-- that only oms may call; the copies of oms.bi_tenant_schema() pass their own tenant)
 CREATE FUNCTION oms_bi.product_sales(from_day date, to_day date)
 	RETURNS TABLE (sku text, item_name text, lines bigint, units bigint, revenue numeric, returns bigint, last_order date)
-	LANGUAGE sql STABLE
+	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = oms_bi, pg_catalog
 BEGIN ATOMIC
-	SELECT * FROM oms._bi_product_sales(from_day, to_day);
+	SELECT * FROM oms._bi_product_sales(from_day, to_day, oms.bi_tenant_id());
 END;
 COMMENT ON FUNCTION oms_bi.product_sales(date, date) IS 'Sales per SKU over the UTC days from_day..to_day: order lines, units not cancelled, revenue in the reporting currency (NULL when a rate is missing), units returned, last day with an order (the base of top(''product'', ...))';
 REVOKE ALL ON FUNCTION oms_bi.product_sales(date, date) FROM PUBLIC;
@@ -929,6 +930,105 @@ COMMENT ON COLUMN oms_bi.top_pages.revenue IS 'Revenue in the reporting currency
 COMMENT ON COLUMN oms_bi.top_pages.currency IS 'The reporting currency';
 COMMENT ON COLUMN oms_bi.top_pages.returns IS 'Units returned';
 COMMENT ON COLUMN oms_bi.top_pages.last_order IS 'Last day with an order';
+
+-- ----- a tenant's own copy of oms_bi (README "BI for one tenant: oms.bi_tenant_schema")
+
+-- Every view and function of oms_bi, copied into schema oms_bi_<tenant id> with the tenant written
+-- in as a constant instead of read from the setting oms.tenant. For BI tools that cannot set a
+-- setting (the schema and its grants are the tenant boundary), and on Citus, where a constant
+-- tenant lets every query of a report go to the tenant's node alone (Citus cannot route by a
+-- setting, and cannot plan some of the views' queries across all nodes).
+CREATE FUNCTION oms.bi_tenant_schema(tenant int, grantee regrole DEFAULT NULL) RETURNS name
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_schema	name;
+	v_todo		oid[];
+	v_left		oid[];
+	v_oid		oid;
+	v_name		name;
+	v_sql		text;
+	v_error		text;
+	v_col		record;
+BEGIN
+	IF tenant IS NULL OR NOT EXISTS (SELECT FROM oms.tenants t WHERE t.id = tenant) THEN
+		RAISE EXCEPTION 'unknown tenant id %', coalesce(tenant::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'oms.tenant_id(code) gives a tenant''s id.';
+	END IF;
+	v_schema := 'oms_bi_' || tenant;
+	-- every name qualified in the definitions read below (until the function returns)
+	PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+	EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', v_schema);
+	EXECUTE pg_catalog.format('CREATE SCHEMA %I', v_schema);
+	EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', v_schema,
+							  'oms reporting of tenant ' || tenant || ' alone: a copy of oms_bi made by oms.bi_tenant_schema(' || tenant || ')');
+	EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
+	-- the views and functions of oms_bi; one that reads another not yet copied waits for a later round
+	v_todo := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'oms_bi'::regnamespace AND c.relkind = 'v'
+					UNION ALL
+					SELECT f.oid FROM pg_catalog.pg_proc f WHERE f.pronamespace = 'oms_bi'::regnamespace
+					ORDER BY 1);
+	WHILE pg_catalog.cardinality(v_todo) > 0 LOOP
+		v_left := '{}';
+		FOREACH v_oid IN ARRAY v_todo LOOP
+			SELECT c.relname INTO v_name FROM pg_catalog.pg_class c WHERE c.oid = v_oid AND c.relkind = 'v';
+			IF FOUND THEN
+				v_sql := pg_catalog.format('CREATE VIEW %I.%I AS %s', v_schema, v_name, pg_catalog.pg_get_viewdef(v_oid));
+			ELSE
+				v_name := NULL;
+				v_sql := pg_catalog.pg_get_functiondef(v_oid);
+			END IF;
+			v_sql := pg_catalog.replace(v_sql, '( SELECT oms.bi_tenant_id() AS bi_tenant_id)', tenant::text);
+			v_sql := pg_catalog.replace(v_sql, 'oms.bi_tenant_id()', tenant::text);
+			-- every row read is the tenant's: a join or correlation on tenant_id names it too, so that
+			-- Citus sends each query to the tenant's node alone
+			v_sql := pg_catalog.regexp_replace(v_sql, '\((\w+)\.tenant_id = \w+\.tenant_id\)', '(\1.tenant_id = ' || tenant || ')', 'g');
+			v_sql := pg_catalog.regexp_replace(v_sql, '\moms_bi\.', v_schema || '.', 'g');
+			v_sql := pg_catalog.replace(v_sql, '''oms_bi''', pg_catalog.quote_literal(v_schema));
+			BEGIN
+				EXECUTE v_sql;
+			EXCEPTION WHEN undefined_table OR undefined_function THEN
+				GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+				v_left := v_left || v_oid;
+				CONTINUE;
+			END;
+			IF v_name IS NOT NULL THEN
+				EXECUTE pg_catalog.format('COMMENT ON VIEW %I.%I IS %L', v_schema, v_name, pg_catalog.obj_description(v_oid, 'pg_class'));
+				FOR v_col IN SELECT a.attname, d.description
+							   FROM pg_catalog.pg_attribute a
+							   JOIN pg_catalog.pg_description d ON d.objoid = v_oid AND d.classoid = 'pg_catalog.pg_class'::regclass
+															   AND d.objsubid = a.attnum
+							  WHERE a.attrelid = v_oid AND a.attnum > 0 LOOP
+					EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', v_schema, v_name, v_col.attname, v_col.description);
+				END LOOP;
+			END IF;
+		END LOOP;
+		IF pg_catalog.cardinality(v_left) = pg_catalog.cardinality(v_todo) THEN
+			RAISE EXCEPTION 'cannot copy % objects of oms_bi for tenant %: %', pg_catalog.cardinality(v_left), tenant, v_error
+				USING ERRCODE = 'XX000', HINT = 'Report it: every object of oms_bi must be copyable.';
+		END IF;
+		v_todo := v_left;
+	END LOOP;
+	EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', v_schema);
+	EXECUTE pg_catalog.format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', v_schema);
+	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO oms_admin', v_schema);
+	EXECUTE pg_catalog.format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO oms_admin', v_schema);
+	EXECUTE pg_catalog.format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO oms_admin', v_schema);
+	IF grantee IS NOT NULL THEN
+		EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', v_schema, grantee);
+		EXECUTE pg_catalog.format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %s', v_schema, grantee);
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO %s', v_schema, grantee);
+		-- what the views call as the user who reads them
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION oms.reporting_currency(), oms.bi_today(), oms.bi_unmasked(),
+			oms.bi_mask_name(text), oms.bi_mask_email(text), oms._clip(text) TO %s', grantee);
+	END IF;
+	RETURN v_schema;
+END
+$$;
+COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
+REVOKE ALL ON FUNCTION oms.bi_tenant_schema(int, regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms.bi_tenant_schema(int, regrole) TO oms_admin;
 
 -- ----- privileges: oms_reader and oms_admin read the schema; nothing to PUBLIC.
 

@@ -5,6 +5,8 @@
 # Citus installed it says so in one line and exits 0.
 #   OMS_CITUS_PORT   coordinator port (workers: +1, +2); default OMS_TEST_PORT + 200, or 54529
 #   OMS_TEST_NAME    names the clusters /tmp/oms-NAME-citus-{c,w1,w2} (default test)
+#   OMS_CITUS_KEEP=1 leaves the clusters running at the end, to look at them (stop them with
+#                    scripts/citus.sh stop NAME-citus)
 set -uo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 cd "$ROOT"
@@ -22,7 +24,14 @@ cp -r "$ROOT/test/citus" "$ROOT/demo" "$stage/"
 [ "$(id -u)" = 0 ] && chown -R "$PG_USER" "$stage"
 
 scripts/citus.sh start "$name" "$port" "$db" || exit 1
-cleanup() { scripts/citus.sh stop "$name"; rm -rf "$stage"; }
+cleanup() {
+	if [ "${OMS_CITUS_KEEP:-0}" = 1 ]; then
+		echo "# clusters kept: psql -h /tmp/oms-$name-c -p $port -U postgres $db; scripts/citus.sh stop $name"
+	else
+		scripts/citus.sh stop "$name"
+	fi
+	rm -rf "$stage"
+}
 trap cleanup EXIT
 
 c_host=/tmp/oms-$name-c
@@ -117,6 +126,87 @@ done
 check "place_order, pack, ship, deliver, issue_invoice, create_return, receive_return for each of the 10 tenants" "10" "$ok"
 out=$(sql -c "SELECT count(*) FROM oms.check_stock_invariants_all()")
 check "stock invariants hold on every tenant" "0" "$out"
+
+# ---------------------------------------------------------------- BI summaries on the shards
+# For a tenant on each worker: a backorder served later by a purchase order (the backorder count
+# moves to the receiving location), a cancellation, a cancelled line, a new address (the order's
+# sales move to the new country); then the triggers' summaries, kept on the shards, against a
+# recomputation from the tables, for every tenant.
+bi_tenants=$(sql -c "SELECT string_agg(t::text, ' ') FROM (SELECT min(id) AS t FROM oms.tenants WHERE code LIKE 'shop-%' GROUP BY citus_test.node_of(id)) x")
+ok=0
+for t in $bi_tenants; do
+	code=$(sql -c "SELECT code FROM oms.tenants WHERE id = $t")
+	sql -c "SET oms.tenant = '$code'" -c "INSERT INTO oms.items (sku, name, weight, backorderable) VALUES ('BO-1', 'Backordered tee', 0.2, true)" \
+		-c "INSERT INTO oms.suppliers (code, name) VALUES ('SUP-BI', 'BI supplier')" \
+		-c "INSERT INTO oms.channels (code, kind, name, default_currency, requires_authorization, auto_release) VALUES ('bi', 'web', 'Held web shop', 'EUR', false, false)" >/dev/null
+	r=$(sql -v t="$t" <<-'EOF' 2>&1
+		SELECT oms.place_order(:t, jsonb_build_object('channel', 'bi', 'external_id', 'BI-BO-' || :t,
+			'customer', jsonb_build_object('ref', 'CUST-' || :t), 'attributes', jsonb_build_object('seller', 'ann'),
+			'ship_to', jsonb_build_object('line1', 'Via Roma 1', 'city', 'Milano', 'postal_code', '20121', 'country', 'IT'),
+			'lines', jsonb_build_array(jsonb_build_object('sku', 'BO-1', 'qty', 2, 'unit_price', 5),
+									   jsonb_build_object('sku', 'CIT-1', 'qty', 1, 'unit_price', 19.90)))) AS bo \gset
+		SELECT oms.place_order(:t, jsonb_build_object('channel', 'bi', 'external_id', 'BI-CX-' || :t,
+			'ship_to', jsonb_build_object('line1', 'Via Roma 1', 'city', 'Milano', 'postal_code', '20121', 'country', 'IT'),
+			'lines', jsonb_build_array(jsonb_build_object('sku', 'CIT-1', 'qty', 3, 'unit_price', 19.90)))) AS cx \gset
+		SELECT oms.place_order(:t, jsonb_build_object('channel', 'bi', 'external_id', 'BI-CL-' || :t,
+			'ship_to', jsonb_build_object('line1', 'Via Roma 1', 'city', 'Milano', 'postal_code', '20121', 'country', 'IT'),
+			'lines', jsonb_build_array(jsonb_build_object('sku', 'CIT-1', 'qty', 4, 'unit_price', 19.90)))) AS cl \gset
+		SELECT oms.cancel_order(:t, :cx::bigint, 'changed mind') \gset
+		SELECT oms.cancel_line(:t, :cl::bigint, 1, 1, 'one less') \gset
+		SELECT oms.change_address(:t, :bo::bigint, '{"line1": "Hauptstrasse 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}') \gset
+		SELECT oms.create_purchase_order(:t, 'SUP-BI', 'WH-BU', '[{"sku": "BO-1", "qty": 4, "unit_cost": 1}]', current_date + 3) AS po \gset
+		SELECT oms.receive_purchase_order(:t, :po::bigint, NULL::jsonb) \gset
+		SELECT string_agg(i.sku || ':' || l.state || ':' || coalesce(lo.code, '-'), ' ' ORDER BY l.line_no) || ' '
+			   || (SELECT ship_country FROM oms.orders WHERE tenant_id = :t AND id = :bo)
+		  FROM oms.order_lines l JOIN oms.items i ON i.tenant_id = l.tenant_id AND i.id = l.item_id
+		  LEFT JOIN oms.locations lo ON lo.tenant_id = l.tenant_id AND lo.id = l.location_id
+		 WHERE l.tenant_id = :t AND l.order_id = :bo;
+	EOF
+	)
+	case $r in
+	"BO-1:"*":WH-BU CIT-1:"*" DE") ok=$((ok + 1)) ;;
+	*) echo "# tenant $t: $r" ;;
+	esac
+done
+check "a backorder served by a receipt, a cancelled order and line, a new address, on a tenant of each worker" "2" "$ok"
+out=$(sql -c "SELECT count(*) FROM oms.order_history h JOIN oms.orders o ON o.tenant_id = h.tenant_id AND o.id = h.order_id WHERE o.external_id LIKE 'BI-BO-%' AND h.from_state IS NULL AND h.to_state = 'backordered'")
+check "... whose BO-1 lines were backordered when placed" "2" "$out"
+out=$(sql -c "SELECT coalesce(string_agg(tenant_id || ' ' || summary || ' ' || rows_differing, ', '), 'none') FROM citus_test.bi_mismatches() WHERE rows_differing <> 0")
+check "BI summaries kept on the shards (sales, orders, shipments) equal a recomputation from the tables, every tenant" "none" "$out"
+
+# ---------------------------------------------------------------- BI views for one tenant
+# oms_bi reads the tenant from the setting, which Citus cannot route by; oms.bi_tenant_schema(t)
+# copies it with the tenant written in: every view then answers from the tenant's node alone.
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM SET citus.log_remote_commands = on" -c "SELECT pg_reload_conf()" >/dev/null
+done
+sleep 1
+ok=0
+for t in $bi_tenants; do
+	s=$(sql -c "SET client_min_messages = warning" -c "SELECT oms.bi_tenant_schema($t)")
+	node=$(sql -c "SELECT citus_test.node_of($t)")
+	views=$(sql -c "SELECT string_agg(table_name, ' ' ORDER BY table_name) FROM information_schema.views WHERE table_schema = '$s'")
+	bad=""
+	for v in $views; do
+		log=$(sql -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" -c "SELECT count(*) FROM $s.$v" 2>&1)
+		if echo "$log" | grep -q ERROR || [ "$(echo "$log" | grep -o 'on server postgres@[^ ]*' | sort -u)" != "on server postgres@$node" ]; then
+			bad="$bad $v"
+		fi
+	done
+	n_views=$(echo "$views" | wc -w)
+	counts=$(sql -c "SELECT (SELECT count(*) FROM $s.orders) = (SELECT count(*) FROM oms.orders WHERE tenant_id = $t)
+					   AND (SELECT count(*) FROM $s.stock_snapshot) = (SELECT count(*) FROM oms.stock WHERE tenant_id = $t)
+					   AND (SELECT sum(units) FROM $s.order_sales) = (SELECT sum(qty - qty_cancelled) FROM oms.order_lines WHERE tenant_id = $t)")
+	if [ -z "$bad" ] && [ "$n_views" -ge 27 ] && [ "$counts" = t ]; then
+		ok=$((ok + 1))
+	else
+		echo "# tenant $t ($s, $n_views views, counts $counts): not from $node alone or failed:$bad"
+	fi
+done
+for w in 1 2; do
+	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM RESET citus.log_remote_commands" -c "SELECT pg_reload_conf()" >/dev/null
+done
+check "oms.bi_tenant_schema: every BI view of a tenant on each worker answers from that tenant's node alone, with its rows" "2" "$ok"
 
 # ---------------------------------------------------------------- one call, one node
 # The workers log the commands they send to other nodes too (relayed to the client as notices):

@@ -274,3 +274,55 @@ SELECT * FROM report_mismatches;
 -- And oms_bi.sales_daily shows the same totals as the lines.
 SELECT (SELECT sum(units) FROM oms_bi.sales_daily) = (SELECT sum(qty) FROM oms.order_lines WHERE tenant_id = oms.current_tenant_id()) AS units_agree,
 	   (SELECT sum(orders) FROM oms_bi.sales_daily) = (SELECT count(*) FROM oms.orders WHERE tenant_id = oms.current_tenant_id()) AS orders_agree;
+-- A tenant's own copy of oms_bi (oms.bi_tenant_schema): every view gives the rows oms_bi gives
+-- for that tenant; a role granted the copy reads it without the setting oms.tenant, with contact
+-- data masked, and nothing else; the copy is made again on a second call.
+SET oms.today = '2026-11-10';
+CREATE ROLE r_bi_copy;
+SET client_min_messages = warning;
+SELECT oms.bi_tenant_schema(oms.current_tenant_id(), 'r_bi_copy') = 'oms_bi_' || oms.current_tenant_id() AS copied,
+	   oms.bi_tenant_schema(oms.current_tenant_id(), 'r_bi_copy') = 'oms_bi_' || oms.current_tenant_id() AS copied_again;
+CREATE TEMP TABLE copy_check (view_name text, same boolean, row_count bigint);
+DO $$
+DECLARE
+	v text;
+	v_same boolean;
+	v_rows bigint;
+BEGIN
+	FOR v IN SELECT table_name FROM information_schema.views WHERE table_schema = 'oms_bi' ORDER BY 1 LOOP
+		EXECUTE format('SELECT (SELECT array_agg(t::text ORDER BY t::text) FROM oms_bi.%1$I t)
+							   IS NOT DISTINCT FROM (SELECT array_agg(t::text ORDER BY t::text) FROM %2$I.%1$I t),
+							   (SELECT count(*) FROM oms_bi.%1$I)', v, 'oms_bi_' || oms.current_tenant_id())
+		  INTO v_same, v_rows;
+		INSERT INTO copy_check VALUES (v, v_same, v_rows);
+	END LOOP;
+END
+$$;
+SELECT count(*) AS views, count(*) FILTER (WHERE NOT same) AS differing, count(*) FILTER (WHERE row_count > 0) > 20 AS with_rows
+  FROM copy_check;
+SELECT view_name FROM copy_check WHERE NOT same;
+SELECT set_config('test.copy', 'oms_bi_' || oms.current_tenant_id(), false) IS NOT NULL AS noted;
+RESET oms.tenant;
+SET ROLE r_bi_copy;
+DO $$
+DECLARE
+	v_n bigint;
+	v_masked boolean;
+BEGIN
+	EXECUTE format('SELECT count(*), bool_and(customer_name IS NULL OR customer_name NOT IN (''Ann Lee'', ''Bo Chan''))
+					  FROM %I.orders', current_setting('test.copy')) INTO v_n, v_masked;
+	RAISE WARNING 'copy read without oms.tenant: % orders, names masked: %', v_n > 0, v_masked;
+	EXECUTE format('SELECT count(*) FROM %I.top_customers', current_setting('test.copy')) INTO v_n;
+	RAISE WARNING 'top customers from the copy: %', v_n > 0;
+END
+$$;
+SELECT count(*) FROM oms_bi.orders;
+RESET ROLE;
+SELECT oms.bi_tenant_schema(NULL);
+SELECT oms.bi_tenant_schema(-5);
+SET oms.tenant = 't_bi_sum';
+DO $$ BEGIN EXECUTE format('DROP SCHEMA %I CASCADE', current_setting('test.copy')); END $$;
+DROP OWNED BY r_bi_copy;
+DROP ROLE r_bi_copy;
+RESET client_min_messages;
+RESET oms.today;
