@@ -4758,6 +4758,29 @@ BEGIN
 END
 $$;
 
+-- ===== BI across tenants (session 5)
+CREATE VIEW oms_bi.platform_daily AS
+SELECT t.code AS tenant, g.day, g.currency::text AS currency, g.orders, g.units, g.revenue, g.perfect_orders, g.orders_returned
+  FROM (SELECT b.tenant_id, b.day, b.currency, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units)::bigint AS units,
+			   pg_catalog.sum(b.revenue) AS revenue,
+			   pg_catalog.count(*) FILTER (WHERE b.lines_incomplete = 0 AND b.late_shipments = 0 AND b.units_returned = 0
+												 AND b.returns = 0) AS perfect_orders,
+			   pg_catalog.count(*) FILTER (WHERE b.units_returned > 0 OR b.returns > 0) AS orders_returned
+		  FROM oms.bi_order_sales b
+		 WHERE b.lines <> 0
+		 GROUP BY b.tenant_id, b.day, b.currency) g
+  JOIN oms.tenants t ON t.id = g.tenant_id;
+COMMENT ON VIEW oms_bi.platform_daily IS 'Every tenant''s orders per UTC day of placement and currency (administrators only; on Citus one query over every node): orders, units and revenue not cancelled, perfect orders, orders with a return';
+COMMENT ON COLUMN oms_bi.platform_daily.tenant IS 'Tenant code';
+COMMENT ON COLUMN oms_bi.platform_daily.day IS 'UTC day of placement';
+COMMENT ON COLUMN oms_bi.platform_daily.currency IS 'Order currency';
+COMMENT ON COLUMN oms_bi.platform_daily.orders IS 'Orders with lines';
+COMMENT ON COLUMN oms_bi.platform_daily.units IS 'Units not cancelled';
+COMMENT ON COLUMN oms_bi.platform_daily.revenue IS 'Units not cancelled at their price, order currency';
+COMMENT ON COLUMN oms_bi.platform_daily.perfect_orders IS 'Orders complete, on time and without a return';
+COMMENT ON COLUMN oms_bi.platform_daily.orders_returned IS 'Orders with a return';
+GRANT SELECT ON oms_bi.platform_daily TO oms_admin;
+
 -- >>> functions changed in 0.2.0, at their latest definition
 CREATE OR REPLACE FUNCTION oms.reject_line(order_id bigint, line_no int, location text, reason text)
 	RETURNS TABLE (routed_line int, routed_location text, routed_qty int, line_state oms.line_state,
@@ -8897,6 +8920,7 @@ BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
 	-- the views and functions of oms_bi; one that reads another not yet copied waits for a later round
 	v_todo := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'oms_bi'::regnamespace AND c.relkind = 'v'
+									AND c.relname <> 'platform_daily'	-- every tenant's: not for one
 					UNION ALL
 					SELECT f.oid FROM pg_catalog.pg_proc f WHERE f.pronamespace = 'oms_bi'::regnamespace
 					ORDER BY 1);
@@ -8957,7 +8981,7 @@ BEGIN
 	RETURN v_schema;
 END
 $$;
-COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
+COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view (but platform_daily) and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
 CREATE OR REPLACE FUNCTION oms_bi.product_sales(from_day date, to_day date)
 	RETURNS TABLE (sku text, item_name text, lines bigint, units bigint, revenue numeric, returns bigint, last_order date)
 	LANGUAGE sql STABLE SECURITY DEFINER

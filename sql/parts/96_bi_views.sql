@@ -931,6 +931,29 @@ COMMENT ON COLUMN oms_bi.top_pages.currency IS 'The reporting currency';
 COMMENT ON COLUMN oms_bi.top_pages.returns IS 'Units returned';
 COMMENT ON COLUMN oms_bi.top_pages.last_order IS 'Last day with an order';
 
+-- ----- across tenants (platform operators)
+
+CREATE VIEW oms_bi.platform_daily AS
+SELECT t.code AS tenant, g.day, g.currency::text AS currency, g.orders, g.units, g.revenue, g.perfect_orders, g.orders_returned
+  FROM (SELECT b.tenant_id, b.day, b.currency, pg_catalog.count(*) AS orders, pg_catalog.sum(b.units)::bigint AS units,
+			   pg_catalog.sum(b.revenue) AS revenue,
+			   pg_catalog.count(*) FILTER (WHERE b.lines_incomplete = 0 AND b.late_shipments = 0 AND b.units_returned = 0
+												 AND b.returns = 0) AS perfect_orders,
+			   pg_catalog.count(*) FILTER (WHERE b.units_returned > 0 OR b.returns > 0) AS orders_returned
+		  FROM oms.bi_order_sales b
+		 WHERE b.lines <> 0
+		 GROUP BY b.tenant_id, b.day, b.currency) g
+  JOIN oms.tenants t ON t.id = g.tenant_id;
+COMMENT ON VIEW oms_bi.platform_daily IS 'Every tenant''s orders per UTC day of placement and currency (administrators only; on Citus one query over every node): orders, units and revenue not cancelled, perfect orders, orders with a return';
+COMMENT ON COLUMN oms_bi.platform_daily.tenant IS 'Tenant code';
+COMMENT ON COLUMN oms_bi.platform_daily.day IS 'UTC day of placement';
+COMMENT ON COLUMN oms_bi.platform_daily.currency IS 'Order currency';
+COMMENT ON COLUMN oms_bi.platform_daily.orders IS 'Orders with lines';
+COMMENT ON COLUMN oms_bi.platform_daily.units IS 'Units not cancelled';
+COMMENT ON COLUMN oms_bi.platform_daily.revenue IS 'Units not cancelled at their price, order currency';
+COMMENT ON COLUMN oms_bi.platform_daily.perfect_orders IS 'Orders complete, on time and without a return';
+COMMENT ON COLUMN oms_bi.platform_daily.orders_returned IS 'Orders with a return';
+
 -- ----- a tenant's own copy of oms_bi (README "BI for one tenant: oms.bi_tenant_schema")
 
 -- Every view and function of oms_bi, copied into schema oms_bi_<tenant id> with the tenant written
@@ -966,6 +989,7 @@ BEGIN
 	EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
 	-- the views and functions of oms_bi; one that reads another not yet copied waits for a later round
 	v_todo := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'oms_bi'::regnamespace AND c.relkind = 'v'
+									AND c.relname <> 'platform_daily'	-- every tenant's: not for one
 					UNION ALL
 					SELECT f.oid FROM pg_catalog.pg_proc f WHERE f.pronamespace = 'oms_bi'::regnamespace
 					ORDER BY 1);
@@ -1026,7 +1050,7 @@ BEGIN
 	RETURN v_schema;
 END
 $$;
-COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
+COMMENT ON FUNCTION oms.bi_tenant_schema(int, regrole) IS 'Copies every view (but platform_daily) and function of oms_bi into schema oms_bi_<tenant id>, for that tenant alone (written in: no setting needed), readable by oms_admin and the given role; replaces an earlier copy; returns the schema''s name. Call it again after ALTER EXTENSION oms UPDATE';
 REVOKE ALL ON FUNCTION oms.bi_tenant_schema(int, regrole) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.bi_tenant_schema(int, regrole) TO oms_admin;
 
@@ -1037,6 +1061,7 @@ REVOKE ALL ON FUNCTION oms_bi.top(text, date, date, int, text), oms.bi_tenant_id
 	oms.bi_mask_email(text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA oms_bi TO oms_reader, oms_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA oms_bi TO oms_reader, oms_admin;
+REVOKE ALL ON oms_bi.platform_daily FROM oms_reader;	-- every tenant's rows: administrators only
 GRANT EXECUTE ON FUNCTION oms_bi.top(text, date, date, int, text) TO oms_reader, oms_admin;
 -- What the views call as the user who reads them (no USAGE on schema oms: not callable by name).
 GRANT EXECUTE ON FUNCTION oms.bi_tenant_id(), oms.reporting_currency(), oms.bi_today(), oms.bi_unmasked(),

@@ -207,6 +207,12 @@ for w in 1 2; do
 	node_sql "w$w" $((port + w)) -c "ALTER SYSTEM RESET citus.log_remote_commands" -c "SELECT pg_reload_conf()" >/dev/null
 done
 check "oms.bi_tenant_schema: every BI view of a tenant on each worker answers from that tenant's node alone, with its rows" "2" "$ok"
+p1=$(sql -c "SELECT count(DISTINCT tenant) || ' ' || sum(orders) FROM oms_bi.platform_daily WHERE tenant LIKE 'shop-%'")
+p2=$(sql -c "SELECT count(DISTINCT x.tenant_id) || ' ' || count(*) FROM (SELECT o.tenant_id, o.id FROM oms.orders o
+				JOIN oms.order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+			   WHERE o.tenant_id IN (SELECT id FROM oms.tenants WHERE code LIKE 'shop-%') GROUP BY 1, 2) x")
+out=$([ -n "$p1" ] && [ "$p1" = "$p2" ] && echo t || echo "$p1 / $p2")
+check "oms_bi.platform_daily through the coordinator: every tenant's orders, across both workers" "t" "$out"
 
 # ---------------------------------------------------------------- one call, one node
 # The workers log the commands they send to other nodes too (relayed to the client as notices):
@@ -292,6 +298,8 @@ out=$(sql -c "SELECT count(*) FROM oms.check_stock_invariants_all()")
 check "stock invariants hold after the crash" "0" "$out"
 out=$(sql -c "SELECT count(*) FROM oms.orders o WHERE NOT EXISTS (SELECT FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id)")
 check "no order without its lines" "0" "$out"
+out=$(sql -c "SELECT coalesce(string_agg(tenant_id || ' ' || summary || ' ' || rows_differing, ', '), 'none') FROM citus_test.bi_mismatches() WHERE rows_differing <> 0")
+check "BI summaries equal a recomputation after the load and the crash, every tenant" "none" "$out"
 
 echo "citus: $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
