@@ -7267,11 +7267,6 @@ CREATE OR REPLACE FUNCTION oms._demand_lines_inserted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.demand_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
@@ -7282,22 +7277,8 @@ BEGIN
 		 GROUP BY n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
-			SELECT n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
-				   pg_catalog.sum(n.qty), pg_catalog.sum(n.qty_cancelled), pg_catalog.sum(n.qty_returned), pg_catalog.count(*)
-			  FROM new_lines n
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = n.tenant_id AND o.id = n.order_id
-			 WHERE n.tenant_id = v_tenant
-			 GROUP BY n.tenant_id, n.item_id, n.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date) r;
-		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._demand_lines_on_shard(ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t), NULL);
 	RETURN NULL;
 END
 $$;
@@ -7306,11 +7287,6 @@ CREATE OR REPLACE FUNCTION oms._demand_lines_updated() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.demand_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
@@ -7328,29 +7304,9 @@ BEGIN
 			OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM new_lines t UNION ALL SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM new_lines t WHERE t.tenant_id = v_tenant UNION SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
-			SELECT c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
-				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.lines)
-			  FROM (SELECT n.tenant_id, n.order_id, n.item_id, n.location_id, n.qty::bigint AS qty,
-						   n.qty_cancelled::bigint AS qty_cancelled, n.qty_returned::bigint AS qty_returned, 1::bigint AS lines
-					  FROM new_lines n
-					UNION ALL
-					SELECT d.tenant_id, d.order_id, d.item_id, d.location_id, -d.qty, -d.qty_cancelled, -d.qty_returned, -1
-					  FROM old_lines d) c
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = c.tenant_id AND o.id = c.order_id
-			 WHERE c.tenant_id = v_tenant
-			 GROUP BY c.tenant_id, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
-			HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
-				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0) r;
-		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._demand_lines_on_shard(ARRAY(SELECT ROW(t.*)::oms.order_lines FROM new_lines t),
+									 ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -7359,11 +7315,6 @@ CREATE OR REPLACE FUNCTION oms._demand_lines_deleted() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = oms, pg_catalog
 AS $$
-DECLARE
-	v_tenant	int;
-	v_ids		bigint[];
-	v_orders	oms.orders[];
-	v_rows		oms.demand_deltas[];
 BEGIN
 	IF TG_TABLE_NAME = 'order_lines' THEN
 		INSERT INTO oms.demand_deltas (tenant_id, item_id, location_id, channel_id, day, ordered, cancelled, returned, lines)
@@ -7374,22 +7325,8 @@ BEGIN
 		 GROUP BY d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date;
 		RETURN NULL;
 	END IF;
-	-- A shard of a Citus cluster (README "Scale-out on Citus"): Citus cannot join a transition
-	-- table with a distributed table, so the orders are read first, per tenant, and the rows
-	-- are written from an array.
-	FOR v_tenant IN SELECT DISTINCT x.tenant_id FROM (SELECT t.tenant_id FROM old_lines t) x LOOP
-		v_ids := ARRAY(SELECT t.order_id FROM old_lines t WHERE t.tenant_id = v_tenant);
-		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o
-		 WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
-			SELECT d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
-				   -pg_catalog.sum(d.qty), -pg_catalog.sum(d.qty_cancelled), -pg_catalog.sum(d.qty_returned), -pg_catalog.count(*)
-			  FROM old_lines d
-			  JOIN pg_catalog.unnest(v_orders) o ON o.tenant_id = d.tenant_id AND o.id = d.order_id
-			 WHERE d.tenant_id = v_tenant
-			 GROUP BY d.tenant_id, d.item_id, d.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date) r;
-		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
-	END LOOP;
+	-- A shard of a Citus cluster (README "Scale-out on Citus")
+	PERFORM oms._demand_lines_on_shard(NULL, ARRAY(SELECT ROW(t.*)::oms.order_lines FROM old_lines t));
 	RETURN NULL;
 END
 $$;
@@ -9052,6 +8989,41 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms.receive_purchase_order(bigint, jsonb) IS 'Books a (partial) receipt of a purchase order ([{"sku", "qty"}]; NULL: everything open): on_hand grows (movement receipt), supply shrinks, waiting backorders of those SKUs are allocated first come first served; OM020 beyond what is open, 55000 on a closed order';
+CREATE OR REPLACE FUNCTION oms._demand_lines_on_shard(p_new oms.order_lines[], p_old oms.order_lines[]) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_tenant	int;
+	v_ids		bigint[];
+	v_orders	oms.orders[];
+	v_rows		oms.demand_deltas[];
+BEGIN
+	FOR v_tenant IN
+		SELECT DISTINCT x.tenant_id
+		  FROM (SELECT n.tenant_id FROM pg_catalog.unnest(p_new) n UNION ALL SELECT d.tenant_id FROM pg_catalog.unnest(p_old) d) x
+	LOOP
+		v_ids := ARRAY(SELECT n.order_id FROM pg_catalog.unnest(p_new) n WHERE n.tenant_id = v_tenant
+					   UNION SELECT d.order_id FROM pg_catalog.unnest(p_old) d WHERE d.tenant_id = v_tenant);
+		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
+		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
+			SELECT v_tenant, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
+				   pg_catalog.sum(c.qty), pg_catalog.sum(c.qty_cancelled), pg_catalog.sum(c.qty_returned), pg_catalog.sum(c.lines)
+			  FROM (SELECT n.order_id, n.item_id, n.location_id, n.qty::bigint AS qty, n.qty_cancelled::bigint AS qty_cancelled,
+						   n.qty_returned::bigint AS qty_returned, 1::bigint AS lines
+					  FROM pg_catalog.unnest(p_new) n WHERE n.tenant_id = v_tenant
+					UNION ALL
+					SELECT d.order_id, d.item_id, d.location_id, -d.qty, -d.qty_cancelled, -d.qty_returned, -1
+					  FROM pg_catalog.unnest(p_old) d WHERE d.tenant_id = v_tenant) c
+			  JOIN pg_catalog.unnest(v_orders) o ON o.id = c.order_id
+			 GROUP BY c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
+			HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
+				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0) r;
+		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) IS 'Internal: the demand triggers'' work on a shard of a Citus cluster, from their transition rows passed as arrays (new rows, old rows)';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
@@ -9074,6 +9046,8 @@ REVOKE ALL ON FUNCTION oms._bi_lines_on_shard(text, oms.order_lines[], oms.order
 REVOKE ALL ON FUNCTION oms.bi_tenant_schema(int, regrole) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.bi_tenant_schema(int, regrole) TO oms_admin;
 GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date, int), oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) TO oms_admin;
+REVOKE ALL ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) TO oms_admin;
 -- the grants and definer rights of the API per role (99_access), as a fresh install gives them
 -- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
 -- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()

@@ -42,7 +42,8 @@ CREATE FUNCTION citus_test.node_of(p_tenant int) RETURNS text
 
 -- The BI summaries kept by the triggers on the shards against a recomputation from the tables,
 -- per tenant: sales (daily summary plus deltas), orders (oms.bi_order_sales) and shipments
--- (oms.bi_shipments). One row per tenant and summary with its count of differing rows.
+-- (oms.bi_shipments), and demand history (oms.demand_history plus its deltas). One row per tenant
+-- and summary with its count of differing rows.
 CREATE FUNCTION citus_test.bi_mismatches()
 	RETURNS TABLE (tenant_id int, summary text, rows_differing bigint)
 	LANGUAGE plpgsql
@@ -126,6 +127,28 @@ BEGIN
 			SELECT f.shipment_id, f.order_id, f.day, f.channel_id, f.location_id FROM oms.bi_shipments f WHERE f.tenant_id = v_t
 		)
 		SELECT v_t, 'shipments', count(*)
+		  FROM ((SELECT * FROM direct EXCEPT SELECT * FROM kept) UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM direct)) x;
+
+		RETURN QUERY
+		WITH direct AS (
+			SELECT l.item_id, l.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date AS day,
+				   sum(l.qty) AS ordered, sum(l.qty_cancelled) AS cancelled, sum(l.qty_returned) AS returned, count(*) AS lines
+			  FROM oms.orders o
+			  JOIN oms.order_lines l ON l.tenant_id = o.tenant_id AND l.order_id = o.id
+			 WHERE o.tenant_id = v_t AND l.tenant_id = v_t
+			 GROUP BY 1, 2, 3, 4
+		), kept AS (
+			SELECT u.item_id, u.location_id, u.channel_id, u.day, sum(u.ordered) AS ordered, sum(u.cancelled) AS cancelled,
+				   sum(u.returned) AS returned, sum(u.lines) AS lines
+			  FROM (SELECT h.item_id, h.location_id, h.channel_id, h.day, h.ordered, h.cancelled, h.returned, h.lines
+					  FROM oms.demand_history h WHERE h.tenant_id = v_t
+					UNION ALL
+					SELECT d.item_id, d.location_id, d.channel_id, d.day, d.ordered, d.cancelled, d.returned, d.lines
+					  FROM oms.demand_deltas d WHERE d.tenant_id = v_t) u
+			 GROUP BY 1, 2, 3, 4
+			HAVING sum(u.lines) <> 0 OR sum(u.ordered) <> 0 OR sum(u.cancelled) <> 0 OR sum(u.returned) <> 0
+		)
+		SELECT v_t, 'demand', count(*)
 		  FROM ((SELECT * FROM direct EXCEPT SELECT * FROM kept) UNION ALL (SELECT * FROM kept EXCEPT SELECT * FROM direct)) x;
 	END LOOP;
 END

@@ -172,7 +172,7 @@ check "a backorder served by a receipt, a cancelled order and line, a new addres
 out=$(sql -c "SELECT count(*) FROM oms.order_history h JOIN oms.orders o ON o.tenant_id = h.tenant_id AND o.id = h.order_id WHERE o.external_id LIKE 'BI-BO-%' AND h.from_state IS NULL AND h.to_state = 'backordered'")
 check "... whose BO-1 lines were backordered when placed" "2" "$out"
 out=$(sql -c "SELECT coalesce(string_agg(tenant_id || ' ' || summary || ' ' || rows_differing, ', '), 'none') FROM citus_test.bi_mismatches() WHERE rows_differing <> 0")
-check "BI summaries kept on the shards (sales, orders, shipments) equal a recomputation from the tables, every tenant" "none" "$out"
+check "BI summaries (sales, orders, shipments) and demand history kept on the shards equal a recomputation from the tables, every tenant" "none" "$out"
 
 # ---------------------------------------------------------------- BI views for one tenant
 # oms_bi reads the tenant from the setting, which Citus cannot route by; oms.bi_tenant_schema(t)
@@ -299,7 +299,7 @@ check "stock invariants hold after the crash" "0" "$out"
 out=$(sql -c "SELECT count(*) FROM oms.orders o WHERE NOT EXISTS (SELECT FROM oms.order_lines l WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id)")
 check "no order without its lines" "0" "$out"
 out=$(sql -c "SELECT coalesce(string_agg(tenant_id || ' ' || summary || ' ' || rows_differing, ', '), 'none') FROM citus_test.bi_mismatches() WHERE rows_differing <> 0")
-check "BI summaries equal a recomputation after the load and the crash, every tenant" "none" "$out"
+check "BI summaries and demand history equal a recomputation after the load and the crash, every tenant" "none" "$out"
 
 echo "citus: $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
