@@ -178,6 +178,8 @@ out=$(as_role citus_store -c "BEGIN" -c "SET LOCAL oms.tenant = '$cb'" -c "SELEC
 check "... and the orders of its location only" "$exp" "$out"
 out=$(as_role citus_store -c "SELECT oms.adjust_stock($tb, 'CIT-1', 'WH-MI', 1, 'citus test')")
 check "... and may not act at another location (adjust_stock at WH-MI: 42501)" "ERROR:  42501" "$out"
+out=$(as_role citus_store -c "SELECT oms.set_stock($tb, 'CIT-1', 'STORE-RM-01', 5, 'citus rls')")
+check "... but at its own (set_stock at STORE-RM-01)" "5" "$out"
 
 # ---- the outbox: the tenant forms of next_events and ack_events through the coordinator
 # (events are final once every older transaction of their node has ended: a call may come too
@@ -203,6 +205,12 @@ out=$(sql -c "SELECT oms.ack_events($ta, 'citus-test', $last) = $last" -c "SELEC
 check "... ack_events($ta, ...): the acknowledged events are not handed out again" "t 0 " "$out"
 out=$(sql -c "SELECT count(*) > 0 FROM oms.next_events($tb, 'citus-test', 10000)")
 check "... while tenant $tb's consumer of the same name still gets its own" "t" "$out"
+# Purging (the background worker's oms.purge_events, here with no retention): the events every
+# consumer of their tenant has acknowledged, on every node; tenant b's consumer has acknowledged none.
+exp=$(sql -c "SELECT count(*) FILTER (WHERE e.tenant_id = $ta AND e.id <= $last OR NOT EXISTS (SELECT FROM oms.event_consumers c WHERE c.tenant_id = e.tenant_id)) || ' ' || count(*) FILTER (WHERE e.tenant_id = $tb) FROM oms.events e")
+out=$(sql -c "SELECT oms.purge_events('0', 10000)")
+out="$out $(sql -c "SELECT count(*) FROM oms.events WHERE tenant_id = $tb")"
+check "... purge_events on the coordinator: the acknowledged events of tenant $ta and those of tenants without a consumer go, none of $tb's" "$exp" "$out"
 
 # NOTIFY by the coordinator's background worker (oms.notify_events = worker): a listener on the
 # coordinator hears of both tenants, worker 2's first (its ids are above worker 1's: each node
