@@ -28,9 +28,12 @@
  * The sequence must keep CACHE 1: with a per-backend cache, ids would no longer be taken in a
  * single global order.
  *
- * Wake-up: with oms.notify_events = commit, the trigger queues NOTIFY oms_events with the
- * tenant's code as payload, once per transaction and tenant; PostgreSQL delivers it when the
- * transaction commits, and drops it if it aborts. NOTIFY is a hint, not the truth: listeners
+ * Wake-up: with oms.notify_events = commit, the trigger notes the tenant, and NOTIFY oms_events
+ * with the tenant's code as payload is queued when the transaction commits, once per transaction
+ * and tenant; PostgreSQL delivers it then, and nothing is sent if the transaction aborts. A
+ * transaction that is prepared (PREPARE TRANSACTION, or a Citus transaction that wrote on two
+ * nodes, which Citus commits in two phases) sends no NOTIFY: PostgreSQL cannot prepare one that
+ * has queued it, so it is queued only at commit, not in the trigger. NOTIFY is a hint, not the truth: listeners
  * always read the table with oms.next_events(). PostgreSQL serialises the commits of notifying
  * transactions (a database-wide lock taken at commit and held through the WAL flush: no group
  * commit), which halved place_order's throughput at 8 clients; so the default is
@@ -52,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/xid8.h"
 
@@ -70,9 +74,66 @@ typedef struct EventRelInfo
 static EventRelInfo event_rel = {InvalidOid};
 static bool event_rel_callback_registered = false;
 
-/* The tenant this transaction has already queued a NOTIFY for (one per transaction and tenant). */
-static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
-static int32 notified_tenant = 0;
+/*
+ * The tenants whose NOTIFY this transaction will send (oms.notify_events = commit), each with the
+ * (sub)transaction level that queued it, in TopTransactionContext. They are handed to
+ * Async_Notify() only when the transaction commits (XACT_EVENT_PRE_COMMIT, before PostgreSQL
+ * processes its notifications): a transaction that is prepared instead (PREPARE TRANSACTION, or
+ * Citus's two-phase commit of a transaction that wrote on two nodes) cannot NOTIFY at all, and
+ * would fail if it had queued one; it commits without the wake-up. An aborted subtransaction takes
+ * its tenants with it, as PostgreSQL does with its own notifications.
+ */
+typedef struct PendingNotify
+{
+	int32		tenant_id;
+	int			level;
+	char	   *code;
+} PendingNotify;
+
+static List *pending_notifies = NIL;
+static bool notify_callbacks_registered = false;
+
+static void
+pending_notify_xact(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		foreach(lc, pending_notifies)
+			Async_Notify("oms_events", ((PendingNotify *) lfirst(lc))->code);
+	}
+	/* Sent, dropped with a prepared transaction, or aborted: nothing is pending any more. */
+	if (event != XACT_EVENT_PARALLEL_PRE_COMMIT)
+		pending_notifies = NIL;
+}
+
+static void
+pending_notify_subxact(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_notifies)
+		{
+			if (((PendingNotify *) lfirst(lc))->level >= level)
+				pending_notifies = foreach_delete_current(pending_notifies, lc);
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_notifies)
+		{
+			PendingNotify *p = (PendingNotify *) lfirst(lc);
+
+			if (p->level >= level)
+				p->level = level - 1;
+		}
+	}
+}
 
 static void
 event_rel_invalidate(Datum arg, Oid relid)
@@ -114,16 +175,28 @@ event_rel_info(Relation rel)
 	return &event_rel;
 }
 
-/* Queues NOTIFY oms_events, '<tenant code>' for this transaction, once per tenant. */
+/* Queues NOTIFY oms_events, '<tenant code>' for when this transaction commits, once per tenant. */
 static void
 notify_tenant(int32 tenant_id)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		arg = Int32GetDatum(tenant_id);
 	char	   *code;
+	MemoryContext oldcontext;
+	PendingNotify *p;
+	ListCell   *lc;
 
-	if (notified_lxid == MyProc->lxid && notified_tenant == tenant_id)
-		return;
+	foreach(lc, pending_notifies)
+	{
+		if (((PendingNotify *) lfirst(lc))->tenant_id == tenant_id)
+			return;
+	}
+	if (!notify_callbacks_registered)
+	{
+		RegisterXactCallback(pending_notify_xact, NULL);
+		RegisterSubXactCallback(pending_notify_subxact, NULL);
+		notify_callbacks_registered = true;
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "oms.event_trigger: SPI_connect failed");
@@ -136,11 +209,15 @@ notify_tenant(int32 tenant_id)
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "oms.event_trigger: tenant lookup failed");
 	code = SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
-	Async_Notify("oms_events", code != NULL ? code : "");
-	SPI_finish();
 
-	notified_lxid = MyProc->lxid;
-	notified_tenant = tenant_id;
+	oldcontext = MemoryContextSwitchTo(TopTransactionContext);
+	p = palloc(sizeof(PendingNotify));
+	p->tenant_id = tenant_id;
+	p->level = GetCurrentTransactionNestLevel();
+	p->code = pstrdup(code != NULL ? code : "");
+	pending_notifies = lappend(pending_notifies, p);
+	MemoryContextSwitchTo(oldcontext);
+	SPI_finish();
 }
 
 PG_FUNCTION_INFO_V1(oms_event_trigger);

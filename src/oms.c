@@ -374,6 +374,28 @@ oms_refuse_tenant(Oid caller, const char *code)
 					 role, code)));
 }
 
+/*
+ * On a Citus node, the tenant look-ups read oms.tenants and oms.tenant_grants (reference tables)
+ * from inside a query of a shard: a row level security policy of a login role's query, or a call
+ * of the tenant's node. Citus refuses such a nested query unless
+ * citus.allow_nested_distributed_execution is on (a nested query sent to another node would not
+ * see the transaction's writes); a reference table is read from the node's own copy, so the
+ * look-ups turn it on for their own duration. Returns the GUC nest level to close with
+ * AtEOXact_GUC, or -1 when Citus is not loaded.
+ */
+static int
+oms_allow_nested_citus(void)
+{
+	int			nestlevel;
+
+	if (GetConfigOption("citus.allow_nested_distributed_execution", true, false) == NULL)
+		return -1;
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("citus.allow_nested_distributed_execution", "on",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
 /* The owner of schema oms: tenant look-ups run as this role. */
 static Oid
 oms_owner(void)
@@ -417,10 +439,12 @@ oms_tenant_id(void)
 	Oid			caller = GetOuterUserId();
 	Oid			save_userid;
 	int			save_sec_context;
+	int			nestlevel;
 
 	if (oms_tenant_cached())
 		return cached_id;
 
+	nestlevel = oms_allow_nested_citus();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(oms_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
@@ -450,6 +474,9 @@ oms_tenant_id(void)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	/* (after an error, the abort of the transaction or subtransaction restores the setting) */
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
 
 	cached_id = id;
 	strlcpy(cached_code, oms_tenant, sizeof(cached_code));
@@ -469,10 +496,12 @@ oms_check_tenant(int32 tenant_id)
 	Oid			save_userid;
 	int			save_sec_context;
 	volatile bool allowed = false;
+	int			nestlevel;
 
 	if (grant_cache.valid && grant_cache.caller == caller && grant_cache.tenant_id == tenant_id)
 		return;
 	SPI_connect();
+	nestlevel = oms_allow_nested_citus();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(oms_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
@@ -484,6 +513,8 @@ oms_check_tenant(int32 tenant_id)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 	if (!allowed)
 		oms_refuse_tenant(caller, oms_tenant);

@@ -9,6 +9,10 @@
  *	  click & collect orders left at the store (pickup_uncollected);
  *	- purges events older than oms.event_retention that every consumer has acknowledged;
  *	- with oms.notify_events = worker, sends NOTIFY oms_events for the tenants with new events.
+ * On Citus it runs on the coordinator (on the workers oms.database names a database without oms)
+ * and does the same for every tenant on every node, through Citus: each step is written so that
+ * Citus can send it to the shards (see expire_holds_batch, oms.purge_events and
+ * oms._events_to_announce_by_node).
  * Every unit of work (a batch) is one short transaction; an error is logged and the round is tried
  * again after the nap, never in a hot loop. SIGTERM stops it at once, SIGHUP reloads settings, and
  * the postmaster restarts it after a crash.
@@ -28,6 +32,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -81,6 +86,25 @@ extension_present(void)
 }
 
 /*
+ * Is oms distributed on Citus (oms._citus_distributed())? Decided again for every batch of holds,
+ * since oms.distribute() may run while the worker is up.
+ */
+static bool worker_distributed = false;
+
+static void
+check_distributed(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+
+	if (plan == NULL)
+		plan = oms_prepare("SELECT oms._citus_distributed()", 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "oms worker: checking for Citus failed");
+	worker_distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * Deletes one batch of expired cart holds; returns how many. The reservation trigger gives their
  * quantity back to stock. Rows are deleted one by one in (tenant, item, location) order, the same
  * order in which orders lock stock rows, so that the worker and orders never deadlock.
@@ -90,10 +114,15 @@ expire_holds_batch(void)
 {
 	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr delete_plan = NULL;
+	static SPIPlanPtr select_plan_citus = NULL;
+	static SPIPlanPtr delete_plan_citus = NULL;
+	SPIPlanPtr	select;
+	SPIPlanPtr	delete;
 	uint64		done = 0;
 	uint64		n;
 	SPITupleTable *batch;
 
+	check_distributed();
 	if (select_plan == NULL || delete_plan == NULL)
 	{
 		Oid			argtypes[2] = {INT4OID, INT8OID};
@@ -106,8 +135,35 @@ expire_holds_batch(void)
 		delete_plan = oms_prepare(
 			"DELETE FROM oms.reservations WHERE tenant_id = $1 AND id = $2", 2, argtypes);
 	}
+	select = select_plan;
+	delete = delete_plan;
 
-	if (SPI_execute_plan(select_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
+	/*
+	 * On Citus the holds are in shards on other nodes, and Citus locks rows (FOR UPDATE) only in
+	 * a statement of one shard: the batch is read without locks, and each hold is deleted by a
+	 * statement of its tenant's shard that checks again that it is still an expired hold (an
+	 * order that took it over meanwhile has made it a hard reservation, or deleted it).
+	 */
+	if (worker_distributed)
+	{
+		if (select_plan_citus == NULL || delete_plan_citus == NULL)
+		{
+			Oid			argtypes[2] = {INT4OID, INT8OID};
+
+			select_plan_citus = oms_prepare(
+				"SELECT tenant_id, id FROM oms.reservations"
+				" WHERE cart IS NOT NULL AND expires_at < pg_catalog.now()"
+				" ORDER BY tenant_id, item_id, location_id, id"
+				" LIMIT " CppAsString2(EXPIRE_BATCH), 0, NULL);
+			delete_plan_citus = oms_prepare(
+				"DELETE FROM oms.reservations WHERE tenant_id = $1 AND id = $2"
+				" AND cart IS NOT NULL AND expires_at < pg_catalog.now()", 2, argtypes);
+		}
+		select = select_plan_citus;
+		delete = delete_plan_citus;
+	}
+
+	if (SPI_execute_plan(select, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "oms worker: selecting expired holds failed");
 	batch = SPI_tuptable;
 	n = SPI_processed;
@@ -118,7 +174,7 @@ expire_holds_batch(void)
 
 		args[0] = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
 		args[1] = SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull);
-		if (SPI_execute_plan(delete_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (SPI_execute_plan(delete, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "oms worker: deleting an expired hold failed");
 		done += SPI_processed;
 	}
@@ -180,35 +236,83 @@ overdue_batch(void)
  * after the last id announced, up to the newest event that is final (see src/events.c), so that
  * an event that commits late is still announced. The notifications go out when the step's
  * transaction commits. Returns the number of tenants woken.
+ *
+ * Event ids come from each node's own sequence, and on Citus every node numbers in its own range
+ * (node group g from g x 2^48), so the position announced is kept per node group
+ * (oms._events_to_announce_by_node); one node has group 0 only.
  */
-static int64 announced_up_to = 0;		/* committed: the last event id announced */
-static int64 announce_pending = 0;		/* what the step's transaction will have announced */
+static int64 *announced_up_to = NULL;	/* committed: the last event id announced, per group */
+static int64 *announce_pending = NULL;	/* what the step's transaction will have announced */
+static int	announce_groups = 0;		/* length of both arrays */
+
+#define NODE_GROUP_SHIFT 48
+
+static void
+announce_grow(int groups)
+{
+	int			old = announce_groups;
+
+	if (groups <= announce_groups)
+		return;
+	if (announced_up_to == NULL)
+	{
+		announced_up_to = MemoryContextAllocZero(TopMemoryContext, groups * sizeof(int64));
+		announce_pending = MemoryContextAllocZero(TopMemoryContext, groups * sizeof(int64));
+	}
+	else
+	{
+		announced_up_to = repalloc(announced_up_to, groups * sizeof(int64));
+		announce_pending = repalloc(announce_pending, groups * sizeof(int64));
+		memset(announced_up_to + old, 0, (groups - old) * sizeof(int64));
+		memset(announce_pending + old, 0, (groups - old) * sizeof(int64));
+	}
+	announce_groups = groups;
+}
 
 static uint64
 announce_events(void)
 {
 	static SPIPlanPtr plan = NULL;
+	Datum	   *elems;
 	Datum		arg;
+	uint64		n;
 
 	if (plan == NULL)
 	{
-		Oid			argtypes[1] = {INT8OID};
+		Oid			argtypes[1] = {INT8ARRAYOID};
 
-		plan = oms_prepare("SELECT tenant, up_to FROM oms._events_to_announce($1)", 1, argtypes);
+		plan = oms_prepare("SELECT tenant, up_to FROM oms._events_to_announce_by_node($1)", 1, argtypes);
 	}
-	arg = Int64GetDatum(announced_up_to);
-	announce_pending = announced_up_to;
+	announce_grow(1);
+	elems = palloc(announce_groups * sizeof(Datum));
+	for (int g = 0; g < announce_groups; g++)
+		elems[g] = Int64GetDatum(announced_up_to[g]);
+	arg = PointerGetDatum(construct_array(elems, announce_groups, INT8OID, sizeof(int64),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	memcpy(announce_pending, announced_up_to, announce_groups * sizeof(int64));
 	if (SPI_execute_plan(plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "oms worker: looking for new events failed");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 		char	   *tenant = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int64		up_to = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		int			group = isnull || up_to < 0 ? 0 : (int) (up_to >> NODE_GROUP_SHIFT);
 
 		Async_Notify("oms_events", tenant != NULL ? tenant : "");
-		announce_pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		announce_grow(group + 1);
+		if (!isnull && up_to > announce_pending[group])
+			announce_pending[group] = up_to;
 	}
-	return SPI_processed;
+	return n;
+}
+
+/* The notifications of announce_events() are committed: its positions hold. */
+static void
+announce_done(void)
+{
+	memcpy(announced_up_to, announce_pending, announce_groups * sizeof(int64));
 }
 
 /* Context of the errors of a round: the log says which process failed, doing what. */
@@ -301,7 +405,7 @@ worker_round(void)
 	/* The position moves on only once the notifications are committed (sent). */
 	if (present && oms_notify_events == OMS_NOTIFY_WORKER &&
 		run_step("announcing new events", announce_events, &n))
-		announced_up_to = announce_pending;
+		announce_done();
 
 	if (expired > 0)
 		elog(DEBUG1, "oms worker: expired " UINT64_FORMAT " cart holds", expired);
@@ -332,7 +436,7 @@ announce_round(void)
 	uint64		n;
 
 	if (run_step("announcing new events", announce_events, &n))
-		announced_up_to = announce_pending;
+		announce_done();
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

@@ -130,13 +130,19 @@ CREATE FUNCTION oms._store_limited() RETURNS boolean
 		AND NOT pg_catalog.pg_has_role(oms._caller(), 'oms_operator', 'USAGE');
 COMMENT ON FUNCTION oms._store_limited() IS 'Internal: true when the caller is store staff only (member of oms_store, not superuser, oms_admin or oms_operator)';
 
+-- (PL/pgSQL: on a Citus node, a call of an SQL-standard body function from the tenant forms fails
+-- with a syntax error at "RETURN"; the store roles' calls check their location through this.)
 CREATE FUNCTION oms._store_locations() RETURNS int[]
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
 	RETURN (SELECT coalesce(pg_catalog.array_agg(DISTINCT a.location_id), '{}')
 			  FROM oms.store_assignments a JOIN pg_catalog.pg_roles r ON r.rolname = a.role
 			 WHERE a.tenant_id = oms.current_tenant_id()
 			   AND pg_catalog.pg_has_role(oms._caller(), r.oid, 'USAGE'));
+END
+$$;
 COMMENT ON FUNCTION oms._store_locations() IS 'Internal: ids of the current tenant''s locations assigned to the caller (or to a role whose privileges it has); used by the store policies';
 
 -- The explicit check of the API: the definer functions run as the owner, which row level security

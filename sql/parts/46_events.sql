@@ -168,7 +168,10 @@ CREATE FUNCTION oms.purge_events(older_than interval, batch int DEFAULT 1000) RE
 	SET search_path = oms, pg_catalog
 AS $$
 DECLARE
-	v_n bigint;
+	v_n			bigint;
+	v_tenant	int;
+	v_acked		bigint;
+	v_k			bigint;
 BEGIN
 	IF older_than IS NULL OR older_than < interval '0' THEN
 		RAISE EXCEPTION 'invalid retention %', coalesce(older_than::text, 'NULL')
@@ -177,6 +180,29 @@ BEGIN
 	IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
 		RAISE EXCEPTION 'invalid batch size %', coalesce(batch::text, 'NULL')
 			USING ERRCODE = '22023', HINT = 'Purge 1 to 100000 events per call.';
+	END IF;
+	IF oms._citus_distributed() THEN
+		-- On Citus (the background worker of the coordinator), the same tenant by tenant: a
+		-- query correlated on a reference table (oms.tenants) cannot reach the shards, and each
+		-- statement naming one tenant goes to that tenant's node.
+		v_n := 0;
+		FOR v_tenant IN SELECT t.id FROM oms.tenants t ORDER BY t.id LOOP
+			SELECT pg_catalog.min(c.acked_up_to) INTO v_acked FROM oms.event_consumers c WHERE c.tenant_id = v_tenant;
+			WITH doomed AS (
+				SELECT e.id, e.created_at
+				  FROM oms.events e
+				 WHERE e.tenant_id = v_tenant AND e.id <= coalesce(v_acked, 9223372036854775807)
+				 ORDER BY e.id
+				 LIMIT batch - v_n),
+			gone AS (
+				DELETE FROM oms.events e USING doomed d
+				 WHERE e.tenant_id = v_tenant AND e.id = d.id AND d.created_at < pg_catalog.now() - older_than
+				RETURNING 1)
+			SELECT pg_catalog.count(*) INTO v_k FROM gone;
+			v_n := v_n + v_k;
+			EXIT WHEN v_n >= batch;
+		END LOOP;
+		RETURN v_n;
 	END IF;
 	-- Per tenant, the oldest events that every consumer has acknowledged; of those, the ones
 	-- older than the retention. Only the first batch by id is looked at, so that a round costs the
@@ -228,6 +254,45 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._events_to_announce(bigint) IS 'Internal (worker, oms.notify_events = worker): the tenants with events after the given id up to the newest safe one, and that id';
+
+-- What the worker announces, node by node. Event ids come from each node's own sequence, in the
+-- node's own range (on Citus, node group g numbers from g x 2^48: oms._node_sequences), and the
+-- horizon of an event holds among the events of its node only; so the position announced is kept
+-- per node group: after[g + 1] (missing: nothing announced yet). On one node that is
+-- oms._events_to_announce(after[1]). Each row's up_to is the newest safe event of the tenant's
+-- node (group up_to >> 48).
+CREATE FUNCTION oms._events_to_announce_by_node(after bigint[])
+	RETURNS TABLE (tenant text, up_to bigint)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF NOT oms._citus_distributed() THEN
+		RETURN QUERY SELECT a.tenant, a.up_to FROM oms._events_to_announce(coalesce(after[1], 0)) a;
+		RETURN;
+	END IF;
+	-- On Citus: per tenant (grouped on the distribution column, so each node answers for its own
+	-- tenants, with its own snapshot), the first event after its node's position and the newest
+	-- safe one; then per node, the newest safe event of all its tenants.
+	RETURN QUERY
+	WITH per_tenant AS (
+		SELECT e.tenant_id, (e.id >> 48)::int AS node_group, pg_catalog.min(e.id) AS first_id,
+			   pg_catalog.max(e.id) FILTER (WHERE e.xid_horizon OPERATOR(pg_catalog.<=)
+											  pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())) AS safe_id
+		  FROM oms.events e
+		 WHERE e.id > coalesce(after[(e.id >> 48)::int + 1], 0)
+		 GROUP BY e.tenant_id, (e.id >> 48)::int),
+	per_node AS (
+		SELECT p.node_group, pg_catalog.max(p.safe_id) AS up_to FROM per_tenant p GROUP BY p.node_group)
+	SELECT t.code, n.up_to
+	  FROM per_tenant p
+	  JOIN per_node n ON n.node_group = p.node_group AND p.first_id <= n.up_to
+	  JOIN oms.tenants t ON t.id = p.tenant_id
+	 ORDER BY t.code;
+END
+$$;
+COMMENT ON FUNCTION oms._events_to_announce_by_node(bigint[]) IS 'Internal (worker, oms.notify_events = worker): the tenants with events after their node''s position (after[node group + 1]) up to the newest safe event of that node, and that id; on one node oms._events_to_announce(after[1])';
 
 -- The part of every payload that says which order it is about, and whom to tell.
 CREATE FUNCTION oms._order_header(p_tenant int, p_order bigint) RETURNS jsonb

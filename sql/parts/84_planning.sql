@@ -44,6 +44,10 @@ CREATE INDEX order_lines_waiting_idx ON oms.order_lines (tenant_id, item_id)
 -- without nested loops (SET enable_nestloop = off: the planner cannot know how many rows a range
 -- holds and would probe the statistics of a million SKU-locations one by one; hash and merge
 -- joins read each source once).
+-- (This, oms._replenishment_candidates and oms._replenishment_proposals set
+-- citus.allow_nested_distributed_execution: on Citus they run on the tenant's node inside a query
+-- of a shard, as part of a statement that names the tenant, and their queries, all of that one
+-- tenant, run there too. A mere placeholder without Citus.)
 CREATE FUNCTION oms._replenishment_base(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
 										p_item_to int DEFAULT NULL)
 	RETURNS TABLE (item_id int, location_id int, priority int, location_code text, method text, supplier_id int,
@@ -53,11 +57,16 @@ CREATE FUNCTION oms._replenishment_base(p_tenant int, p_today date, p_item_from 
 				   backordered bigint, covered boolean, order_qty bigint, service_level double precision,
 				   lead_time_sd double precision, protection double precision, lead_time double precision,
 				   history_days int, total double precision, sumsq double precision, exact boolean)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET jit = off
 	SET enable_nestloop = off
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	-- PL/pgSQL, not SQL: Citus cannot plan the parameters of an SQL function's statements.
+	RETURN QUERY
 	WITH extra AS (
 		-- SKU-locations planned that are not a stock row at a location with a default policy: SKU
 		-- overrides, and lines waiting at a location with a default policy.
@@ -196,7 +205,8 @@ BEGIN ATOMIC
 	  LEFT JOIN open_orders oo ON oo.item_id = pol.item_id AND oo.location_id = pol.location_id
 	  LEFT JOIN delta dl ON dl.item_id = pol.item_id AND dl.location_id = pol.location_id
 	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = pol.item_id;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._replenishment_base(int, date, int, int) IS 'Internal: what planning reads for every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, whether an open order covers it, and the sum and sum of squares of its daily demand over its history window from oms.demand_stats (exact: to be summed from the history instead)';
 
 -- The levels, in C over the whole set (src/planning.c, formulas at the top of this file): demand
@@ -213,6 +223,7 @@ CREATE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item
 				   order_up_to bigint, triggered boolean, need bigint, surplus bigint)
 	LANGUAGE c STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET work_mem = '128MB'
 	AS 'MODULE_PATHNAME', 'oms_replenishment_candidates';
 COMMENT ON FUNCTION oms._replenishment_candidates(int, date, int, int) IS 'Internal: every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, demand mean and deviation, safety stock, reorder point, inventory position, whether it must order, how much, and its surplus';
@@ -226,11 +237,16 @@ CREATE FUNCTION oms._replenishment_proposals(p_tenant int, p_today date, p_item_
 				   reserved bigint, on_order bigint, backordered bigint, demand_mean double precision,
 				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, proposed_qty bigint,
 				   unit_cost numeric, expected_date date, auto_send boolean, reason text)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET jit = off
 	SET work_mem = '128MB'
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	-- PL/pgSQL, not SQL: Citus cannot plan the parameters of an SQL function's statements.
+	RETURN QUERY
 	WITH c AS (
 		-- Only what can make a proposal: a need, a surplus, a safety stock to write.
 		SELECT * FROM oms._replenishment_candidates(p_tenant, p_today, p_item_from, p_item_to) c
@@ -300,7 +316,8 @@ BEGIN ATOMIC
 		   pg_catalog.format('safety stock %s (was %s)', c.safety_stock, c.current_safety_stock)
 	  FROM c
 	 WHERE c.update_safety_stock AND c.safety_stock <> c.current_safety_stock;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._replenishment_proposals(int, date, int, int) IS 'Internal: what to transfer and what to buy for the SKUs in the given item id range, and the safety stock to write (kind safety_stock) where the policy asks for it';
 
 CREATE FUNCTION oms.plan_replenishment(location text DEFAULT NULL)

@@ -34,11 +34,15 @@ COMMENT ON TABLE oms.alerts IS 'Stock and supply alerts (low_stock, stock_out, o
 COMMENT ON COLUMN oms.alerts.subject IS 'What the alert is about: SKU@location, PO-id of a purchase order, or the order id';
 
 -- The conditions that hold now, one row per alert that should be open.
+-- (citus.allow_nested_distributed_execution: on Citus, check_alerts sends its statement, this call
+-- with it, to the tenant's node, where these queries run inside a query of a shard; they all
+-- name that one tenant, whose shards are on that node. A mere placeholder without Citus.)
 CREATE FUNCTION oms._alert_conditions(p_tenant int, p_today date)
 	RETURNS TABLE (kind text, severity text, subject text, item_id int, location_id int, purchase_order_id bigint,
 				   order_id bigint, message text, details jsonb)
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 AS $$
 #variable_conflict use_column
 BEGIN

@@ -18,6 +18,24 @@
 -- whose shards are all on this node, so they all run locally in the same transaction. The forms
 -- set it for their own duration only (a SET clause; a mere placeholder without Citus).
 
+-- Is oms distributed (oms.distribute() has run)? The background worker's steps take another way
+-- on Citus, where a statement over every tenant must be one that Citus can send to every node.
+CREATE FUNCTION oms._citus_distributed() RETURNS boolean
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_dist	boolean := false;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = ''oms.events''::regclass)'
+		   INTO v_dist;
+	END IF;
+	RETURN v_dist;
+END
+$$;
+COMMENT ON FUNCTION oms._citus_distributed() IS 'Internal: true when oms.events is a distributed table of Citus (oms.distribute() has run)';
+
 CREATE FUNCTION oms.tenant_id(code text) RETURNS int
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
@@ -209,20 +227,52 @@ COMMENT ON FUNCTION oms._atp_distributed(text, text) IS 'Internal: oms.atp(sku, 
 -- subqueries, so the foreign keys are dropped and added back once every table is distributed, and
 -- the policies are created again with the same rule written without a subquery.
 
-CREATE FUNCTION oms._store_sees_order(p_tenant int, p_order bigint) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
+-- The store policies on Citus are evaluated on every shard a query reads, also on the shards of
+-- other tenants on other nodes (a query without a tenant_id condition reads them all): they must
+-- not read the current tenant's assignments from there (a query sent from one node to another in
+-- the middle of a shard's scan). So they pass the row's tenant, and a row of another tenant, which
+-- the tenant policy filters out anyway, is answered without a query.
+CREATE FUNCTION oms._store_locations_of(p_tenant int) RETURNS int[]
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
+	IF p_tenant IS DISTINCT FROM oms.current_tenant_id() THEN
+		RETURN '{}';
+	END IF;
+	RETURN (SELECT coalesce(pg_catalog.array_agg(DISTINCT a.location_id), '{}')
+			  FROM oms.store_assignments a JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+			 WHERE a.tenant_id = p_tenant
+			   AND pg_catalog.pg_has_role(oms._caller(), r.oid, 'USAGE'));
+END
+$$;
+COMMENT ON FUNCTION oms._store_locations_of(int) IS 'Internal: oms._store_locations() for a row of the given tenant (none for another tenant than the current one); the store policies on Citus';
+
+CREATE FUNCTION oms._store_sees_order(p_tenant int, p_order bigint) RETURNS boolean
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
 	RETURN EXISTS (SELECT FROM oms.order_lines l
 					WHERE l.tenant_id = p_tenant AND l.order_id = p_order
-					  AND l.location_id = ANY (oms._store_locations()));
+					  AND l.location_id = ANY (oms._store_locations_of(p_tenant)));
+END
+$$;
 COMMENT ON FUNCTION oms._store_sees_order(int, bigint) IS 'Internal: does a line of this order come from a location of the calling store role (the store policy of oms.orders on Citus)';
 
 CREATE FUNCTION oms._store_sees_shipment(p_tenant int, p_shipment bigint) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
 	RETURN EXISTS (SELECT FROM oms.shipments s
 					WHERE s.tenant_id = p_tenant AND s.id = p_shipment
-					  AND s.location_id = ANY (oms._store_locations()));
+					  AND s.location_id = ANY (oms._store_locations_of(p_tenant)));
+END
+$$;
 COMMENT ON FUNCTION oms._store_sees_shipment(int, bigint) IS 'Internal: was this shipment packed at a location of the calling store role (the store policy of oms.shipment_lines on Citus)';
 
 CREATE FUNCTION oms._supply_detach() RETURNS trigger
@@ -420,23 +470,41 @@ BEGIN
 
 		-- The policies again, their rule without subqueries (Citus evaluates the policy on the
 		-- shard; oms.current_tenant_id() is stable, so it is still evaluated once per scan).
-		FOR v_pol IN SELECT * FROM oms_distribute_policies LOOP
+		-- Citus sends CREATE POLICY ... AS RESTRICTIVE to the workers as a permissive policy
+		-- (Citus 13.0: a store role would see every row of its tenant there), so the restrictive
+		-- policies (the store rules, TO oms_store) are folded into the permissive ones of their
+		-- table instead: each permissive rule becomes "rule AND (NOT a member of oms_store OR
+		-- store rule)", which lets through exactly the rows that the two kinds of policies did.
+		-- Restrictive policies come first in this loop (permissive is false for them).
+		CREATE TEMPORARY TABLE oms_distribute_restrictive (rel text, cond text) ON COMMIT DROP;
+		FOR v_pol IN SELECT * FROM oms_distribute_policies ORDER BY permissive, rel, name LOOP
 			v_qual := v_pol.qual;
 			v_check := v_pol.with_check;
 			IF v_pol.rel = 'oms.orders' AND v_pol.name = 'store' THEN
-				v_qual := '(pickup_location_id = ANY (oms._store_locations())) OR oms._store_sees_order(tenant_id, id)';
+				v_qual := '(pickup_location_id = ANY (oms._store_locations_of(tenant_id))) OR oms._store_sees_order(tenant_id, id)';
 			ELSIF v_pol.rel = 'oms.shipment_lines' AND v_pol.name = 'store' THEN
 				v_qual := 'oms._store_sees_shipment(tenant_id, shipment_id)';
 			ELSE
 				v_qual := pg_catalog.regexp_replace(v_qual, '\(\s*SELECT (?:oms\.)?(\w+)\(\) AS \w+\)', 'oms.\1()', 'g');
+				-- a shard of another tenant is answered without a query (oms._store_locations_of)
+				v_qual := pg_catalog.replace(v_qual, 'oms._store_locations()', 'oms._store_locations_of(tenant_id)');
 			END IF;
 			IF v_qual ~* '\mselect\M' OR coalesce(v_check, '') ~* '\mselect\M' THEN
 				RAISE EXCEPTION 'policy % on % has a subquery that oms.distribute() cannot rewrite: %', v_pol.name, v_pol.rel, v_qual
 					USING ERRCODE = 'XX000';
 			END IF;
-			EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s USING (%s)%s',
+			IF NOT v_pol.permissive THEN
+				INSERT INTO oms_distribute_restrictive (rel, cond)
+				SELECT v_pol.rel,
+					   '(NOT (' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.pg_has_role(%L, ''USAGE'')', r.rolname), ' OR ')
+											  FROM pg_catalog.pg_roles r WHERE r.oid = ANY (v_pol.roles)), 'true')
+					   || ') OR (' || v_qual || '))';
+				CONTINUE;
+			END IF;
+			SELECT '(' || v_qual || ')' || coalesce(' AND ' || pg_catalog.string_agg(x.cond, ' AND '), '')
+			  INTO v_qual FROM oms_distribute_restrictive x WHERE x.rel = v_pol.rel;
+			EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s TO %s USING (%s)%s',
 				v_pol.name, v_pol.rel,
-				CASE WHEN v_pol.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
 				CASE v_pol.cmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
 							   WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
 				CASE WHEN v_pol.roles = '{0}' THEN 'PUBLIC'
@@ -481,9 +549,11 @@ REVOKE ALL ON FUNCTION oms.distribute(int) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION oms.tenant_id(text), oms._tenant_code(int), oms._tenant_entry_points(),
 	oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint), oms._supply_detach(),
-	oms._node_sequences() FROM PUBLIC;
+	oms._node_sequences(), oms._citus_distributed(), oms._store_locations_of(int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms.tenant_id(text), oms._tenant_code(int)
 	TO oms_operator, oms_store, oms_app;
 REVOKE ALL ON FUNCTION oms._atp_distributed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._atp_distributed(text, text) TO oms_operator, oms_store, oms_app;
-GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint) TO oms_store;
+-- (the store rules are part of every role's policy on Citus: see oms.distribute)
+GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint),
+	oms._store_locations_of(int) TO oms_store, oms_operator, oms_app;

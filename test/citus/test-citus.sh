@@ -214,6 +214,183 @@ p2=$(sql -c "SELECT count(DISTINCT x.tenant_id) || ' ' || count(*) FROM (SELECT 
 out=$([ -n "$p1" ] && [ "$p1" = "$p2" ] && echo t || echo "$p1 / $p2")
 check "oms_bi.platform_daily through the coordinator: every tenant's orders, across both workers" "t" "$out"
 
+# ---------------------------------------------------------------- operations on every node
+# One tenant on each worker: a (worker 1) and b (worker 2); c, a third tenant, for refusals.
+w1_node="/tmp/oms-$name-w1:$((port + 1))"
+w2_node="/tmp/oms-$name-w2:$((port + 2))"
+ta=$(sql -c "SELECT min(id) FROM oms.tenants WHERE code LIKE 'shop-%' AND citus_test.node_of(id) = '$w1_node'")
+tb=$(sql -c "SELECT min(id) FROM oms.tenants WHERE code LIKE 'shop-%' AND citus_test.node_of(id) = '$w2_node'")
+tc=$(sql -c "SELECT max(id) FROM oms.tenants WHERE code LIKE 'shop-%' AND id NOT IN ($ta, $tb)")
+ca=$(sql -c "SELECT oms._tenant_code($ta)")
+cb=$(sql -c "SELECT oms._tenant_code($tb)")
+cc=$(sql -c "SELECT oms._tenant_code($tc)")
+echo "# tenants $ca (id $ta, worker 1), $cb (id $tb, worker 2), $cc (id $tc)"
+order_json() {	# order_json EXTERNAL_ID [SKU]
+	echo "{\"channel\": \"web\", \"external_id\": \"$1\", \"ship_to\": {\"line1\": \"Via Roma 1\", \"city\": \"Milano\", \"postal_code\": \"20121\", \"country\": \"IT\"}, \"lines\": [{\"sku\": \"${2:-CIT-1}\", \"qty\": 1, \"unit_price\": 19.90}]}"
+}
+# psql on the coordinator as a login role; errors as their SQLSTATE alone
+as_role() { as_pg psql -X -q -At -h "$c_host" -p "$port" -U "$1" -d "$db" -v VERBOSITY=sqlstate "${@:2}" 2>&1; }
+
+# pg_cron on the coordinator (cron.database_name is the oms database there; pg_cron 1.4 schedules
+# by the minute): tenant c's alerts every minute, checked at the end of this section
+sql -c "SET oms.tenant = '$cc'" -c "SELECT oms.schedule('alerts', '* * * * *')" >/dev/null
+
+# ---- row level security, through the coordinator
+sql -c "CREATE ROLE citus_op LOGIN IN ROLE oms_operator" -c "CREATE ROLE citus_app LOGIN IN ROLE oms_app" \
+	-c "CREATE ROLE citus_store LOGIN IN ROLE oms_store" \
+	-c "SELECT oms.grant_tenant('citus_op', '$ca'), oms.grant_tenant('citus_op', '$cb'),
+			   oms.grant_tenant('citus_app', '$ca'), oms.grant_tenant('citus_store', '$cb')" \
+	-c "BEGIN" -c "SET LOCAL oms.tenant = '$cb'" -c "SELECT oms.assign_store('citus_store', 'STORE-RM-01')" -c "COMMIT" >/dev/null
+admin_counts() {	# orders and stock rows of a tenant, read as the superuser
+	sql -c "SELECT (SELECT count(*) FROM oms.orders WHERE tenant_id = $1) || ' ' || (SELECT count(*) FROM oms.stock WHERE tenant_id = $1)"
+}
+rls_counts() {	# ROLE TENANT_CODE: orders and stock rows the role sees with SET LOCAL oms.tenant
+	as_role "$1" -c "BEGIN" -c "SET LOCAL oms.tenant = '$2'" \
+		-c "SELECT (SELECT count(*) FROM oms.orders) || ' ' || (SELECT count(*) FROM oms.stock)" -c "COMMIT"
+}
+check "RLS: an oms_operator role with SET LOCAL oms.tenant sees its tenant's orders and stock, on worker 1" \
+	"$(admin_counts "$ta")" "$(rls_counts citus_op "$ca")"
+check "... and on worker 2" "$(admin_counts "$tb")" "$(rls_counts citus_op "$cb")"
+out=$(as_role citus_op -c "BEGIN" -c "SET LOCAL oms.tenant = '$ca'" \
+	-c "SELECT (SELECT count(*) FROM oms.orders WHERE tenant_id <> $ta) + (SELECT count(*) FROM oms.stock WHERE tenant_id <> $ta) + (SELECT count(*) FROM oms.order_lines WHERE tenant_id <> $ta)" -c "COMMIT")
+check "... none of another tenant's rows" "0" "$out"
+out=$(as_role citus_op -c "BEGIN" -c "SET LOCAL oms.tenant = '$cc'" -c "SELECT count(*) FROM oms.orders" -c "ROLLBACK" | head -n 1)
+check "... reading as a tenant not granted: 42501" "ERROR:  42501" "$out"
+out=$(as_role citus_op -c "SELECT oms.adjust_stock($tc, 'CIT-1', 'WH-MI', 1, 'citus rls')"
+	sql -c "SELECT count(*) FROM oms.stock_movements WHERE tenant_id = $tc AND reason = 'citus rls'")
+check "... writing for a tenant not granted (adjust_stock on its node): 42501, nothing written" "ERROR: 42501 0" "$(echo $out)"
+check "RLS: an oms_app role sees its tenant's stock" "$(admin_counts "$ta" | cut -d' ' -f2)" \
+	"$(as_role citus_app -c "BEGIN" -c "SET LOCAL oms.tenant = '$ca'" -c "SELECT count(*) FROM oms.stock" -c "COMMIT")"
+out=$(as_role citus_app -c "SELECT oms.place_order($ta, '$(order_json RLS-APP-1)') > 0"
+	as_role citus_app -c "SELECT oms.place_order($tb, '$(order_json RLS-APP-1)')"
+	sql -c "SELECT count(*) FROM oms.orders WHERE external_id = 'RLS-APP-1'")
+check "... places an order for its tenant (worker 1), not for another (worker 2: 42501)" "t ERROR: 42501 1" "$(echo $out)"
+exp=$(sql -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE l.code = 'STORE-RM-01') FROM oms.stock s JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id WHERE s.tenant_id = $tb")
+out=$(as_role citus_store -c "BEGIN" -c "SET LOCAL oms.tenant = '$cb'" -c "SELECT count(*) FROM oms.stock" -c "COMMIT")
+check "RLS: an oms_store role (worker 2) sees the stock rows of its location only" "$(echo "$exp" | cut -d' ' -f2)" "$out"
+check "... (of the tenant's $(echo "$exp" | cut -d' ' -f1) stock rows)" "t" "$([ "$(echo "$exp" | cut -d' ' -f1)" -gt "$out" ] && echo t)"
+exp=$(sql -c "SET oms.tenant = '$cb'" -c "SELECT count(*) FROM oms.orders o WHERE o.tenant_id = $tb AND (o.pickup_location_id = ANY (ARRAY(SELECT id FROM oms.locations WHERE tenant_id = $tb AND code = 'STORE-RM-01')) OR EXISTS (SELECT FROM oms.order_lines l JOIN oms.locations x ON x.tenant_id = l.tenant_id AND x.id = l.location_id WHERE l.tenant_id = o.tenant_id AND l.order_id = o.id AND x.code = 'STORE-RM-01'))")
+out=$(as_role citus_store -c "BEGIN" -c "SET LOCAL oms.tenant = '$cb'" -c "SELECT count(*) FROM oms.orders" -c "COMMIT")
+check "... and the orders of its location only" "$exp" "$out"
+out=$(as_role citus_store -c "SELECT oms.adjust_stock($tb, 'CIT-1', 'WH-MI', 1, 'citus test')")
+check "... and may not act at another location (adjust_stock at WH-MI: 42501)" "ERROR:  42501" "$out"
+out=$(as_role citus_store -c "SELECT oms.set_stock($tb, 'CIT-1', 'STORE-RM-01', 5, 'citus rls')")
+check "... but at its own (set_stock at STORE-RM-01)" "5" "$out"
+
+# ---- the outbox: the tenant forms of next_events and ack_events through the coordinator
+# (events are final once every older transaction of their node has ended: a call may come too
+# early while another transaction runs there, so the reads are tried a few times)
+events_of() {	# TENANT: the ids and types next_events hands out, as "n ascending first-type"
+	sql -c "SELECT count(*) || ' ' || CASE WHEN array_agg(id ORDER BY n) = array_agg(id ORDER BY id) THEN 'in-order' ELSE 'out-of-order' END || ' ' || coalesce((array_agg(type ORDER BY n))[1], '-')
+			  FROM (SELECT e.*, row_number() OVER () AS n FROM oms.next_events($1, 'citus-test', 10000) e) x"
+}
+for t in $ta $tb; do
+	exp=$(sql -c "SELECT count(*) || ' in-order ' || coalesce((array_agg(type ORDER BY id))[1], '-') FROM oms.events WHERE tenant_id = $t")
+	for try in 1 2 3 4 5; do
+		out=$(events_of "$t")
+		[ "$out" = "$exp" ] && break
+		sleep 1
+	done
+	check "outbox: next_events($t, ...) on the coordinator hands out all the tenant's events, in id order, none of another (node of $t)" "$exp" "$out"
+done
+out=$(sql -c "SELECT string_agg(type, ' ' ORDER BY id) FROM oms.next_events($ta, 'citus-test', 10000) WHERE order_id = (SELECT id FROM oms.orders WHERE tenant_id = $ta AND external_id = 'CIT-$ta')")
+check "... one order's events in the order they happened" \
+	"order_received order_released shipped delivered return_created return_received" "$(echo "$out" | tr ' ' '\n' | grep -E '^(order_received|order_released|shipped|delivered|return_created|return_received)$' | tr '\n' ' ' | sed 's/ $//')"
+last=$(sql -c "SELECT max(id) FROM oms.next_events($ta, 'citus-test', 10000)")
+out=$(sql -c "SELECT oms.ack_events($ta, 'citus-test', $last) = $last" -c "SELECT count(*) FROM oms.next_events($ta, 'citus-test', 10000)" | tr '\n' ' ')
+check "... ack_events($ta, ...): the acknowledged events are not handed out again" "t 0 " "$out"
+out=$(sql -c "SELECT count(*) > 0 FROM oms.next_events($tb, 'citus-test', 10000)")
+check "... while tenant $tb's consumer of the same name still gets its own" "t" "$out"
+# Purging (the background worker's oms.purge_events, here with no retention): the events every
+# consumer of their tenant has acknowledged, on every node; tenant b's consumer has acknowledged none.
+exp=$(sql -c "SELECT count(*) FILTER (WHERE e.tenant_id = $ta AND e.id <= $last OR NOT EXISTS (SELECT FROM oms.event_consumers c WHERE c.tenant_id = e.tenant_id)) || ' ' || count(*) FILTER (WHERE e.tenant_id = $tb) FROM oms.events e")
+out=$(sql -c "SELECT oms.purge_events('0', 10000)")
+out="$out $(sql -c "SELECT count(*) FROM oms.events WHERE tenant_id = $tb")"
+check "... purge_events on the coordinator: the acknowledged events of tenant $ta and those of tenants without a consumer go, none of $tb's" "$exp" "$out"
+
+# NOTIFY by the coordinator's background worker (oms.notify_events = worker): a listener on the
+# coordinator hears of both tenants, worker 2's first (its ids are above worker 1's: each node
+# has its own range, and the worker keeps one position per node).
+out=$(as_pg psql -X -At -h "$c_host" -p "$port" -U postgres -d "$db" 2>&1 <<-EOF
+	LISTEN oms_events;
+	SELECT oms.place_order($tb, '$(order_json NOTIFY-1)') > 0;
+	SELECT pg_sleep(2);
+	SELECT oms.place_order($ta, '$(order_json NOTIFY-1)') > 0;
+	SELECT pg_sleep(2);
+EOF
+)
+heard() { [ "$(echo "$out" | grep -c "notification \"oms_events\" with payload \"$1\" received")" -ge 1 ] && echo yes || echo no; }
+check "NOTIFY: a LISTENer on the coordinator hears of a new order's events of a tenant on worker 2" "yes" "$(heard "$cb")"
+check "... and then of one on worker 1" "yes" "$(heard "$ca")"
+# One transaction writing to two tenants on two nodes: Citus commits it in two phases.
+two_nodes() {	# EXTERNAL_ID NOTIFY_MODE
+	sql -v VERBOSITY=sqlstate -c "BEGIN" -c "SET LOCAL oms.notify_events = $2" \
+		-c "SELECT oms.place_order($ta, '$(order_json "$1")') > 0" -c "SELECT oms.place_order($tb, '$(order_json "$1")') > 0" \
+		-c "COMMIT" 2>&1 | tr '\n' ' '
+	sql -c "SELECT count(*) FROM oms.orders WHERE external_id = '$1'"
+}
+check "2PC: BEGIN; place_order on worker 1; place_order on worker 2; COMMIT with notify_events = worker: committed" \
+	"t t 2" "$(two_nodes TWO-PC-1 worker)"
+check "... with notify_events = commit too: committed, without a NOTIFY (a prepared transaction cannot send one)" \
+	"t t 2" "$(two_nodes TWO-PC-2 commit)"
+out=$(sql -c "SELECT count(*) FROM pg_prepared_xacts")
+out="$out $(node_sql w1 $((port + 1)) -c "SELECT count(*) FROM pg_prepared_xacts") $(node_sql w2 $((port + 2)) -c "SELECT count(*) FROM pg_prepared_xacts")"
+check "... no prepared transaction left on any node" "0 0 0" "$out"
+
+# ---- the background worker, on the coordinator only, for the tenants of every node
+held() {	# TENANT: reserved units of CIT-1 at WH-MI and the cart holds of the test's cart
+	sql -c "SELECT s.reserved || ' ' || (SELECT count(*) FROM oms.reservations r WHERE r.tenant_id = $1 AND r.cart = 'citus-cart')
+			  FROM oms.stock s JOIN oms.items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id
+			  JOIN oms.locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+			 WHERE s.tenant_id = $1 AND i.sku = 'CIT-1' AND l.code = 'WH-MI'"
+}
+# orders late: placed, then their promised date moved to yesterday: placed, then their promised date moved to yesterday
+for t in $ta $tb; do
+	o=$(sql -c "SELECT oms.place_order($t, '$(order_json LATE-1)')")
+	sql -c "UPDATE oms.order_lines SET promised_date = current_date - 1 WHERE tenant_id = $t AND order_id = $o" >/dev/null
+done
+before_a=$(held "$ta")
+before_b=$(held "$tb")
+sql -c "SELECT oms.hold($ta, 'citus-cart', 'CIT-1', 3, 'WH-MI', '2 seconds')" \
+	-c "SELECT oms.hold($tb, 'citus-cart', 'CIT-1', 4, 'WH-MI', '2 seconds')" >/dev/null
+during="$(held "$ta") $(held "$tb")"
+for try in $(seq 1 30); do
+	after="$(held "$ta") $(held "$tb")"
+	late=$(sql -c "SELECT count(*) FROM oms.events e JOIN oms.orders o ON o.tenant_id = e.tenant_id AND o.id = e.order_id WHERE e.tenant_id IN ($ta, $tb) AND o.external_id = 'LATE-1' AND e.type = 'delayed'")
+	[ "$after" = "$before_a $before_b" ] && [ "$late" = 2 ] && break
+	sleep 1
+done
+check "worker: cart holds of 3 and 4 units for tenants on both workers" \
+	"$(( ${before_a% *} + 3 )) 1 $(( ${before_b% *} + 4 )) 1" "$during"
+check "... expired by the coordinator's background worker: holds gone, reserved back on both nodes" "$before_a $before_b" "$after"
+check "... orders late on their promised date reported (event delayed) on both nodes" "2" "$late"
+out=$(node_sql w1 $((port + 1)) -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'oms worker' AND datname = '$db'")
+out="$out $(node_sql w2 $((port + 2)) -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'oms worker' AND datname = '$db'")"
+check "... and no worker of oms runs in the database on the workers" "0 0" "$out"
+
+# ---- scheduled jobs: oms.run_job on the coordinator, the work on each tenant's node
+for t in $ta $tb; do
+	code=$(sql -c "SELECT oms._tenant_code($t)")
+	out=$(sql -v VERBOSITY=sqlstate -c "CALL oms.run_job('alerts', '$code')" -c "CALL oms.run_job('replenishment', '$code')" 2>&1 | tr '\n' ' ')
+	out="$out$(sql -c "SELECT string_agg(job || ' ' || status, ', ' ORDER BY id) FROM oms.job_runs WHERE tenant_id = $t AND job IN ('alerts', 'replenishment')")"
+	check "jobs: CALL oms.run_job('alerts' and 'replenishment', tenant $t) on the coordinator succeed" \
+		"alerts succeeded, replenishment succeeded" "$out"
+	exp=$(sql -c "SELECT rows_touched FROM oms.job_runs WHERE tenant_id = $t AND job = 'alerts'")
+	out=$(sql -c "SELECT count(*) FROM oms.alerts WHERE tenant_id = $t AND checked_at >= (SELECT started_at FROM oms.job_runs WHERE tenant_id = $t AND job = 'alerts')")
+	check "... its alerts ($exp opened, refreshed or resolved) are the tenant's, written on its node" "$exp" "$out"
+done
+# the schedule of tenant c's alerts made at the start of this section: pg_cron ran it
+for try in $(seq 1 70); do
+	runs=$(sql -c "SELECT count(*) FROM cron.job_run_details d WHERE d.command LIKE '%run_job(''alerts'', ''$cc'')%' AND d.status IN ('succeeded', 'failed')")
+	[ "$runs" -ge 1 ] && break
+	sleep 1
+done
+out=$(sql -c "SET oms.tenant = '$cc'" -c "SELECT oms.unschedule('alerts')")
+out="$out $(sql -c "SELECT string_agg(DISTINCT status, ' ') FROM oms.job_runs WHERE tenant_id = $tc AND job = 'alerts' AND status <> 'running'")"
+out="$out $(sql -c "SELECT string_agg(DISTINCT d.status, ' ') FROM cron.job_run_details d WHERE d.command LIKE '%run_job(''alerts'', ''$cc'')%'")"
+check "... oms.schedule('alerts', '* * * * *') for tenant $tc: pg_cron ran it on the coordinator, recorded in oms.job_runs as succeeded" \
+	"t succeeded succeeded" "$out"
+
 # ---------------------------------------------------------------- one call, one node
 # The workers log the commands they send to other nodes too (relayed to the client as notices):
 # a call that runs whole on its node sends none.

@@ -1,6 +1,6 @@
 # The outbox and the background worker: with oms.notify_events = worker the worker wakes
 # listeners (NOTIFY oms_events, payload the tenant) once per round with new events; with commit,
-# the writing transaction does, at its commit; the worker purges events older than
+# the writing transaction does, at its commit (a prepared transaction goes without); the worker purges events older than
 # oms.event_retention once every consumer of their tenant has acknowledged them, and keeps the
 # others; it reports orders late on their promised date (delayed) and pickups left at the store
 # (pickup_uncollected), each once. Every wait is a poll that ends as soon as the awaited state is
@@ -22,6 +22,7 @@ oms.database = 'postgres'
 oms.worker_naptime = 1
 oms.notify_events = worker
 oms.event_retention = '2s'
+max_prepared_transactions = 2
 lc_messages = 'C'
 });
 $node->start;
@@ -109,6 +110,19 @@ my $sender = await_notification($listener);
 # The worker may announce W-2 as well, in a later round; the first wake-up is the writer's own.
 is($sender, $writer_pid, 'notify_events = commit: the writing session sent it at its commit');
 $writer->quit;
+
+# 2b. A transaction that is prepared (PREPARE TRANSACTION, as Citus's two-phase commit does) cannot
+# NOTIFY: PostgreSQL refuses to prepare one that has. With commit, the wake-up is queued only when
+# the transaction commits, so a prepared one goes through, without it.
+is( $node->safe_psql(
+		'postgres', q{
+SET oms.notify_events = commit;
+BEGIN;
+INSERT INTO oms.events (type, payload) VALUES ('tracking', '{"prepared": true}');
+PREPARE TRANSACTION 'oms_events_prepared';
+COMMIT PREPARED 'oms_events_prepared';
+SELECT count(*) FROM oms.events WHERE payload ->> 'prepared' = 'true';}),
+	'1', 'notify_events = commit: a transaction with an event is prepared and committed');
 
 #
 # 3. Purge: events older than oms.event_retention (2 s) go once every consumer has acknowledged
