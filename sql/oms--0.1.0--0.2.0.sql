@@ -5955,11 +5955,16 @@ CREATE OR REPLACE FUNCTION oms._replenishment_base(p_tenant int, p_today date, p
 				   backordered bigint, covered boolean, order_qty bigint, service_level double precision,
 				   lead_time_sd double precision, protection double precision, lead_time double precision,
 				   history_days int, total double precision, sumsq double precision, exact boolean)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET jit = off
 	SET enable_nestloop = off
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	-- PL/pgSQL, not SQL: Citus cannot plan the parameters of an SQL function's statements.
+	RETURN QUERY
 	WITH extra AS (
 		-- SKU-locations planned that are not a stock row at a location with a default policy: SKU
 		-- overrides, and lines waiting at a location with a default policy.
@@ -6098,7 +6103,8 @@ BEGIN ATOMIC
 	  LEFT JOIN open_orders oo ON oo.item_id = pol.item_id AND oo.location_id = pol.location_id
 	  LEFT JOIN delta dl ON dl.item_id = pol.item_id AND dl.location_id = pol.location_id
 	  LEFT JOIN oms.items it ON it.tenant_id = p_tenant AND it.id = pol.item_id;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._replenishment_base(int, date, int, int) IS 'Internal: what planning reads for every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, whether an open order covers it, and the sum and sum of squares of its daily demand over its history window from oms.demand_stats (exact: to be summed from the history instead)';
 CREATE OR REPLACE FUNCTION oms._replenishment_candidates(p_tenant int, p_today date, p_item_from int DEFAULT NULL,
 											  p_item_to int DEFAULT NULL)
@@ -6111,6 +6117,7 @@ CREATE OR REPLACE FUNCTION oms._replenishment_candidates(p_tenant int, p_today d
 				   order_up_to bigint, triggered boolean, need bigint, surplus bigint)
 	LANGUAGE c STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET work_mem = '128MB'
 	AS 'MODULE_PATHNAME', 'oms_replenishment_candidates';
 COMMENT ON FUNCTION oms._replenishment_candidates(int, date, int, int) IS 'Internal: every SKU and location with a policy (items in the given id range): effective policy, stock, on order, backorders, demand mean and deviation, safety stock, reorder point, inventory position, whether it must order, how much, and its surplus';
@@ -6120,11 +6127,16 @@ CREATE OR REPLACE FUNCTION oms._replenishment_proposals(p_tenant int, p_today da
 				   reserved bigint, on_order bigint, backordered bigint, demand_mean double precision,
 				   lead_time_demand numeric, safety_stock bigint, reorder_point bigint, proposed_qty bigint,
 				   unit_cost numeric, expected_date date, auto_send boolean, reason text)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 	SET jit = off
 	SET work_mem = '128MB'
-BEGIN ATOMIC
+AS $$
+#variable_conflict use_column
+BEGIN
+	-- PL/pgSQL, not SQL: Citus cannot plan the parameters of an SQL function's statements.
+	RETURN QUERY
 	WITH c AS (
 		-- Only what can make a proposal: a need, a surplus, a safety stock to write.
 		SELECT * FROM oms._replenishment_candidates(p_tenant, p_today, p_item_from, p_item_to) c
@@ -6194,7 +6206,8 @@ BEGIN ATOMIC
 		   pg_catalog.format('safety stock %s (was %s)', c.safety_stock, c.current_safety_stock)
 	  FROM c
 	 WHERE c.update_safety_stock AND c.safety_stock <> c.current_safety_stock;
-END;
+END
+$$;
 COMMENT ON FUNCTION oms._replenishment_proposals(int, date, int, int) IS 'Internal: what to transfer and what to buy for the SKUs in the given item id range, and the safety stock to write (kind safety_stock) where the policy asks for it';
 CREATE OR REPLACE FUNCTION oms._analyze_written(p_lines bigint) RETURNS boolean
 	LANGUAGE plpgsql
@@ -7408,6 +7421,7 @@ CREATE OR REPLACE FUNCTION oms._alert_conditions(p_tenant int, p_today date)
 				   order_id bigint, message text, details jsonb)
 	LANGUAGE plpgsql STABLE
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -8078,18 +8092,28 @@ END
 $$;
 COMMENT ON FUNCTION oms._atp_distributed(text, text) IS 'Internal: oms.atp(sku, location) from SQL, which oms.atp() calls on a Citus cluster (its tables are shells there)';
 CREATE OR REPLACE FUNCTION oms._store_sees_order(p_tenant int, p_order bigint) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
 	RETURN EXISTS (SELECT FROM oms.order_lines l
 					WHERE l.tenant_id = p_tenant AND l.order_id = p_order
-					  AND l.location_id = ANY (oms._store_locations()));
+					  AND l.location_id = ANY (oms._store_locations_of(p_tenant)));
+END
+$$;
 COMMENT ON FUNCTION oms._store_sees_order(int, bigint) IS 'Internal: does a line of this order come from a location of the calling store role (the store policy of oms.orders on Citus)';
 CREATE OR REPLACE FUNCTION oms._store_sees_shipment(p_tenant int, p_shipment bigint) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
 	RETURN EXISTS (SELECT FROM oms.shipments s
 					WHERE s.tenant_id = p_tenant AND s.id = p_shipment
-					  AND s.location_id = ANY (oms._store_locations()));
+					  AND s.location_id = ANY (oms._store_locations_of(p_tenant)));
+END
+$$;
 COMMENT ON FUNCTION oms._store_sees_shipment(int, bigint) IS 'Internal: was this shipment packed at a location of the calling store role (the store policy of oms.shipment_lines on Citus)';
 CREATE OR REPLACE FUNCTION oms._supply_detach() RETURNS trigger
 	LANGUAGE plpgsql
@@ -8278,23 +8302,41 @@ BEGIN
 
 		-- The policies again, their rule without subqueries (Citus evaluates the policy on the
 		-- shard; oms.current_tenant_id() is stable, so it is still evaluated once per scan).
-		FOR v_pol IN SELECT * FROM oms_distribute_policies LOOP
+		-- Citus sends CREATE POLICY ... AS RESTRICTIVE to the workers as a permissive policy
+		-- (Citus 13.0: a store role would see every row of its tenant there), so the restrictive
+		-- policies (the store rules, TO oms_store) are folded into the permissive ones of their
+		-- table instead: each permissive rule becomes "rule AND (NOT a member of oms_store OR
+		-- store rule)", which lets through exactly the rows that the two kinds of policies did.
+		-- Restrictive policies come first in this loop (permissive is false for them).
+		CREATE TEMPORARY TABLE oms_distribute_restrictive (rel text, cond text) ON COMMIT DROP;
+		FOR v_pol IN SELECT * FROM oms_distribute_policies ORDER BY permissive, rel, name LOOP
 			v_qual := v_pol.qual;
 			v_check := v_pol.with_check;
 			IF v_pol.rel = 'oms.orders' AND v_pol.name = 'store' THEN
-				v_qual := '(pickup_location_id = ANY (oms._store_locations())) OR oms._store_sees_order(tenant_id, id)';
+				v_qual := '(pickup_location_id = ANY (oms._store_locations_of(tenant_id))) OR oms._store_sees_order(tenant_id, id)';
 			ELSIF v_pol.rel = 'oms.shipment_lines' AND v_pol.name = 'store' THEN
 				v_qual := 'oms._store_sees_shipment(tenant_id, shipment_id)';
 			ELSE
 				v_qual := pg_catalog.regexp_replace(v_qual, '\(\s*SELECT (?:oms\.)?(\w+)\(\) AS \w+\)', 'oms.\1()', 'g');
+				-- a shard of another tenant is answered without a query (oms._store_locations_of)
+				v_qual := pg_catalog.replace(v_qual, 'oms._store_locations()', 'oms._store_locations_of(tenant_id)');
 			END IF;
 			IF v_qual ~* '\mselect\M' OR coalesce(v_check, '') ~* '\mselect\M' THEN
 				RAISE EXCEPTION 'policy % on % has a subquery that oms.distribute() cannot rewrite: %', v_pol.name, v_pol.rel, v_qual
 					USING ERRCODE = 'XX000';
 			END IF;
-			EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s USING (%s)%s',
+			IF NOT v_pol.permissive THEN
+				INSERT INTO oms_distribute_restrictive (rel, cond)
+				SELECT v_pol.rel,
+					   '(NOT (' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.pg_has_role(%L, ''USAGE'')', r.rolname), ' OR ')
+											  FROM pg_catalog.pg_roles r WHERE r.oid = ANY (v_pol.roles)), 'true')
+					   || ') OR (' || v_qual || '))';
+				CONTINUE;
+			END IF;
+			SELECT '(' || v_qual || ')' || coalesce(' AND ' || pg_catalog.string_agg(x.cond, ' AND '), '')
+			  INTO v_qual FROM oms_distribute_restrictive x WHERE x.rel = v_pol.rel;
+			EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s TO %s USING (%s)%s',
 				v_pol.name, v_pol.rel,
-				CASE WHEN v_pol.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
 				CASE v_pol.cmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
 							   WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
 				CASE WHEN v_pol.roles = '{0}' THEN 'PUBLIC'
@@ -9024,6 +9066,147 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) IS 'Internal: the demand triggers'' work on a shard of a Citus cluster, from their transition rows passed as arrays (new rows, old rows)';
+CREATE OR REPLACE FUNCTION oms._events_to_announce_by_node(after bigint[])
+	RETURNS TABLE (tenant text, up_to bigint)
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+#variable_conflict use_column
+BEGIN
+	IF NOT oms._citus_distributed() THEN
+		RETURN QUERY SELECT a.tenant, a.up_to FROM oms._events_to_announce(coalesce(after[1], 0)) a;
+		RETURN;
+	END IF;
+	-- On Citus: per tenant (grouped on the distribution column, so each node answers for its own
+	-- tenants, with its own snapshot), the first event after its node's position and the newest
+	-- safe one; then per node, the newest safe event of all its tenants.
+	RETURN QUERY
+	WITH per_tenant AS (
+		SELECT e.tenant_id, (e.id >> 48)::int AS node_group, pg_catalog.min(e.id) AS first_id,
+			   pg_catalog.max(e.id) FILTER (WHERE e.xid_horizon OPERATOR(pg_catalog.<=)
+											  pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())) AS safe_id
+		  FROM oms.events e
+		 WHERE e.id > coalesce(after[(e.id >> 48)::int + 1], 0)
+		 GROUP BY e.tenant_id, (e.id >> 48)::int),
+	per_node AS (
+		SELECT p.node_group, pg_catalog.max(p.safe_id) AS up_to FROM per_tenant p GROUP BY p.node_group)
+	SELECT t.code, n.up_to
+	  FROM per_tenant p
+	  JOIN per_node n ON n.node_group = p.node_group AND p.first_id <= n.up_to
+	  JOIN oms.tenants t ON t.id = p.tenant_id
+	 ORDER BY t.code;
+END
+$$;
+COMMENT ON FUNCTION oms._events_to_announce_by_node(bigint[]) IS 'Internal (worker, oms.notify_events = worker): the tenants with events after their node''s position (after[node group + 1]) up to the newest safe event of that node, and that id; on one node oms._events_to_announce(after[1])';
+CREATE OR REPLACE FUNCTION oms._citus_distributed() RETURNS boolean
+	LANGUAGE plpgsql STABLE
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_dist	boolean := false;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = ''oms.events''::regclass)'
+		   INTO v_dist;
+	END IF;
+	RETURN v_dist;
+END
+$$;
+COMMENT ON FUNCTION oms._citus_distributed() IS 'Internal: true when oms.events is a distributed table of Citus (oms.distribute() has run)';
+CREATE OR REPLACE FUNCTION oms._store_locations_of(p_tenant int) RETURNS int[]
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+	SET citus.allow_nested_distributed_execution = on
+AS $$
+BEGIN
+	IF p_tenant IS DISTINCT FROM oms.current_tenant_id() THEN
+		RETURN '{}';
+	END IF;
+	RETURN (SELECT coalesce(pg_catalog.array_agg(DISTINCT a.location_id), '{}')
+			  FROM oms.store_assignments a JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+			 WHERE a.tenant_id = p_tenant
+			   AND pg_catalog.pg_has_role(oms._caller(), r.oid, 'USAGE'));
+END
+$$;
+COMMENT ON FUNCTION oms._store_locations_of(int) IS 'Internal: oms._store_locations() for a row of the given tenant (none for another tenant than the current one); the store policies on Citus';
+CREATE OR REPLACE FUNCTION oms._store_locations() RETURNS int[]
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = oms, pg_catalog
+AS $$
+BEGIN
+	RETURN (SELECT coalesce(pg_catalog.array_agg(DISTINCT a.location_id), '{}')
+			  FROM oms.store_assignments a JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+			 WHERE a.tenant_id = oms.current_tenant_id()
+			   AND pg_catalog.pg_has_role(oms._caller(), r.oid, 'USAGE'));
+END
+$$;
+COMMENT ON FUNCTION oms._store_locations() IS 'Internal: ids of the current tenant''s locations assigned to the caller (or to a role whose privileges it has); used by the store policies';
+CREATE OR REPLACE FUNCTION oms.purge_events(older_than interval, batch int DEFAULT 1000) RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = oms, pg_catalog
+AS $$
+DECLARE
+	v_n			bigint;
+	v_tenant	int;
+	v_acked		bigint;
+	v_k			bigint;
+BEGIN
+	IF older_than IS NULL OR older_than < interval '0' THEN
+		RAISE EXCEPTION 'invalid retention %', coalesce(older_than::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Events older than this interval (0 or more) are purged once acknowledged.';
+	END IF;
+	IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+		RAISE EXCEPTION 'invalid batch size %', coalesce(batch::text, 'NULL')
+			USING ERRCODE = '22023', HINT = 'Purge 1 to 100000 events per call.';
+	END IF;
+	IF oms._citus_distributed() THEN
+		-- On Citus (the background worker of the coordinator), the same tenant by tenant: a
+		-- query correlated on a reference table (oms.tenants) cannot reach the shards, and each
+		-- statement naming one tenant goes to that tenant's node.
+		v_n := 0;
+		FOR v_tenant IN SELECT t.id FROM oms.tenants t ORDER BY t.id LOOP
+			SELECT pg_catalog.min(c.acked_up_to) INTO v_acked FROM oms.event_consumers c WHERE c.tenant_id = v_tenant;
+			WITH doomed AS (
+				SELECT e.id, e.created_at
+				  FROM oms.events e
+				 WHERE e.tenant_id = v_tenant AND e.id <= coalesce(v_acked, 9223372036854775807)
+				 ORDER BY e.id
+				 LIMIT batch - v_n),
+			gone AS (
+				DELETE FROM oms.events e USING doomed d
+				 WHERE e.tenant_id = v_tenant AND e.id = d.id AND d.created_at < pg_catalog.now() - older_than
+				RETURNING 1)
+			SELECT pg_catalog.count(*) INTO v_k FROM gone;
+			v_n := v_n + v_k;
+			EXIT WHEN v_n >= batch;
+		END LOOP;
+		RETURN v_n;
+	END IF;
+	-- Per tenant, the oldest events that every consumer has acknowledged; of those, the ones
+	-- older than the retention. Only the first batch by id is looked at, so that a round costs the
+	-- batch, not the table (created_at grows with id, so the old ones come first).
+	WITH doomed AS (
+		SELECT d.tenant_id, d.id
+		  FROM oms.tenants t
+		 CROSS JOIN LATERAL (
+			SELECT e.tenant_id, e.id, e.created_at
+			  FROM oms.events e
+			 WHERE e.tenant_id = t.id
+			   AND e.id <= coalesce((SELECT pg_catalog.min(c.acked_up_to) FROM oms.event_consumers c
+									  WHERE c.tenant_id = t.id), 9223372036854775807)
+			 ORDER BY e.id
+			 LIMIT batch) d
+		 WHERE d.created_at < pg_catalog.now() - older_than
+		 LIMIT batch),
+	gone AS (
+		DELETE FROM oms.events e USING doomed d
+		 WHERE e.tenant_id = d.tenant_id AND e.id = d.id
+		RETURNING 1)
+	SELECT pg_catalog.count(*) INTO v_n FROM gone;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION oms.purge_events(interval, int) IS 'Deletes up to batch events (all tenants) that are older than older_than and acknowledged by every consumer of their tenant; returns how many (the background worker calls it with oms.event_retention)';
 ALTER FUNCTION oms.place_order(jsonb) SECURITY DEFINER;
 ALTER FUNCTION oms.reject_line(bigint, int, text, text) SECURITY DEFINER;
 ALTER FUNCTION oms.cancel_order(bigint, text) SECURITY DEFINER;
@@ -9048,6 +9231,14 @@ GRANT EXECUTE ON FUNCTION oms.bi_tenant_schema(int, regrole) TO oms_admin;
 GRANT EXECUTE ON FUNCTION oms._bi_product_sales(date, date, int), oms._bi_lines_on_shard(text, oms.order_lines[], oms.order_lines[]) TO oms_admin;
 REVOKE ALL ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oms._demand_lines_on_shard(oms.order_lines[], oms.order_lines[]) TO oms_admin;
+-- Citus: operations on every node (session 5)
+REVOKE ALL ON FUNCTION oms._citus_distributed(), oms._store_locations_of(int), oms._events_to_announce_by_node(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint)
+	FROM oms_store, oms_operator, oms_app, oms_admin;
+GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint),
+	oms._store_locations_of(int) TO oms_store, oms_operator, oms_app;
+GRANT EXECUTE ON FUNCTION oms._store_sees_order(int, bigint), oms._store_sees_shipment(int, bigint) TO oms_admin;
+GRANT EXECUTE ON FUNCTION oms._citus_distributed(), oms._store_locations_of(int), oms._events_to_announce_by_node(bigint[]) TO oms_admin;
 -- the grants and definer rights of the API per role (99_access), as a fresh install gives them
 -- The API per role. Every function granted here to a non-admin role becomes SECURITY DEFINER
 -- (they all pin search_path), except the readers that run as the caller on purpose: oms.atp()
