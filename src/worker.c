@@ -86,25 +86,6 @@ extension_present(void)
 }
 
 /*
- * Is oms distributed on Citus (oms._citus_distributed())? Decided again for every batch of holds,
- * since oms.distribute() may run while the worker is up.
- */
-static bool worker_distributed = false;
-
-static void
-check_distributed(void)
-{
-	static SPIPlanPtr plan = NULL;
-	bool		isnull;
-
-	if (plan == NULL)
-		plan = oms_prepare("SELECT oms._citus_distributed()", 0, NULL);
-	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "oms worker: checking for Citus failed");
-	worker_distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
  * Deletes one batch of expired cart holds; returns how many. The reservation trigger gives their
  * quantity back to stock. Rows are deleted one by one in (tenant, item, location) order, the same
  * order in which orders lock stock rows, so that the worker and orders never deadlock.
@@ -114,15 +95,20 @@ expire_holds_batch(void)
 {
 	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr delete_plan = NULL;
-	static SPIPlanPtr select_plan_citus = NULL;
-	static SPIPlanPtr delete_plan_citus = NULL;
-	SPIPlanPtr	select;
-	SPIPlanPtr	delete;
 	uint64		done = 0;
 	uint64		n;
 	SPITupleTable *batch;
 
-	check_distributed();
+	/*
+	 * The batch is read without locks, and each hold is locked only by the statement that deletes
+	 * it, just before the reservation trigger locks its stock row: the worker never holds a hold
+	 * while it waits for a stock row. (Locking the whole batch first let the worker hold a cart's
+	 * second hold while it waited for the stock row of another hold, which oms.release_hold held
+	 * while it waited for that second hold: a deadlock, isolation spec iso_hold_expiry.) A hold
+	 * that another transaction has locked (an order taking it over, a release) is skipped until
+	 * the next round, and one that is no longer an expired hold is left alone. On Citus the same
+	 * statements go to the tenant's shard: Citus locks rows only in a statement of one shard.
+	 */
 	if (select_plan == NULL || delete_plan == NULL)
 	{
 		Oid			argtypes[2] = {INT4OID, INT8OID};
@@ -131,39 +117,16 @@ expire_holds_batch(void)
 			"SELECT tenant_id, id FROM oms.reservations"
 			" WHERE cart IS NOT NULL AND expires_at < pg_catalog.now()"
 			" ORDER BY tenant_id, item_id, location_id, id"
-			" LIMIT " CppAsString2(EXPIRE_BATCH) " FOR UPDATE SKIP LOCKED", 0, NULL);
+			" LIMIT " CppAsString2(EXPIRE_BATCH), 0, NULL);
 		delete_plan = oms_prepare(
-			"DELETE FROM oms.reservations WHERE tenant_id = $1 AND id = $2", 2, argtypes);
-	}
-	select = select_plan;
-	delete = delete_plan;
-
-	/*
-	 * On Citus the holds are in shards on other nodes, and Citus locks rows (FOR UPDATE) only in
-	 * a statement of one shard: the batch is read without locks, and each hold is deleted by a
-	 * statement of its tenant's shard that checks again that it is still an expired hold (an
-	 * order that took it over meanwhile has made it a hard reservation, or deleted it).
-	 */
-	if (worker_distributed)
-	{
-		if (select_plan_citus == NULL || delete_plan_citus == NULL)
-		{
-			Oid			argtypes[2] = {INT4OID, INT8OID};
-
-			select_plan_citus = oms_prepare(
-				"SELECT tenant_id, id FROM oms.reservations"
-				" WHERE cart IS NOT NULL AND expires_at < pg_catalog.now()"
-				" ORDER BY tenant_id, item_id, location_id, id"
-				" LIMIT " CppAsString2(EXPIRE_BATCH), 0, NULL);
-			delete_plan_citus = oms_prepare(
-				"DELETE FROM oms.reservations WHERE tenant_id = $1 AND id = $2"
-				" AND cart IS NOT NULL AND expires_at < pg_catalog.now()", 2, argtypes);
-		}
-		select = select_plan_citus;
-		delete = delete_plan_citus;
+			"DELETE FROM oms.reservations r WHERE r.tenant_id = $1"
+			" AND r.id = (SELECT x.id FROM oms.reservations x"
+			"              WHERE x.tenant_id = $1 AND x.id = $2"
+			"                AND x.cart IS NOT NULL AND x.expires_at < pg_catalog.now()"
+			"              FOR UPDATE SKIP LOCKED)", 2, argtypes);
 	}
 
-	if (SPI_execute_plan(select, NULL, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(select_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "oms worker: selecting expired holds failed");
 	batch = SPI_tuptable;
 	n = SPI_processed;
@@ -174,7 +137,7 @@ expire_holds_batch(void)
 
 		args[0] = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
 		args[1] = SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull);
-		if (SPI_execute_plan(delete, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (SPI_execute_plan(delete_plan, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "oms worker: deleting an expired hold failed");
 		done += SPI_processed;
 	}
