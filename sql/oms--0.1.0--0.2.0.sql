@@ -8791,9 +8791,11 @@ BEGIN
 		v_ids := ARRAY(SELECT x.order_id FROM pg_catalog.unnest(v_plus) x UNION SELECT x.order_id FROM pg_catalog.unnest(v_minus) x);
 		IF pg_catalog.cardinality(v_ids) > 0 THEN
 			SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-			SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
-			 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
-			   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			IF p_op <> 'INSERT' THEN	-- (a new line counts its state)
+				SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
+				 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
+				   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			END IF;
 			-- backordered: a new line counts its state; an updated line its placement (history)
 			-- when it moved, on both sides; a deleted line its placement
 			WITH c AS (
@@ -8845,12 +8847,16 @@ BEGIN
 						  FROM k
 						 GROUP BY 2, 3, 4, 5, 6) r)
 			  INTO v_deltas, v_sales;
-			INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
-			INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
-			ON CONFLICT (tenant_id, order_id) DO UPDATE
-			   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
-				   units_returned = b.units_returned + EXCLUDED.units_returned,
-				   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+			IF v_deltas IS NOT NULL THEN
+				INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
+			END IF;
+			IF v_sales IS NOT NULL THEN
+				INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
+				ON CONFLICT (tenant_id, order_id) DO UPDATE
+				   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+					   units_returned = b.units_returned + EXCLUDED.units_returned,
+					   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+			END IF;
 		END IF;
 		IF p_op = 'UPDATE' THEN
 			SELECT pg_catalog.array_agg(n.order_id), pg_catalog.array_agg(n.line_no) INTO v_o, v_l
@@ -9045,8 +9051,24 @@ BEGIN
 		SELECT DISTINCT x.tenant_id
 		  FROM (SELECT n.tenant_id FROM pg_catalog.unnest(p_new) n UNION ALL SELECT d.tenant_id FROM pg_catalog.unnest(p_old) d) x
 	LOOP
-		v_ids := ARRAY(SELECT n.order_id FROM pg_catalog.unnest(p_new) n WHERE n.tenant_id = v_tenant
-					   UNION SELECT d.order_id FROM pg_catalog.unnest(p_old) d WHERE d.tenant_id = v_tenant);
+		-- the orders of the lines whose counted columns changed (a state change counts nothing and
+		-- costs no query of the tables)
+		v_ids := ARRAY(SELECT n.order_id
+						 FROM pg_catalog.unnest(p_new) n
+						 LEFT JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id
+															AND d.line_no = n.line_no
+						WHERE n.tenant_id = v_tenant
+						  AND (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_returned)
+							  IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_returned)
+					   UNION
+					   SELECT d.order_id
+						 FROM pg_catalog.unnest(p_old) d
+						 LEFT JOIN pg_catalog.unnest(p_new) n ON n.tenant_id = d.tenant_id AND n.order_id = d.order_id
+															AND n.line_no = d.line_no
+						WHERE d.tenant_id = v_tenant
+						  AND (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_returned)
+							  IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_returned));
+		CONTINUE WHEN pg_catalog.cardinality(v_ids) = 0;
 		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
 		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
 			SELECT v_tenant, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
@@ -9061,7 +9083,9 @@ BEGIN
 			 GROUP BY c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
 			HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
 				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0) r;
-		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+		IF v_rows IS NOT NULL THEN
+			INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+		END IF;
 	END LOOP;
 END
 $$;

@@ -155,8 +155,24 @@ BEGIN
 		SELECT DISTINCT x.tenant_id
 		  FROM (SELECT n.tenant_id FROM pg_catalog.unnest(p_new) n UNION ALL SELECT d.tenant_id FROM pg_catalog.unnest(p_old) d) x
 	LOOP
-		v_ids := ARRAY(SELECT n.order_id FROM pg_catalog.unnest(p_new) n WHERE n.tenant_id = v_tenant
-					   UNION SELECT d.order_id FROM pg_catalog.unnest(p_old) d WHERE d.tenant_id = v_tenant);
+		-- the orders of the lines whose counted columns changed (a state change counts nothing and
+		-- costs no query of the tables)
+		v_ids := ARRAY(SELECT n.order_id
+						 FROM pg_catalog.unnest(p_new) n
+						 LEFT JOIN pg_catalog.unnest(p_old) d ON d.tenant_id = n.tenant_id AND d.order_id = n.order_id
+															AND d.line_no = n.line_no
+						WHERE n.tenant_id = v_tenant
+						  AND (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_returned)
+							  IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_returned)
+					   UNION
+					   SELECT d.order_id
+						 FROM pg_catalog.unnest(p_old) d
+						 LEFT JOIN pg_catalog.unnest(p_new) n ON n.tenant_id = d.tenant_id AND n.order_id = d.order_id
+															AND n.line_no = d.line_no
+						WHERE d.tenant_id = v_tenant
+						  AND (n.item_id, n.location_id, n.qty, n.qty_cancelled, n.qty_returned)
+							  IS DISTINCT FROM (d.item_id, d.location_id, d.qty, d.qty_cancelled, d.qty_returned));
+		CONTINUE WHEN pg_catalog.cardinality(v_ids) = 0;
 		SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
 		SELECT pg_catalog.array_agg(ROW(r.*)::oms.demand_deltas) INTO v_rows FROM (
 			SELECT v_tenant, c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date,
@@ -171,7 +187,9 @@ BEGIN
 			 GROUP BY c.item_id, c.location_id, o.channel_id, (o.placed_at AT TIME ZONE 'UTC')::date
 			HAVING pg_catalog.sum(c.qty) <> 0 OR pg_catalog.sum(c.qty_cancelled) <> 0
 				OR pg_catalog.sum(c.qty_returned) <> 0 OR pg_catalog.sum(c.lines) <> 0) r;
-		INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+		IF v_rows IS NOT NULL THEN
+			INSERT INTO oms.demand_deltas SELECT * FROM pg_catalog.unnest(v_rows);
+		END IF;
 	END LOOP;
 END
 $$;

@@ -234,9 +234,11 @@ BEGIN
 		v_ids := ARRAY(SELECT x.order_id FROM pg_catalog.unnest(v_plus) x UNION SELECT x.order_id FROM pg_catalog.unnest(v_minus) x);
 		IF pg_catalog.cardinality(v_ids) > 0 THEN
 			SELECT pg_catalog.array_agg(o) INTO v_orders FROM oms.orders o WHERE o.tenant_id = v_tenant AND o.id = ANY (v_ids);
-			SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
-			 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
-			   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			IF p_op <> 'INSERT' THEN	-- (a new line counts its state)
+				SELECT pg_catalog.array_agg(h) INTO v_back FROM oms.order_history h
+				 WHERE h.tenant_id = v_tenant AND h.order_id = ANY (v_ids) AND h.line_no IS NOT NULL
+				   AND h.from_state IS NULL AND h.to_state = 'backordered';
+			END IF;
 			-- backordered: a new line counts its state; an updated line its placement (history)
 			-- when it moved, on both sides; a deleted line its placement
 			WITH c AS (
@@ -288,12 +290,16 @@ BEGIN
 						  FROM k
 						 GROUP BY 2, 3, 4, 5, 6) r)
 			  INTO v_deltas, v_sales;
-			INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
-			INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
-			ON CONFLICT (tenant_id, order_id) DO UPDATE
-			   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
-				   units_returned = b.units_returned + EXCLUDED.units_returned,
-				   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+			IF v_deltas IS NOT NULL THEN
+				INSERT INTO oms.bi_sales_deltas SELECT * FROM pg_catalog.unnest(v_deltas);
+			END IF;
+			IF v_sales IS NOT NULL THEN
+				INSERT INTO oms.bi_order_sales AS b SELECT * FROM pg_catalog.unnest(v_sales)
+				ON CONFLICT (tenant_id, order_id) DO UPDATE
+				   SET lines = b.lines + EXCLUDED.lines, units = b.units + EXCLUDED.units, revenue = b.revenue + EXCLUDED.revenue,
+					   units_returned = b.units_returned + EXCLUDED.units_returned,
+					   lines_incomplete = b.lines_incomplete + EXCLUDED.lines_incomplete;
+			END IF;
 		END IF;
 		IF p_op = 'UPDATE' THEN
 			SELECT pg_catalog.array_agg(n.order_id), pg_catalog.array_agg(n.line_no) INTO v_o, v_l
